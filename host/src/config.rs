@@ -1,0 +1,277 @@
+//! Router configuration: a TOML file, every key optional, with the embedded
+//! defaults that let `switchboard` start with no arguments.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Everything the router reads at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// SIP listener and proxy behaviour.
+    pub sip: SipConfig,
+    /// HTTP admin API listener.
+    pub http: HttpConfig,
+    /// Database location: `sqlite://path` (embedded) or `postgres://...`.
+    pub database_url: String,
+    /// Registrar expiry limits.
+    pub registrar: RegistrarConfig,
+    /// Bearer token for the bootstrap administrator; generated and printed
+    /// at first start when absent.
+    pub admin_token: Option<String>,
+    /// Seed a demo tenant on first start (an empty database).
+    pub seed_demo: bool,
+}
+
+/// SIP transport and proxy settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipConfig {
+    /// Address for both UDP and TCP.
+    pub listen: SocketAddr,
+    /// Host written into Via and Record-Route; defaults to the listen IP, or
+    /// 127.0.0.1 when listening on the unspecified address.
+    pub advertise: Option<String>,
+    /// Domain of the tenant that takes requests whose domain matches no
+    /// tenant (phones that register to the router's IP address).
+    pub default_domain: Option<String>,
+    /// Source networks whose requests are not challenged (trunks, SBCs, load
+    /// generators): CIDR strings such as `10.0.0.0/8`.
+    pub trusted: Vec<String>,
+    /// RFC 3261 T1 in milliseconds (round-trip estimate, default 500).
+    pub t1_ms: u64,
+    /// RFC 3261 T2 in milliseconds (non-INVITE retransmit cap, default 4000).
+    pub t2_ms: u64,
+    /// RFC 3261 T4 in milliseconds (maximum message lifetime, default 5000).
+    pub t4_ms: u64,
+    /// Timer C in seconds: a proxied INVITE branch with no final answer.
+    pub timer_c_secs: u64,
+    /// Ring time of a branch when nothing else says (seconds).
+    pub default_ring_secs: u64,
+    /// How long a branch may go without any provisional response before it
+    /// counts as unreachable (seconds).
+    pub no_response_secs: u64,
+    /// Lifetime of a digest nonce (seconds).
+    pub nonce_ttl_secs: u64,
+}
+
+/// HTTP admin listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address of the admin API.
+    pub listen: SocketAddr,
+}
+
+/// Expiry bounds applied to REGISTER (seconds).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrarConfig {
+    /// Shorter requests get 423 Interval Too Brief.
+    pub min_expires: u32,
+    /// Longer requests are cut down to this.
+    pub max_expires: u32,
+    /// Used when the request names no expiry.
+    pub default_expires: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            sip: SipConfig::default(),
+            http: HttpConfig::default(),
+            database_url: "sqlite://switchboard.db".to_owned(),
+            registrar: RegistrarConfig::default(),
+            admin_token: None,
+            seed_demo: true,
+        }
+    }
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 5060)),
+            advertise: None,
+            default_domain: None,
+            trusted: Vec::new(),
+            t1_ms: 500,
+            t2_ms: 4000,
+            t4_ms: 5000,
+            timer_c_secs: 180,
+            default_ring_secs: 30,
+            no_response_secs: 8,
+            nonce_ttl_secs: 300,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+impl Default for RegistrarConfig {
+    fn default() -> Self {
+        RegistrarConfig {
+            min_expires: 60,
+            max_expires: 7200,
+            default_expires: 3600,
+        }
+    }
+}
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file named on the command line.
+        path: String,
+        /// The I/O failure.
+        source: std::io::Error,
+    },
+    /// The TOML did not match [`Config`].
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The file named on the command line.
+        path: String,
+        /// What the parser said, with the key.
+        source: toml::de::Error,
+    },
+    /// A value parsed but cannot be used.
+    #[error("invalid config value `{field}`: {reason}")]
+    Invalid {
+        /// Dotted key, e.g. `sip.trusted`.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Reads a TOML file; keys it leaves out keep their defaults.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let config: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.display().to_string(),
+            source,
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for cidr in &self.sip.trusted {
+            Cidr::parse(cidr).map_err(|reason| ConfigError::Invalid {
+                field: "sip.trusted",
+                reason,
+            })?;
+        }
+        let r = &self.registrar;
+        if r.min_expires > r.default_expires || r.default_expires > r.max_expires {
+            return Err(ConfigError::Invalid {
+                field: "registrar",
+                reason: "need min_expires <= default_expires <= max_expires".into(),
+            });
+        }
+        if self.sip.t1_ms == 0 {
+            return Err(ConfigError::Invalid {
+                field: "sip.t1_ms",
+                reason: "must be positive".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// T1 as a duration.
+    pub fn t1(&self) -> Duration {
+        Duration::from_millis(self.sip.t1_ms)
+    }
+}
+
+/// An IP network in CIDR notation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `a.b.c.d/n`, `::1/128` or a bare address (a host route).
+    pub fn parse(s: &str) -> Result<Cidr, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}` is not an IP address or CIDR"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("`{s}` has an invalid prefix length"))?,
+            None => max,
+        };
+        Ok(Cidr { addr, prefix })
+    }
+
+    /// Whether `ip` lies in this network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_matches_addresses_inside_the_prefix_only() {
+        let net = Cidr::parse("127.0.0.0/8").unwrap();
+        assert!(net.contains("127.1.2.3".parse().unwrap()));
+        assert!(!net.contains("10.0.0.1".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
+        assert!(Cidr::parse("1.2.3.4/33").is_err());
+    }
+
+    #[test]
+    fn unknown_config_keys_are_refused() {
+        assert!(toml::from_str::<Config>("nonsense = 1").is_err());
+        let c: Config = toml::from_str("[sip]\nlisten = \"127.0.0.1:5070\"").unwrap();
+        assert_eq!(c.sip.listen.port(), 5070);
+        assert_eq!(c.http.listen.port(), 8080);
+    }
+}

@@ -1,0 +1,442 @@
+//! Writes to the directory. Every input is validated here, whatever the
+//! caller (HTTP API, demo seed, tests), and a refusal names the field.
+
+use serde::Deserialize;
+
+use super::{
+    ha1_pair, is_international_number, Extension, NoAnswerAppliesTo, RingStrategy, Role,
+    TenantDirectory,
+};
+use crate::store::{now_ms, Store};
+
+/// Why a provisioning change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    /// A field has a value the router cannot use.
+    #[error("invalid `{field}`: {reason}")]
+    Invalid {
+        /// JSON field name.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The value is already used by something else in the tenant.
+    #[error("`{field}` is already taken: {reason}")]
+    Conflict {
+        /// JSON field name.
+        field: &'static str,
+        /// What holds it.
+        reason: String,
+    },
+    /// The referenced row does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The database failed.
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> ProvisionError {
+    ProvisionError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// A new tenant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenant {
+    /// SIP domain (also the digest realm).
+    pub domain: String,
+    /// Display name.
+    pub name: String,
+    /// IANA time zone; default `UTC`.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// SIP URI of the outbound trunk.
+    #[serde(default)]
+    pub trunk_uri: Option<String>,
+    /// SIP URI of the voicemail server.
+    #[serde(default)]
+    pub voicemail_uri: Option<String>,
+    /// First hotdesk extension; default 5400.
+    #[serde(default)]
+    pub hotdesk_first: Option<u32>,
+    /// Last hotdesk extension; default 5499.
+    #[serde(default)]
+    pub hotdesk_last: Option<u32>,
+    /// A second call to someone on a call is busy.
+    #[serde(default)]
+    pub busy_on_active_call: bool,
+}
+
+/// Checks a SIP domain: a host name or IP, lowercase letters, digits, `-`, `.`.
+pub fn validate_domain(domain: &str) -> Result<String, ProvisionError> {
+    let d = domain.trim().to_ascii_lowercase();
+    let ok = !d.is_empty()
+        && d.len() <= 253
+        && d.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if ok {
+        Ok(d)
+    } else {
+        Err(invalid("domain", format!("`{domain}` is not a host name")))
+    }
+}
+
+/// Checks a SIP URI given for a trunk or voicemail.
+pub fn validate_sip_uri(field: &'static str, uri: &str) -> Result<(), ProvisionError> {
+    let parsed = rsip::Uri::try_from(uri)
+        .map_err(|_| invalid(field, format!("`{uri}` is not a SIP URI")))?;
+    match parsed.scheme {
+        Some(rsip::Scheme::Sip) | Some(rsip::Scheme::Sips) => Ok(()),
+        _ => Err(invalid(field, format!("`{uri}` must start with sip:"))),
+    }
+}
+
+/// Checks an IANA time zone name.
+pub fn validate_time_zone(tz: &str) -> Result<(), ProvisionError> {
+    tz.parse::<chrono_tz::Tz>()
+        .map(|_| ())
+        .map_err(|_| invalid("time_zone", format!("`{tz}` is not an IANA time zone")))
+}
+
+/// Creates a tenant; returns its id.
+pub async fn create_tenant(store: &Store, t: &NewTenant) -> Result<i64, ProvisionError> {
+    let domain = validate_domain(&t.domain)?;
+    if t.name.trim().is_empty() {
+        return Err(invalid("name", "must not be empty"));
+    }
+    let tz = t.time_zone.clone().unwrap_or_else(|| "UTC".to_owned());
+    validate_time_zone(&tz)?;
+    if let Some(u) = &t.trunk_uri {
+        validate_sip_uri("trunk_uri", u)?;
+    }
+    if let Some(u) = &t.voicemail_uri {
+        validate_sip_uri("voicemail_uri", u)?;
+    }
+    let first = t.hotdesk_first.unwrap_or(5400);
+    let last = t.hotdesk_last.unwrap_or(5499);
+    if first > last || last > 99_999_999 {
+        return Err(invalid(
+            "hotdesk_last",
+            "hotdesk range must be first <= last, at most 8 digits",
+        ));
+    }
+    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE domain = ?")
+        .bind(&domain)
+        .fetch_optional(store.pool())
+        .await?;
+    if exists.is_some() {
+        return Err(ProvisionError::Conflict {
+            field: "domain",
+            reason: format!("a tenant already uses `{domain}`"),
+        });
+    }
+    let id = sqlx::query_scalar(
+        "INSERT INTO tenants (domain, name, time_zone, trunk_uri, voicemail_uri, hotdesk_first, \
+         hotdesk_last, busy_on_active_call, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(&domain)
+    .bind(t.name.trim())
+    .bind(&tz)
+    .bind(&t.trunk_uri)
+    .bind(&t.voicemail_uri)
+    .bind(i64::from(first))
+    .bind(i64::from(last))
+    .bind(i64::from(t.busy_on_active_call))
+    .bind(now_ms())
+    .fetch_one(store.pool())
+    .await?;
+    Ok(id)
+}
+
+/// A new employee.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewEmployee {
+    /// Full name.
+    pub name: String,
+    /// HTTP login; defaults to the extension.
+    #[serde(default)]
+    pub login: Option<String>,
+    /// Password for HTTP and SIP (at least 8 characters).
+    pub password: String,
+    /// Free text.
+    #[serde(default)]
+    pub position: Option<String>,
+    /// Role; default `user`.
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// Extension; auto-assigned when absent.
+    #[serde(default)]
+    pub extension: Option<String>,
+    /// E-mail.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Personal mobile, international digits.
+    #[serde(default)]
+    pub mobile: Option<String>,
+    /// Voicemail PIN, 4 to 8 digits.
+    #[serde(default)]
+    pub voicemail_pin: Option<String>,
+    /// Department (hunt group id).
+    #[serde(default)]
+    pub department_id: Option<i64>,
+}
+
+/// Checks that `ext` may be given to a person or group in this tenant.
+pub fn check_free_extension(
+    dir: &TenantDirectory,
+    field: &'static str,
+    ext: &str,
+    hotdesk_allowed: bool,
+) -> Result<Extension, ProvisionError> {
+    let e = Extension::parse(ext).map_err(|r| invalid(field, r))?;
+    let in_range = dir.tenant.hotdesk_range.contains(&e.number());
+    if in_range && !hotdesk_allowed {
+        return Err(invalid(
+            field,
+            format!(
+                "`{ext}` is in the hotdesk range {}-{}",
+                dir.tenant.hotdesk_range.start(),
+                dir.tenant.hotdesk_range.end()
+            ),
+        ));
+    }
+    if dir.is_taken(ext) {
+        return Err(ProvisionError::Conflict {
+            field,
+            reason: format!("extension `{ext}` is in use"),
+        });
+    }
+    Ok(e)
+}
+
+/// The lowest free extension from 2000 up, outside the hotdesk range.
+pub fn next_free_extension(dir: &TenantDirectory) -> Option<Extension> {
+    (2000u32..100_000).find_map(|n| {
+        if dir.tenant.hotdesk_range.contains(&n) || dir.is_taken(&n.to_string()) {
+            return None;
+        }
+        Extension::parse(&n.to_string()).ok()
+    })
+}
+
+/// Creates an employee in `dir`'s tenant; returns (id, extension).
+pub async fn create_employee(
+    store: &Store,
+    dir: &TenantDirectory,
+    e: &NewEmployee,
+) -> Result<(i64, Extension), ProvisionError> {
+    if e.name.trim().is_empty() {
+        return Err(invalid("name", "must not be empty"));
+    }
+    if e.password.chars().count() < 8 {
+        return Err(invalid("password", "must be at least 8 characters"));
+    }
+    let extension = match &e.extension {
+        Some(x) => check_free_extension(dir, "extension", x, false)?,
+        None => next_free_extension(dir)
+            .ok_or_else(|| invalid("extension", "no free extension left"))?,
+    };
+    if let Some(m) = &e.mobile {
+        if !is_international_number(m) {
+            return Err(invalid(
+                "mobile",
+                format!("`{m}` must be international digits like 441234567890"),
+            ));
+        }
+    }
+    if let Some(pin) = &e.voicemail_pin {
+        if !(4..=8).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid("voicemail_pin", "must be 4 to 8 digits"));
+        }
+    }
+    if let Some(email) = &e.email {
+        if !email.contains('@') {
+            return Err(invalid(
+                "email",
+                format!("`{email}` is not an e-mail address"),
+            ));
+        }
+    }
+    if let Some(dep) = e.department_id {
+        if !dir.groups.contains_key(&dep) {
+            return Err(invalid("department_id", format!("no hunt group {dep}")));
+        }
+    }
+    let login = e
+        .login
+        .clone()
+        .unwrap_or_else(|| extension.as_str().to_owned());
+    if login.trim().is_empty() {
+        return Err(invalid("login", "must not be empty"));
+    }
+    if dir.employees.values().any(|x| x.login == login) {
+        return Err(ProvisionError::Conflict {
+            field: "login",
+            reason: format!("login `{login}` is in use"),
+        });
+    }
+    let (ha1_md5, ha1_sha256) = ha1_pair(extension.as_str(), &dir.tenant.domain, &e.password);
+    let password_hash =
+        crate::credentials::hash_password(&e.password).map_err(|r| invalid("password", r))?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO employees (tenant_id, name, login, password_hash, ha1_md5, ha1_sha256, \
+         position, role, extension, email, mobile, voicemail_pin, department_id, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(dir.tenant.id)
+    .bind(e.name.trim())
+    .bind(&login)
+    .bind(&password_hash)
+    .bind(&ha1_md5)
+    .bind(&ha1_sha256)
+    .bind(e.position.clone().unwrap_or_default())
+    .bind(e.role.unwrap_or(Role::User).as_str())
+    .bind(extension.as_str())
+    .bind(&e.email)
+    .bind(&e.mobile)
+    .bind(&e.voicemail_pin)
+    .bind(e.department_id)
+    .bind(now_ms())
+    .fetch_one(store.pool())
+    .await?;
+    Ok((id, extension))
+}
+
+/// A new device account.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewDevice {
+    /// SIP username (an extension).
+    pub username: String,
+    /// SIP password (at least 8 characters).
+    pub password: String,
+    /// Label.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Owner; absent for a hotdesk account.
+    #[serde(default)]
+    pub employee_id: Option<i64>,
+}
+
+/// Creates a device account; returns its id.
+pub async fn create_device(
+    store: &Store,
+    dir: &TenantDirectory,
+    d: &NewDevice,
+) -> Result<i64, ProvisionError> {
+    let username = check_free_extension(dir, "username", &d.username, true)?;
+    if d.password.chars().count() < 8 {
+        return Err(invalid("password", "must be at least 8 characters"));
+    }
+    if let Some(owner) = d.employee_id {
+        if !dir.employees.contains_key(&owner) {
+            return Err(invalid("employee_id", format!("no employee {owner}")));
+        }
+        if dir.tenant.hotdesk_range.contains(&username.number()) {
+            return Err(invalid(
+                "employee_id",
+                "a hotdesk device account belongs to nobody",
+            ));
+        }
+    }
+    let (ha1_md5, ha1_sha256) = ha1_pair(username.as_str(), &dir.tenant.domain, &d.password);
+    let id = sqlx::query_scalar(
+        "INSERT INTO devices (tenant_id, username, name, ha1_md5, ha1_sha256, employee_id, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(dir.tenant.id)
+    .bind(username.as_str())
+    .bind(d.name.clone().unwrap_or_default())
+    .bind(&ha1_md5)
+    .bind(&ha1_sha256)
+    .bind(d.employee_id)
+    .bind(now_ms())
+    .fetch_one(store.pool())
+    .await?;
+    Ok(id)
+}
+
+/// A new hunt group.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewHuntGroup {
+    /// The group's extension.
+    pub extension: String,
+    /// Name.
+    pub name: String,
+    /// Ring strategy; default ring all.
+    #[serde(default)]
+    pub strategy: Option<RingStrategy>,
+    /// Seconds per member (sequential strategies), 5-300; default 20.
+    #[serde(default)]
+    pub member_ring_secs: Option<u32>,
+    /// Seconds before giving up, 5-3600; default 60.
+    #[serde(default)]
+    pub total_ring_secs: Option<u32>,
+    /// Status on no answer applies to; default none.
+    #[serde(default)]
+    pub no_answer_applies_to: Option<NoAnswerAppliesTo>,
+    /// Member employee ids in ring order.
+    #[serde(default)]
+    pub members: Vec<i64>,
+}
+
+/// Creates a hunt group with its members; returns its id.
+pub async fn create_hunt_group(
+    store: &Store,
+    dir: &TenantDirectory,
+    g: &NewHuntGroup,
+) -> Result<i64, ProvisionError> {
+    let ext = check_free_extension(dir, "extension", &g.extension, false)?;
+    if g.name.trim().is_empty() {
+        return Err(invalid("name", "must not be empty"));
+    }
+    let member_ring = g.member_ring_secs.unwrap_or(20);
+    if !(5..=300).contains(&member_ring) {
+        return Err(invalid("member_ring_secs", "must be 5 to 300 seconds"));
+    }
+    let total_ring = g.total_ring_secs.unwrap_or(60);
+    if !(5..=3600).contains(&total_ring) {
+        return Err(invalid("total_ring_secs", "must be 5 to 3600 seconds"));
+    }
+    for m in &g.members {
+        if !dir.employees.contains_key(m) {
+            return Err(invalid("members", format!("no employee {m}")));
+        }
+    }
+    let mut tx = store.pool().begin().await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO hunt_groups (tenant_id, extension, name, strategy, member_ring_secs, \
+         total_ring_secs, no_answer_applies_to) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(dir.tenant.id)
+    .bind(ext.as_str())
+    .bind(g.name.trim())
+    .bind(g.strategy.unwrap_or(RingStrategy::RingAll).as_str())
+    .bind(i64::from(member_ring))
+    .bind(i64::from(total_ring))
+    .bind(
+        g.no_answer_applies_to
+            .unwrap_or(NoAnswerAppliesTo::None)
+            .as_str(),
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    for (pos, m) in g.members.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO hunt_group_members (group_id, employee_id, position, enabled) VALUES (?, ?, ?, 1)",
+        )
+        .bind(id)
+        .bind(m)
+        .bind(pos as i64)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(id)
+}
