@@ -1,10 +1,223 @@
 //! Switchboard: a programmable SIP call router.
 //!
-//! Modules in reading order: configuration and storage first, then the SIP
-//! wire layer, transactions, the registrar and the proxy that routes calls,
-//! then call history and the HTTP admin API.
+//! Modules in reading order: configuration and storage, the directory of
+//! tenants, the SIP wire layer and transport, transactions, the registrar,
+//! the proxy that routes calls, call history, and the HTTP admin API.
+//! [`run`] wires them together.
 
 pub mod config;
 pub mod credentials;
 pub mod directory;
+pub mod history;
+pub mod metrics;
+pub mod proxy;
+pub mod registrar;
+pub mod sip;
 pub mod store;
+pub mod transaction;
+pub mod transport;
+
+mod http;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use config::Config;
+use directory::Directory;
+use history::History;
+use proxy::{ProxySettings, Router, RouterHandler};
+use registrar::{Location, Registrar};
+use store::Store;
+use transaction::{Timers, Transactions};
+use transport::Transport;
+
+/// Why the router could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// A query at start failed.
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    /// A socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The demo tenant could not be created.
+    #[error("demo seed: {0}")]
+    Seed(#[from] directory::provision::ProvisionError),
+}
+
+/// A running router.
+#[derive(Debug)]
+pub struct Running {
+    /// SIP address (UDP and TCP).
+    pub sip_addr: SocketAddr,
+    /// HTTP admin address.
+    pub http_addr: SocketAddr,
+    /// Bearer token of the bootstrap administrator.
+    pub admin_token: String,
+    /// Demo tenant created at this start, if any.
+    pub demo: Option<directory::demo::DemoInfo>,
+    router: Arc<Router>,
+    store: Store,
+    tasks: Vec<tokio::task::AbortHandle>,
+}
+
+impl Running {
+    /// The router (for tests that look at its state).
+    pub fn router(&self) -> &Arc<Router> {
+        &self.router
+    }
+
+    /// The database.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The directory.
+    pub fn directory(&self) -> &Arc<Directory> {
+        &self.router.directory
+    }
+
+    /// Stops listening and background work. Committed state stays in the
+    /// database for the next start.
+    pub async fn shutdown(self) {
+        self.router.transport.shutdown();
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.store.pool().close().await;
+    }
+}
+
+/// Starts the router: database, directory, registrar, SIP and HTTP.
+pub async fn run(config: Config) -> Result<Running, StartError> {
+    let store = Store::open(&config.database_url).await?;
+    let directory = Arc::new(Directory::load(store.clone(), config.sip.default_domain.clone()).await?);
+    let demo = if config.seed_demo {
+        directory::demo::seed_demo(&store, &directory).await?
+    } else {
+        None
+    };
+    if config.sip.default_domain.is_none() {
+        // Phones that use the router's IP as their domain reach the only tenant.
+        let snap = directory.snapshot();
+        let mut tenants = snap.tenants();
+        if let (Some(only), None) = (tenants.next(), tenants.next()) {
+            directory.set_default_domain(Some(only.tenant.domain.clone()));
+        }
+    }
+    let admin_token = match &config.admin_token {
+        Some(t) => t.clone(),
+        None => match store.setting("admin_token").await? {
+            Some(t) => t,
+            None => {
+                let t = format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>());
+                store.set_setting("admin_token", &t).await?;
+                t
+            }
+        },
+    };
+    let location = Location::load(store.clone()).await?;
+    let registrar = Arc::new(Registrar::new(
+        location.clone(),
+        config.registrar.clone(),
+        Duration::from_secs(config.sip.nonce_ttl_secs),
+    ));
+    let timers = Timers {
+        t1: Duration::from_millis(config.sip.t1_ms),
+        t2: Duration::from_millis(config.sip.t2_ms),
+        t4: Duration::from_millis(config.sip.t4_ms),
+    };
+    let txns = Transactions::new(timers);
+    let transport = Transport::bind(config.sip.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.sip.listen,
+            source,
+        })?;
+    let sip_addr = transport.local_addr();
+    let history = History::start(store.clone());
+    let router = Router::new(
+        transport.clone(),
+        txns.clone(),
+        directory.clone(),
+        registrar.clone(),
+        history.clone(),
+        ProxySettings::from_config(&config, sip_addr.port()),
+    );
+    transport.start(Arc::new(RouterHandler(router.clone())));
+
+    let mut tasks = Vec::new();
+    let t = txns.clone();
+    tasks.push(
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(200));
+            loop {
+                tick.tick().await;
+                t.reap();
+            }
+        })
+        .abort_handle(),
+    );
+    let (r, s, h, d) = (registrar.clone(), store.clone(), history.clone(), router.dialogs().clone());
+    tasks.push(
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(15));
+            loop {
+                tick.tick().await;
+                r.location().sweep();
+                r.digest().sweep();
+                if let Err(e) = registrar::location::purge_expired(&s).await {
+                    tracing::warn!(error = %e, "purging expired registrations");
+                }
+                for id in d.sweep() {
+                    h.ended(&id, store::now_ms());
+                }
+            }
+        })
+        .abort_handle(),
+    );
+
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.http.listen,
+            source,
+        })?;
+    let http_addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.http.listen,
+        source,
+    })?;
+    let app = http::app(http::HttpState {
+        store: store.clone(),
+        directory: directory.clone(),
+        admin_token: admin_token.clone(),
+        router: router.clone(),
+    });
+    tasks.push(
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "http server stopped");
+            }
+        })
+        .abort_handle(),
+    );
+    tracing::info!(%sip_addr, %http_addr, "switchboard started");
+    Ok(Running {
+        sip_addr,
+        http_addr,
+        admin_token,
+        demo,
+        router,
+        store,
+        tasks,
+    })
+}

@@ -3,6 +3,7 @@
 //! one after each provisioning change ([`Directory::reload`]).
 
 mod model;
+pub mod demo;
 pub mod provision;
 
 use std::collections::HashMap;

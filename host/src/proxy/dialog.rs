@@ -1,0 +1,101 @@
+//! Dialog tracking: which calls are up, and so who is on a call. A dialog
+//! starts when a 2xx to an initial INVITE passes and ends with the BYE (or,
+//! for dialogs whose BYE never passes us, after a maximum age).
+
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+
+/// A call in progress.
+#[derive(Debug, Clone)]
+pub struct Dialog {
+    /// Tenant.
+    pub tenant_id: i64,
+    /// Extensions taking part (caller's and answering callee's, when internal).
+    pub parties: Vec<String>,
+    /// History record to close at the end.
+    pub record_id: String,
+    /// When it was answered.
+    pub since: Instant,
+}
+
+/// Live dialogs and per-extension call counts.
+#[derive(Debug, Default)]
+pub struct Dialogs {
+    by_call_id: DashMap<String, Dialog>,
+    active: DashMap<(i64, String), u32>,
+    last_ended: DashMap<(i64, String), Instant>,
+}
+
+/// Dialogs older than this are dropped (their BYE was lost).
+pub const MAX_DIALOG_AGE: Duration = Duration::from_secs(12 * 3600);
+
+impl Dialogs {
+    /// Records an answered call.
+    pub fn start(&self, call_id: &str, d: Dialog) {
+        for p in &d.parties {
+            *self.active.entry((d.tenant_id, p.clone())).or_insert(0) += 1;
+        }
+        if let Some(old) = self.by_call_id.insert(call_id.to_owned(), d) {
+            self.release(&old);
+        }
+    }
+
+    /// Ends a call; returns it if it was known.
+    pub fn end(&self, call_id: &str) -> Option<Dialog> {
+        let (_, d) = self.by_call_id.remove(call_id)?;
+        self.release(&d);
+        Some(d)
+    }
+
+    fn release(&self, d: &Dialog) {
+        for p in &d.parties {
+            let key = (d.tenant_id, p.clone());
+            if let Some(mut n) = self.active.get_mut(&key) {
+                *n = n.saturating_sub(1);
+            }
+            self.active.remove_if(&key, |_, n| *n == 0);
+            self.last_ended.insert(key, Instant::now());
+        }
+    }
+
+    /// How many calls an extension is on.
+    pub fn active_calls(&self, tenant_id: i64, ext: &str) -> u32 {
+        self.active
+            .get(&(tenant_id, ext.to_owned()))
+            .map(|n| *n)
+            .unwrap_or(0)
+    }
+
+    /// How long since the extension's last call ended (`None`: never, so
+    /// idle the longest).
+    pub fn idle_for(&self, tenant_id: i64, ext: &str) -> Option<Duration> {
+        self.last_ended
+            .get(&(tenant_id, ext.to_owned()))
+            .map(|t| t.elapsed())
+    }
+
+    /// Drops dialogs older than [`MAX_DIALOG_AGE`]; returns their record ids.
+    pub fn sweep(&self) -> Vec<String> {
+        let stale: Vec<String> = self
+            .by_call_id
+            .iter()
+            .filter(|e| e.since.elapsed() > MAX_DIALOG_AGE)
+            .map(|e| e.key().clone())
+            .collect();
+        stale
+            .into_iter()
+            .filter_map(|k| self.end(&k).map(|d| d.record_id))
+            .collect()
+    }
+
+    /// Number of live dialogs.
+    pub fn len(&self) -> usize {
+        self.by_call_id.len()
+    }
+
+    /// Whether no dialog is live.
+    pub fn is_empty(&self) -> bool {
+        self.by_call_id.is_empty()
+    }
+}

@@ -1,0 +1,413 @@
+//! The stateful proxy (RFC 3261 section 16): it receives every message from
+//! the transport, answers retransmissions through the transaction layer,
+//! hands REGISTER to the registrar, routes in-dialog requests by their Route
+//! headers, and starts a [`call`] for each initial INVITE.
+
+mod call;
+pub mod dialog;
+mod route;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Cidr, Config};
+use crate::directory::Directory;
+use crate::history::History;
+use crate::registrar::Registrar;
+use crate::sip::{self, codec, params, Method, Peer, Request, Response, SipMessage};
+use crate::store::now_ms;
+use crate::transaction::{self, ServerTxn, Transactions, TxKey};
+use crate::transport::{Handler, Transport};
+
+pub use dialog::Dialogs;
+
+/// Proxy settings derived from the configuration.
+#[derive(Debug, Clone)]
+pub struct ProxySettings {
+    /// Host we write into Via and Record-Route.
+    pub host: String,
+    /// Our port (UDP and TCP).
+    pub port: u16,
+    /// Other addresses that mean "us" in a Route header.
+    pub local_ips: Vec<IpAddr>,
+    /// Sources whose requests are not challenged.
+    pub trusted: Vec<Cidr>,
+    /// Ring time of a branch when nothing else says.
+    pub default_ring: Duration,
+    /// Time allowed for a first provisional response before a branch is
+    /// unreachable.
+    pub no_response: Duration,
+    /// Timer C.
+    pub timer_c: Duration,
+}
+
+impl ProxySettings {
+    /// Settings for a router bound to `port`.
+    pub fn from_config(config: &Config, port: u16) -> ProxySettings {
+        let listen_ip = config.sip.listen.ip();
+        let host = config.sip.advertise.clone().unwrap_or_else(|| {
+            if listen_ip.is_unspecified() {
+                "127.0.0.1".to_owned()
+            } else {
+                listen_ip.to_string()
+            }
+        });
+        let mut local_ips = vec![listen_ip];
+        if listen_ip.is_unspecified() {
+            local_ips.push(IpAddr::from([127, 0, 0, 1]));
+        }
+        ProxySettings {
+            host,
+            port,
+            local_ips,
+            trusted: config
+                .sip
+                .trusted
+                .iter()
+                .filter_map(|c| Cidr::parse(c).ok())
+                .collect(),
+            default_ring: Duration::from_secs(config.sip.default_ring_secs),
+            no_response: Duration::from_secs(config.sip.no_response_secs),
+            timer_c: Duration::from_secs(config.sip.timer_c_secs),
+        }
+    }
+}
+
+/// The router: everything a message needs on its way through.
+#[derive(Debug)]
+pub struct Router {
+    pub(crate) transport: Arc<Transport>,
+    pub(crate) txns: Arc<Transactions>,
+    pub(crate) directory: Arc<Directory>,
+    pub(crate) registrar: Arc<Registrar>,
+    pub(crate) history: History,
+    pub(crate) dialogs: Arc<Dialogs>,
+    pub(crate) settings: ProxySettings,
+    /// Rotary hunt groups: who starts the next call, by group id.
+    pub(crate) rotary: dashmap::DashMap<i64, usize>,
+}
+
+/// The transport's view of the router.
+#[derive(Debug)]
+pub struct RouterHandler(pub Arc<Router>);
+
+impl Handler for RouterHandler {
+    fn on_message(&self, msg: SipMessage, from: Peer) {
+        crate::metrics::count_received();
+        match msg {
+            SipMessage::Request(r) => self.0.on_request(r, from),
+            SipMessage::Response(r) => self.0.on_response(r, from),
+        }
+    }
+}
+
+impl Router {
+    /// Builds the router.
+    pub fn new(
+        transport: Arc<Transport>,
+        txns: Arc<Transactions>,
+        directory: Arc<Directory>,
+        registrar: Arc<Registrar>,
+        history: History,
+        settings: ProxySettings,
+    ) -> Arc<Router> {
+        Arc::new(Router {
+            transport,
+            txns,
+            directory,
+            registrar,
+            history,
+            dialogs: Arc::new(Dialogs::default()),
+            settings,
+            rotary: dashmap::DashMap::new(),
+        })
+    }
+
+    /// Live dialogs (who is on a call).
+    pub fn dialogs(&self) -> &Arc<Dialogs> {
+        &self.dialogs
+    }
+
+    /// The registrar.
+    pub fn registrar(&self) -> &Arc<Registrar> {
+        &self.registrar
+    }
+
+    fn reply_stateless(&self, req: &Request, code: u16, reason: Option<&str>, to: Peer) {
+        let resp = sip::response_to(req, code, reason, Some(&sip::random_token()));
+        self.transport
+            .send(to, codec::encode(&SipMessage::Response(resp)));
+    }
+
+    pub(crate) fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.settings.trusted.iter().any(|c| c.contains(ip))
+    }
+
+    /// Whether a URI names this router.
+    pub(crate) fn is_us(&self, uri: &str) -> bool {
+        let Ok(u) = rsip::Uri::try_from(uri) else {
+            return false;
+        };
+        let host = u.host_with_port.host.to_string();
+        let port = u.host_with_port.port.map(|p| *p.value()).unwrap_or(5060);
+        let host_ok = host.eq_ignore_ascii_case(&self.settings.host)
+            || host
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| self.settings.local_ips.contains(&ip));
+        host_ok && port == self.settings.port
+    }
+
+    fn on_request(self: &Arc<Self>, mut req: Request, from: Peer) {
+        let method = req.method.clone();
+        let valid = sip::header(&req.headers, "Via").is_some()
+            && sip::header(&req.headers, "From").is_some()
+            && sip::header(&req.headers, "To").is_some()
+            && sip::call_id(&req.headers).is_some()
+            && sip::cseq(&req.headers).is_some_and(|(_, m)| m.eq_ignore_ascii_case(&method.to_string()));
+        if !valid {
+            crate::metrics::count_malformed();
+            if method != Method::Ack {
+                self.reply_stateless(&req, 400, Some("Missing Or Inconsistent Mandatory Header"), from);
+            }
+            return;
+        }
+        route::fix_top_via(&mut req, from);
+        let branch = match sip::top_branch(&req.headers) {
+            Some(b) if !b.is_empty() => b.to_owned(),
+            // RFC 2543 peers: derive a key from the dialog identifiers.
+            _ => format!(
+                "{}|{}|{}",
+                sip::call_id(&req.headers).unwrap_or_default(),
+                sip::cseq(&req.headers).map(|c| c.0).unwrap_or(0),
+                sip::tag(&req.headers, "From").unwrap_or_default()
+            ),
+        };
+        match method {
+            Method::Ack => {
+                let key = TxKey {
+                    branch,
+                    method: "INVITE".into(),
+                };
+                if let Some(t) = self.txns.server.get(&key).map(|t| t.clone()) {
+                    if t.final_code().is_some_and(|c| c >= 300) {
+                        t.acked(&self.txns);
+                        return;
+                    }
+                }
+                self.clone().forward_in_dialog(req, from, None);
+            }
+            Method::Cancel => {
+                let key = TxKey {
+                    branch,
+                    method: "INVITE".into(),
+                };
+                match self.txns.server.get(&key).map(|t| t.clone()) {
+                    Some(t) => {
+                        self.reply_stateless(&req, 200, None, from);
+                        let tx = t.cancel.lock().clone();
+                        if let Some(tx) = tx {
+                            let _ = tx.try_send(());
+                        }
+                    }
+                    None => self.reply_stateless(&req, 481, None, from),
+                }
+            }
+            _ => {
+                let key = TxKey {
+                    branch,
+                    method: method.to_string(),
+                };
+                if let Some(t) = self.txns.server.get(&key).map(|t| t.clone()) {
+                    t.retransmit(&self.transport);
+                    return;
+                }
+                let txn = ServerTxn::new(key.clone(), from);
+                self.txns.server.insert(key, txn.clone());
+                if sip::max_forwards(&req.headers) == Some(0) {
+                    self.respond(&txn, sip::response_to(&req, 483, None, Some(&sip::random_token())));
+                    return;
+                }
+                let in_dialog = sip::tag(&req.headers, "To").is_some();
+                match method {
+                    Method::Register => {
+                        let me = self.clone();
+                        tokio::spawn(async move {
+                            let resp = me.register(&req, from).await;
+                            me.respond(&txn, resp);
+                        });
+                    }
+                    _ if in_dialog => self.clone().forward_in_dialog(req, from, Some(txn)),
+                    Method::Invite => {
+                        self.respond(&txn, sip::response_to(&req, 100, None, None));
+                        let me = self.clone();
+                        tokio::spawn(async move { call::run(me, req, from, txn).await });
+                    }
+                    Method::Options if params::uri_user(&req.uri.to_string()).is_none() => {
+                        let mut r = sip::response_to(&req, 200, None, Some(&sip::random_token()));
+                        sip::push_header(
+                            &mut r.headers,
+                            "Allow",
+                            "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, MESSAGE, UPDATE, REFER, NOTIFY",
+                        );
+                        self.respond(&txn, r);
+                    }
+                    _ => self.clone().forward_out_of_dialog(req, from, txn),
+                }
+            }
+        }
+    }
+
+    pub(crate) fn respond(self: &Arc<Self>, txn: &Arc<ServerTxn>, resp: Response) {
+        txn.respond(resp, &self.transport, &self.txns);
+    }
+
+    async fn register(self: &Arc<Self>, req: &Request, from: Peer) -> Response {
+        let to_host = sip::header(&req.headers, "To")
+            .map(params::uri_of)
+            .and_then(params::uri_host)
+            .unwrap_or_default()
+            .to_owned();
+        let Some(tenant) = self.directory.tenant_for(&to_host) else {
+            return sip::response_to(req, 404, Some("Unknown Domain"), Some(&sip::random_token()));
+        };
+        self.registrar.register(req, from, &tenant).await
+    }
+
+    fn on_response(self: &Arc<Self>, resp: Response, _from: Peer) {
+        let Some(via) = sip::header(&resp.headers, "Via") else {
+            return;
+        };
+        let Some(fields) = params::ViaFields::parse(via) else {
+            return;
+        };
+        let Some(branch) = fields.branch() else {
+            return;
+        };
+        if !branch.starts_with(sip::BRANCH_COOKIE) {
+            return;
+        }
+        let Some((_, method)) = sip::cseq(&resp.headers) else {
+            return;
+        };
+        let key = format!("{branch}|{method}");
+        if let Some(tx) = self.txns.client.get(&key).map(|t| t.clone()) {
+            let _ = tx.try_send(resp);
+            return;
+        }
+        // A retransmitted 2xx to an INVITE whose client transaction is gone:
+        // forward it statelessly so the caller's UA gets it (RFC 3261 16.7).
+        let code = resp.status_code.code();
+        if method.eq_ignore_ascii_case("INVITE") && (200..300).contains(&code) {
+            let mut resp = resp;
+            route::pop_top_via(&mut resp.headers);
+            if let Some(peer) = route::peer_from_top_via(&resp.headers) {
+                self.transport
+                    .send(peer, codec::encode(&SipMessage::Response(resp)));
+            }
+        }
+    }
+
+    /// Relays a request within a dialog (or an ACK for a 2xx): pops our
+    /// Route entries and sends it to the next route or the Request-URI.
+    fn forward_in_dialog(self: Arc<Self>, mut req: Request, from: Peer, txn: Option<Arc<ServerTxn>>) {
+        let had_our_route = route::pop_our_routes(&self, &mut req.headers);
+        if req.method == Method::Bye {
+            if let Some(call_id) = sip::call_id(&req.headers) {
+                if let Some(d) = self.dialogs.end(call_id) {
+                    self.history.ended(&d.record_id, now_ms());
+                }
+            }
+        }
+        if !had_our_route && req.method != Method::Ack && self.is_us(&req.uri.to_string()) {
+            // Addressed to us with no dialog state to route on.
+            if let Some(t) = txn {
+                self.respond(&t, sip::response_to(&req, 481, None, Some(&sip::random_token())));
+            }
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            let Some(peer) = route::next_hop(&me, &req).await else {
+                if let Some(t) = txn {
+                    me.respond(&t, sip::response_to(&req, 404, Some("No Route To Target"), Some(&sip::random_token())));
+                }
+                return;
+            };
+            me.relay(req, from, peer, txn).await;
+        });
+    }
+
+    /// Out-of-dialog requests other than INVITE and REGISTER (MESSAGE,
+    /// OPTIONS to a user, SUBSCRIBE, ...): to the callee's best contact.
+    fn forward_out_of_dialog(self: Arc<Self>, req: Request, from: Peer, txn: Arc<ServerTxn>) {
+        let ruri = req.uri.to_string();
+        let user = params::uri_user(&ruri).unwrap_or_default().to_owned();
+        let host = params::uri_host(&ruri).unwrap_or_default().to_owned();
+        let Some(tenant) = self.directory.tenant_for(&host) else {
+            self.respond(&txn, sip::response_to(&req, 404, Some("Unknown Domain"), Some(&sip::random_token())));
+            return;
+        };
+        if tenant.resolve(&user).is_none() {
+            self.respond(&txn, sip::response_to(&req, 404, None, Some(&sip::random_token())));
+            return;
+        }
+        let Some(binding) = self.registrar.location().lookup(tenant.tenant.id, &user).into_iter().next() else {
+            self.respond(&txn, sip::response_to(&req, 480, None, Some(&sip::random_token())));
+            return;
+        };
+        let mut req = req;
+        if let Ok(u) = rsip::Uri::try_from(binding.contact.as_str()) {
+            req.uri = u;
+        }
+        let me = self.clone();
+        tokio::spawn(async move { me.relay(req, from, binding.source, Some(txn)).await });
+    }
+
+    /// Sends a request on (statelessly for ACK) and its final response back.
+    async fn relay(self: Arc<Self>, mut req: Request, _from: Peer, peer: Peer, txn: Option<Arc<ServerTxn>>) {
+        let orig = if txn.is_some() { Some(req.clone()) } else { None };
+        let mf = sip::max_forwards(&req.headers).unwrap_or(70);
+        if mf == 0 {
+            if let Some(t) = txn {
+                self.respond(&t, sip::response_to(&req, 483, None, Some(&sip::random_token())));
+            }
+            return;
+        }
+        route::set_max_forwards(&mut req.headers, mf - 1);
+        let branch = if req.method == Method::Ack {
+            // Stateless: the same incoming ACK always gets the same branch.
+            route::derived_branch(sip::top_branch(&req.headers).unwrap_or_default())
+        } else {
+            format!("{}{}", sip::BRANCH_COOKIE, sip::random_token())
+        };
+        route::push_via(&self, &mut req.headers, peer.proto, &branch);
+        if req.method == Method::Ack {
+            self.transport
+                .send(peer, codec::encode(&SipMessage::Request(req)));
+            return;
+        }
+        let (Some(txn), Some(orig)) = (txn, orig) else {
+            return;
+        };
+        let result = if req.method == Method::Invite {
+            route::relay_reinvite(&self, req.clone(), branch, peer, &txn).await
+        } else {
+            transaction::spawn_non_invite(self.transport.clone(), self.txns.clone(), req.clone(), peer)
+                .await
+                .unwrap_or(Err(transaction::BranchFailure::Transport))
+        };
+        match result {
+            Ok(mut resp) => {
+                route::pop_top_via(&mut resp.headers);
+                self.respond(&txn, resp);
+            }
+            Err(transaction::BranchFailure::Timeout) => {
+                self.respond(&txn, sip::response_to(&orig, 408, None, Some(&sip::random_token())))
+            }
+            Err(transaction::BranchFailure::Transport) => {
+                self.respond(&txn, sip::response_to(&orig, 503, Some("Next Hop Unreachable"), Some(&sip::random_token())))
+            }
+        }
+    }
+}

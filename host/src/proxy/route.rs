@@ -1,0 +1,209 @@
+//! Header surgery for relaying: Via (RFC 3581 received/rport), Route and
+//! Record-Route, Max-Forwards, and choosing the next hop.
+
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use rsip::headers::UntypedHeader;
+use tokio::sync::mpsc;
+
+use super::Router;
+use crate::sip::{self, params, Header, Headers, Peer, Proto, Request, Response};
+use crate::transaction::{self, BranchEvent, BranchFailure, ServerTxn};
+
+fn insert_top(headers: &mut Headers, h: Header) {
+    let mut v: Vec<Header> = std::mem::take(headers).into();
+    v.insert(0, h);
+    *headers = v.into();
+}
+
+/// Adds `received` and fills `rport` on the top Via (RFC 3261 18.2.1, RFC 3581).
+pub(crate) fn fix_top_via(req: &mut Request, from: Peer) {
+    for h in req.headers.iter_mut() {
+        if let Header::Via(via) = h {
+            let Some(f) = params::ViaFields::parse(via.value()) else {
+                return;
+            };
+            let ip = from.addr.ip().to_string();
+            let mut value = via.value().to_owned();
+            let has_rport = f.param("rport").is_some();
+            if has_rport {
+                // Drop any old rport/received and write ours.
+                let base: Vec<&str> = value
+                    .split(';')
+                    .filter(|p| {
+                        let k = p.split('=').next().unwrap_or("").trim();
+                        !k.eq_ignore_ascii_case("rport") && !k.eq_ignore_ascii_case("received")
+                    })
+                    .collect();
+                value = format!("{};received={ip};rport={}", base.join(";"), from.addr.port());
+            } else if f.host != ip && f.param("received").is_none() {
+                value.push_str(&format!(";received={ip}"));
+            }
+            via.replace(value);
+            return;
+        }
+    }
+}
+
+/// Removes the top Via (ours, on a response going upstream).
+pub(crate) fn pop_top_via(headers: &mut Headers) {
+    let mut v: Vec<Header> = std::mem::take(headers).into();
+    if let Some(i) = v.iter().position(|h| matches!(h, Header::Via(_))) {
+        v.remove(i);
+    }
+    *headers = v.into();
+}
+
+/// Where a response goes: received/rport of the top Via, else its sent-by.
+pub(crate) fn peer_from_top_via(headers: &Headers) -> Option<Peer> {
+    let f = params::ViaFields::parse(sip::header(headers, "Via")?)?;
+    let proto = Proto::parse(f.transport)?;
+    let host = f.param("received").unwrap_or(f.host);
+    let ip: IpAddr = host.parse().ok()?;
+    let port = f
+        .param("rport")
+        .and_then(|p| p.parse().ok())
+        .or(f.port)
+        .unwrap_or(5060);
+    Some(Peer {
+        proto,
+        addr: SocketAddr::new(ip, port),
+    })
+}
+
+/// Removes leading Route entries that name us; true if any did.
+pub(crate) fn pop_our_routes(router: &Router, headers: &mut Headers) -> bool {
+    let routes: Vec<String> = sip::header_all(headers, "Route")
+        .flat_map(params::split_list)
+        .map(str::to_owned)
+        .collect();
+    if routes.is_empty() {
+        return false;
+    }
+    let mut popped = 0;
+    while popped < routes.len() && router.is_us(params::uri_of(&routes[popped])) {
+        popped += 1;
+    }
+    if popped == 0 {
+        return false;
+    }
+    headers.retain(|h| !matches!(h, Header::Route(_)));
+    for r in &routes[popped..] {
+        headers.push(Header::Route(rsip::headers::Route::new(r.clone())));
+    }
+    true
+}
+
+/// Sets Max-Forwards.
+pub(crate) fn set_max_forwards(headers: &mut Headers, n: u32) {
+    headers.retain(|h| !matches!(h, Header::MaxForwards(_)));
+    headers.push(Header::MaxForwards(rsip::headers::MaxForwards::new(n.to_string())));
+}
+
+/// A branch derived from another (stateless forwarding of ACK).
+pub(crate) fn derived_branch(incoming: &str) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    incoming.hash(&mut h);
+    format!("{}{:016x}s", sip::BRANCH_COOKIE, h.finish())
+}
+
+/// Pushes our Via.
+pub(crate) fn push_via(router: &Router, headers: &mut Headers, proto: Proto, branch: &str) {
+    let s = &router.settings;
+    let value = format!("SIP/2.0/{} {}:{};branch={branch}", proto.as_str(), s.host, s.port);
+    insert_top(headers, Header::Via(rsip::headers::Via::new(value)));
+}
+
+/// Adds our Record-Route; two entries when the two sides use different
+/// transports (RFC 5658), so each side reaches us the way it talks.
+pub(crate) fn record_route(router: &Router, headers: &mut Headers, inbound: Proto, outbound: Proto) {
+    let s = &router.settings;
+    let rr = |p: Proto| {
+        let t = if p == Proto::Tcp { ";transport=tcp" } else { "" };
+        Header::RecordRoute(rsip::headers::RecordRoute::new(format!(
+            "<sip:{}:{};lr{t}>",
+            s.host, s.port
+        )))
+    };
+    // The top entry faces the callee.
+    if inbound != outbound {
+        insert_top(headers, rr(inbound));
+    }
+    insert_top(headers, rr(outbound));
+}
+
+/// Resolves a SIP URI to an address: a registered contact's flow first,
+/// then the URI's own host, port and transport.
+pub(crate) async fn resolve_uri(router: &Router, uri: &str) -> Option<Peer> {
+    if let Some(p) = router.registrar.location().flow_of_contact(&sip::canonical_uri(uri)) {
+        return Some(p);
+    }
+    let u = rsip::Uri::try_from(uri).ok()?;
+    let proto = u
+        .params
+        .iter()
+        .find_map(|p| match p {
+            rsip::Param::Transport(t) => Proto::parse(&t.to_string()),
+            _ => None,
+        })
+        .unwrap_or(Proto::Udp);
+    let port = u.host_with_port.port.map(|p| *p.value()).unwrap_or(5060);
+    let host = u.host_with_port.host.to_string();
+    let ip = match host.trim_matches(['[', ']']).parse::<IpAddr>() {
+        Ok(ip) => ip,
+        Err(_) => tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .ok()?
+            .next()?
+            .ip(),
+    };
+    Some(Peer {
+        proto,
+        addr: SocketAddr::new(ip, port),
+    })
+}
+
+/// The next hop of an in-dialog request: the first Route, else the
+/// Request-URI.
+pub(crate) async fn next_hop(router: &Router, req: &Request) -> Option<Peer> {
+    let target = match sip::header(&req.headers, "Route") {
+        Some(r) => params::uri_of(params::split_list(r).first()?).to_owned(),
+        None => req.uri.to_string(),
+    };
+    resolve_uri(router, &target).await
+}
+
+/// Relays a re-INVITE: provisional answers go upstream as they come, the
+/// final one is returned.
+pub(crate) async fn relay_reinvite(
+    router: &Arc<Router>,
+    req: Request,
+    branch: String,
+    peer: Peer,
+    txn: &Arc<ServerTxn>,
+) -> Result<Response, BranchFailure> {
+    let (tx, mut rx) = mpsc::channel(8);
+    let _ctl = transaction::spawn_invite(
+        router.transport.clone(),
+        router.txns.clone(),
+        req,
+        branch,
+        peer,
+        router.settings.timer_c,
+        0,
+        tx,
+    );
+    while let Some((_, ev)) = rx.recv().await {
+        match ev {
+            BranchEvent::Provisional(mut r) => {
+                pop_top_via(&mut r.headers);
+                router.respond(txn, r);
+            }
+            BranchEvent::Final(r) => return Ok(r),
+            BranchEvent::Failed(f) => return Err(f),
+        }
+    }
+    Err(BranchFailure::Timeout)
+}

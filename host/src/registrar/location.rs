@@ -1,0 +1,286 @@
+//! The location service: AOR -> contacts. Served from memory; every change is
+//! committed to the database (group commit: one transaction for all the
+//! REGISTERs that arrived meanwhile) before the registrar acknowledges it, so
+//! a restart loses no acknowledged binding.
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use sqlx::Row;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::sip::Peer;
+use crate::store::{now_ms, Store};
+
+/// One registered contact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Binding {
+    /// The Contact URI as the phone sent it.
+    pub contact: String,
+    /// Unix ms after which the binding is gone.
+    pub expires_at: i64,
+    /// Where the REGISTER came from: requests go back over this flow, which
+    /// is what lets phones behind NAT receive calls.
+    pub source: Peer,
+    /// User-Agent of the phone.
+    pub user_agent: Option<String>,
+    /// `+sip.instance` (RFC 5626).
+    pub instance: Option<String>,
+    /// Call-ID of the REGISTER that made it.
+    pub call_id: String,
+    /// CSeq of that REGISTER.
+    pub cseq: u32,
+    /// Preference.
+    pub q: f32,
+}
+
+/// Key of an address of record: tenant and user part.
+pub type Aor = (i64, String);
+
+enum Op {
+    Upsert(Aor, Binding),
+    Delete(Aor, String),
+}
+
+struct Job {
+    ops: Vec<Op>,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// Why a binding change could not be stored.
+#[derive(Debug, thiserror::Error)]
+#[error("registration store: {0}")]
+pub struct LocationError(String);
+
+/// The location service.
+#[derive(Debug)]
+pub struct Location {
+    map: DashMap<Aor, Vec<Binding>>,
+    /// Contact URI -> flow, for in-dialog requests to phones behind NAT.
+    flows: DashMap<String, Peer>,
+    writer: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Job({} ops)", self.ops.len())
+    }
+}
+
+impl Location {
+    /// Loads unexpired bindings and starts the writer task.
+    pub async fn load(store: Store) -> Result<Arc<Location>, sqlx::Error> {
+        let map: DashMap<Aor, Vec<Binding>> = DashMap::new();
+        let rows = sqlx::query(
+            "SELECT tenant_id, aor, contact_uri, expires_at, source, user_agent, instance_id, \
+             call_id, cseq, q FROM registrations WHERE expires_at > ?",
+        )
+        .bind(now_ms())
+        .fetch_all(store.pool())
+        .await?;
+        for row in rows {
+            let Some(source) = Peer::parse(&row.try_get::<String, _>("source")?) else {
+                continue;
+            };
+            let b = Binding {
+                contact: row.try_get("contact_uri")?,
+                expires_at: row.try_get("expires_at")?,
+                source,
+                user_agent: row.try_get("user_agent")?,
+                instance: row.try_get("instance_id")?,
+                call_id: row.try_get("call_id")?,
+                cseq: row.try_get::<i64, _>("cseq")? as u32,
+                q: row.try_get::<f64, _>("q")? as f32,
+            };
+            map.entry((row.try_get("tenant_id")?, row.try_get("aor")?))
+                .or_default()
+                .push(b);
+        }
+        let flows = DashMap::new();
+        for e in map.iter() {
+            for b in e.value() {
+                flows.insert(crate::sip::canonical_uri(&b.contact), b.source);
+            }
+        }
+        let (tx, rx) = mpsc::channel(4096);
+        tokio::spawn(writer(store, rx));
+        Ok(Arc::new(Location {
+            map,
+            flows,
+            writer: tx,
+        }))
+    }
+
+    /// Live bindings of an AOR, best (highest q, newest) first.
+    pub fn lookup(&self, tenant_id: i64, user: &str) -> Vec<Binding> {
+        let now = now_ms();
+        let Some(list) = self.map.get(&(tenant_id, user.to_owned())) else {
+            return Vec::new();
+        };
+        let mut out: Vec<Binding> = list.iter().filter(|b| b.expires_at > now).cloned().collect();
+        out.sort_by(|a, b| b.q.total_cmp(&a.q).then(b.expires_at.cmp(&a.expires_at)));
+        out
+    }
+
+    /// Whether an AOR has any live binding.
+    pub fn is_registered(&self, tenant_id: i64, user: &str) -> bool {
+        let now = now_ms();
+        self.map
+            .get(&(tenant_id, user.to_owned()))
+            .is_some_and(|l| l.iter().any(|b| b.expires_at > now))
+    }
+
+    /// The flow a contact URI (in [`crate::sip::canonical_uri`] form)
+    /// registered over, for routing in-dialog requests to a phone behind NAT.
+    pub fn flow_of_contact(&self, contact: &str) -> Option<Peer> {
+        self.flows.get(contact).map(|p| *p)
+    }
+
+    /// Applies a REGISTER's changes: `upserts` replace bindings with the same
+    /// contact, `removals` drop contacts, `remove_all` clears the AOR first.
+    /// Returns the AOR's bindings afterwards, once the change is committed.
+    pub async fn update(
+        &self,
+        aor: Aor,
+        upserts: Vec<Binding>,
+        removals: Vec<String>,
+        remove_all: bool,
+    ) -> Result<Vec<Binding>, LocationError> {
+        let mut ops = Vec::new();
+        let now = now_ms();
+        let after = {
+            let mut entry = self.map.entry(aor.clone()).or_default();
+            let list = entry.value_mut();
+            if remove_all {
+                for b in list.drain(..) {
+                    self.flows.remove(&crate::sip::canonical_uri(&b.contact));
+                    ops.push(Op::Delete(aor.clone(), b.contact));
+                }
+            }
+            for c in removals {
+                list.retain(|b| b.contact != c);
+                self.flows.remove(&crate::sip::canonical_uri(&c));
+                ops.push(Op::Delete(aor.clone(), c));
+            }
+            for b in upserts {
+                list.retain(|x| x.contact != b.contact);
+                self.flows.insert(crate::sip::canonical_uri(&b.contact), b.source);
+                ops.push(Op::Upsert(aor.clone(), b.clone()));
+                list.push(b);
+            }
+            list.retain(|b| b.expires_at > now);
+            list.clone()
+        };
+        if ops.is_empty() {
+            return Ok(after);
+        }
+        let (done, wait) = oneshot::channel();
+        self.writer
+            .send(Job { ops, done })
+            .await
+            .map_err(|_| LocationError("writer stopped".into()))?;
+        wait.await
+            .map_err(|_| LocationError("writer stopped".into()))?
+            .map_err(LocationError)?;
+        Ok(after)
+    }
+
+    /// Drops expired bindings from memory; returns how many.
+    pub fn sweep(&self) -> usize {
+        let now = now_ms();
+        let mut n = 0;
+        self.map.retain(|_, list| {
+            let before = list.len();
+            list.retain(|b| {
+                let live = b.expires_at > now;
+                if !live {
+                    self.flows.remove(&crate::sip::canonical_uri(&b.contact));
+                }
+                live
+            });
+            n += before - list.len();
+            !list.is_empty()
+        });
+        n
+    }
+
+    /// Number of live contacts.
+    pub fn contact_count(&self) -> usize {
+        self.map.iter().map(|e| e.value().len()).sum()
+    }
+}
+
+async fn writer(store: Store, mut rx: mpsc::Receiver<Job>) {
+    let mut batch: Vec<Job> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < 512 {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let res = commit(&store, &batch).await.map_err(|e| e.to_string());
+        if let Err(e) = &res {
+            tracing::error!(error = %e, "registration commit failed");
+        }
+        for job in batch.drain(..) {
+            let _ = job.done.send(res.clone());
+        }
+    }
+}
+
+async fn commit(store: &Store, batch: &[Job]) -> Result<(), sqlx::Error> {
+    let mut tx = store.pool().begin().await?;
+    for job in batch {
+        for op in &job.ops {
+            match op {
+                Op::Upsert((tenant, aor), b) => {
+                    sqlx::query(
+                        "INSERT INTO registrations (tenant_id, aor, contact_uri, expires_at, source, \
+                         transport, user_agent, instance_id, call_id, cseq, q) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                         ON CONFLICT (tenant_id, aor, contact_uri) DO UPDATE SET \
+                         expires_at = excluded.expires_at, source = excluded.source, \
+                         transport = excluded.transport, user_agent = excluded.user_agent, \
+                         instance_id = excluded.instance_id, call_id = excluded.call_id, \
+                         cseq = excluded.cseq, q = excluded.q",
+                    )
+                    .bind(tenant)
+                    .bind(aor)
+                    .bind(&b.contact)
+                    .bind(b.expires_at)
+                    .bind(b.source.to_string())
+                    .bind(b.source.proto.as_str())
+                    .bind(&b.user_agent)
+                    .bind(&b.instance)
+                    .bind(&b.call_id)
+                    .bind(i64::from(b.cseq))
+                    .bind(f64::from(b.q))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Op::Delete((tenant, aor), contact) => {
+                    sqlx::query(
+                        "DELETE FROM registrations WHERE tenant_id = ? AND aor = ? AND contact_uri = ?",
+                    )
+                    .bind(tenant)
+                    .bind(aor)
+                    .bind(contact)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+    }
+    tx.commit().await
+}
+
+/// Deletes expired rows from the database.
+pub async fn purge_expired(store: &Store) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query("DELETE FROM registrations WHERE expires_at <= ?")
+        .bind(now_ms())
+        .execute(store.pool())
+        .await?;
+    Ok(r.rows_affected())
+}

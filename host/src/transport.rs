@@ -1,0 +1,315 @@
+//! UDP and TCP on one address. Every parsed message goes to a [`Handler`];
+//! bytes that do not parse get a 400 when a response can be built from them
+//! and are dropped otherwise, and the listener keeps serving either way.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use dashmap::DashMap;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+
+use crate::sip::codec::{self, ParseError};
+use crate::sip::{Peer, Proto, SipMessage};
+
+/// Receives every message the transport parses.
+pub trait Handler: Send + Sync + 'static {
+    /// Called on the receiving task: must not block.
+    fn on_message(&self, msg: SipMessage, from: Peer);
+}
+
+/// Why a message could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// Socket error.
+    #[error("send to {peer}: {source}")]
+    Io {
+        /// Destination.
+        peer: Peer,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// No TCP connection could be made in time.
+    #[error("connect to {0} timed out")]
+    ConnectTimeout(Peer),
+    /// The connection's queue is full or closed.
+    #[error("connection to {0} is closed or congested")]
+    Closed(Peer),
+}
+
+const TCP_QUEUE: usize = 1024;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// A TCP connection that carries nothing for this long is closed.
+const TCP_IDLE: Duration = Duration::from_secs(3600);
+
+/// The router's sockets.
+#[derive(Debug)]
+pub struct Transport {
+    udp: Arc<UdpSocket>,
+    tcp: TcpListenerSlot,
+    local: SocketAddr,
+    conns: DashMap<SocketAddr, mpsc::Sender<Bytes>>,
+    handler: std::sync::OnceLock<Arc<dyn Handler>>,
+    tasks: parking_lot::Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+impl std::fmt::Debug for dyn Handler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Handler")
+    }
+}
+
+#[derive(Debug)]
+struct TcpListenerSlot(parking_lot::Mutex<Option<TcpListener>>);
+
+impl Transport {
+    /// Binds UDP and TCP on `addr` (port 0 picks a free port, the same for both).
+    pub async fn bind(addr: SocketAddr) -> std::io::Result<Arc<Transport>> {
+        // With port 0, retry until one port is free on both protocols.
+        for _ in 0..16 {
+            let udp = bind_udp(addr)?;
+            let local = udp.local_addr()?;
+            match TcpListener::bind(local).await {
+                Ok(tcp) => {
+                    return Ok(Arc::new(Transport {
+                        udp: Arc::new(udp),
+                        tcp: TcpListenerSlot(parking_lot::Mutex::new(Some(tcp))),
+                        local,
+                        conns: DashMap::new(),
+                        handler: std::sync::OnceLock::new(),
+                        tasks: parking_lot::Mutex::new(Vec::new()),
+                    }));
+                }
+                Err(e) if addr.port() != 0 => return Err(e),
+                Err(_) => continue,
+            }
+        }
+        Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            "no port free on both UDP and TCP",
+        ))
+    }
+
+    /// The bound address (both protocols).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Starts the receive loops.
+    pub fn start(self: &Arc<Self>, handler: Arc<dyn Handler>) {
+        let _ = self.handler.set(handler.clone());
+        let mut tasks = self.tasks.lock();
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .clamp(1, 4);
+        for _ in 0..workers {
+            let me = self.clone();
+            let h = handler.clone();
+            tasks.push(tokio::spawn(async move { me.udp_loop(h).await }).abort_handle());
+        }
+        if let Some(listener) = self.tcp.0.lock().take() {
+            let me = self.clone();
+            tasks.push(
+                tokio::spawn(async move { me.accept_loop(listener, handler).await }).abort_handle(),
+            );
+        }
+    }
+
+    /// Stops receiving; connections drain and close.
+    pub fn shutdown(&self) {
+        for t in self.tasks.lock().drain(..) {
+            t.abort();
+        }
+        self.conns.clear();
+    }
+
+    async fn udp_loop(self: Arc<Self>, handler: Arc<dyn Handler>) {
+        let mut buf = vec![0u8; codec::MAX_MESSAGE + 1];
+        loop {
+            let (n, from) = match self.udp.recv_from(&mut buf).await {
+                Ok(x) => x,
+                Err(e) => {
+                    // ICMP errors from earlier sends surface here on Linux.
+                    tracing::trace!(error = %e, "udp recv");
+                    continue;
+                }
+            };
+            let peer = Peer {
+                proto: Proto::Udp,
+                addr: from,
+            };
+            let data = &buf[..n];
+            if codec::keepalive_prefix(data) == n {
+                continue; // CRLF keep-alive
+            }
+            match codec::parse_datagram(data) {
+                Ok(msg) => handler.on_message(msg, peer),
+                Err(e) => self.reject(data, &e, peer),
+            }
+        }
+    }
+
+    fn reject(self: &Arc<Self>, data: &[u8], err: &ParseError, peer: Peer) {
+        crate::metrics::count_malformed();
+        tracing::debug!(%peer, error = %err, "malformed SIP message");
+        if let Some(reply) = codec::bad_request_reply(data, err) {
+            self.send(peer, reply);
+        }
+    }
+
+    async fn accept_loop(self: Arc<Self>, listener: TcpListener, handler: Arc<dyn Handler>) {
+        loop {
+            match listener.accept().await {
+                Ok((stream, addr)) => {
+                    let _ = stream.set_nodelay(true);
+                    self.clone().adopt(stream, addr, handler.clone());
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "tcp accept");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    /// Registers a connection and starts its reader and writer.
+    fn adopt(self: Arc<Self>, stream: TcpStream, addr: SocketAddr, handler: Arc<dyn Handler>) -> mpsc::Sender<Bytes> {
+        let (mut rd, mut wr) = stream.into_split();
+        let (tx, mut rx) = mpsc::channel::<Bytes>(TCP_QUEUE);
+        self.conns.insert(addr, tx.clone());
+        let peer = Peer {
+            proto: Proto::Tcp,
+            addr,
+        };
+        tokio::spawn(async move {
+            while let Some(b) = rx.recv().await {
+                if wr.write_all(&b).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let me = self.clone();
+        let my_tx = tx.clone();
+        tokio::spawn(async move {
+            let mut buf = BytesMut::with_capacity(8192);
+            loop {
+                let read = tokio::time::timeout(TCP_IDLE, rd.read_buf(&mut buf)).await;
+                match read {
+                    Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+                    Ok(Ok(_)) => {}
+                }
+                loop {
+                    match codec::parse_stream(&buf) {
+                        Ok((msg, used)) => {
+                            let _ = buf.split_to(used);
+                            handler.on_message(msg, peer);
+                        }
+                        Err(ParseError::Incomplete) => {
+                            let skip = codec::keepalive_prefix(&buf);
+                            let _ = buf.split_to(skip);
+                            break;
+                        }
+                        Err(e) => {
+                            // A stream cannot be resynchronised after bad framing.
+                            me.reject(&buf, &e, peer);
+                            buf.clear();
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            me.conns.remove_if(&addr, |_, v| v.same_channel(&my_tx));
+                            return;
+                        }
+                    }
+                }
+            }
+            me.conns.remove_if(&addr, |_, v| v.same_channel(&my_tx));
+        });
+        tx
+    }
+
+    /// Sends without waiting: UDP directly, TCP on an existing connection
+    /// (or a new one, connected in the background). Failures are logged.
+    pub fn send(self: &Arc<Self>, peer: Peer, bytes: Bytes) {
+        crate::metrics::count_sent();
+        match peer.proto {
+            Proto::Udp => match self.udp.try_send_to(&bytes, peer.addr) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let udp = self.udp.clone();
+                    tokio::spawn(async move {
+                        let _ = udp.send_to(&bytes, peer.addr).await;
+                    });
+                }
+                Err(e) => tracing::debug!(%peer, error = %e, "udp send"),
+            },
+            Proto::Tcp => {
+                if let Some(tx) = self.conns.get(&peer.addr).map(|c| c.clone()) {
+                    if tx.try_send(bytes).is_err() {
+                        tracing::debug!(%peer, "tcp queue full or closed");
+                    }
+                    return;
+                }
+                let me = self.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = me.send_async(peer, bytes).await {
+                        tracing::debug!(error = %e, "tcp send");
+                    }
+                });
+            }
+        }
+    }
+
+    /// Sends, connecting first when a TCP peer has no connection; the error
+    /// tells the transaction layer that the destination is unreachable.
+    pub async fn send_async(self: &Arc<Self>, peer: Peer, bytes: Bytes) -> Result<(), SendError> {
+        match peer.proto {
+            Proto::Udp => {
+                crate::metrics::count_sent();
+                self.udp
+                    .send_to(&bytes, peer.addr)
+                    .await
+                    .map(|_| ())
+                    .map_err(|source| SendError::Io { peer, source })
+            }
+            Proto::Tcp => {
+                let existing = self.conns.get(&peer.addr).map(|c| c.clone());
+                let tx = match existing {
+                    Some(tx) => tx,
+                    None => {
+                        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(peer.addr))
+                            .await
+                            .map_err(|_| SendError::ConnectTimeout(peer))?
+                            .map_err(|source| SendError::Io { peer, source })?;
+                        let _ = stream.set_nodelay(true);
+                        let handler = self.handler_for_outbound()?;
+                        self.clone().adopt(stream, peer.addr, handler)
+                    }
+                };
+                crate::metrics::count_sent();
+                tx.try_send(bytes).map_err(|_| SendError::Closed(peer))
+            }
+        }
+    }
+
+    fn handler_for_outbound(&self) -> Result<Arc<dyn Handler>, SendError> {
+        // Connections we open deliver to the same handler as accepted ones.
+        self.handler.get().cloned().ok_or(SendError::Closed(Peer {
+            proto: Proto::Tcp,
+            addr: self.local,
+        }))
+    }
+}
+
+/// Binds UDP with large socket buffers: a burst of thousands of
+/// datagrams must wait in the kernel, not be dropped, while workers parse.
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    let _ = socket.set_recv_buffer_size(8 * 1024 * 1024);
+    let _ = socket.set_send_buffer_size(8 * 1024 * 1024);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
