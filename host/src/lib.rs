@@ -100,7 +100,8 @@ impl Running {
 /// Starts the router: database, directory, registrar, SIP and HTTP.
 pub async fn run(config: Config) -> Result<Running, StartError> {
     let store = Store::open(&config.database_url).await?;
-    let directory = Arc::new(Directory::load(store.clone(), config.sip.default_domain.clone()).await?);
+    let directory =
+        Arc::new(Directory::load(store.clone(), config.sip.default_domain.clone()).await?);
     let demo = if config.seed_demo {
         directory::demo::seed_demo(&store, &directory).await?
     } else {
@@ -119,7 +120,11 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
         None => match store.setting("admin_token").await? {
             Some(t) => t,
             None => {
-                let t = format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>());
+                let t = format!(
+                    "{:016x}{:016x}",
+                    rand::random::<u64>(),
+                    rand::random::<u64>()
+                );
                 store.set_setting("admin_token", &t).await?;
                 t
             }
@@ -137,12 +142,13 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
         t4: Duration::from_millis(config.sip.t4_ms),
     };
     let txns = Transactions::new(timers);
-    let transport = Transport::bind(config.sip.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.sip.listen,
-            source,
-        })?;
+    let transport =
+        Transport::bind(config.sip.listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.sip.listen,
+                source,
+            })?;
     let sip_addr = transport.local_addr();
     let history = History::start(store.clone());
     let router = Router::new(
@@ -167,7 +173,12 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
         })
         .abort_handle(),
     );
-    let (r, s, h, d) = (registrar.clone(), store.clone(), history.clone(), router.dialogs().clone());
+    let (r, s, h, d) = (
+        registrar.clone(),
+        store.clone(),
+        history.clone(),
+        router.dialogs().clone(),
+    );
     tasks.push(
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(15));

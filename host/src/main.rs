@@ -32,17 +32,29 @@ async fn main() -> anyhow::Result<()> {
     let running = switchboard::run(config)
         .await
         .context("switchboard could not start")?;
-    println!("switchboard: SIP on {} (UDP and TCP), admin API on http://{}", running.sip_addr, running.http_addr);
+    println!(
+        "switchboard: SIP on {} (UDP and TCP), admin API on http://{}",
+        running.sip_addr, running.http_addr
+    );
     println!("admin token: {}", running.admin_token);
     if let Some(demo) = &running.demo {
-        println!("demo tenant `{}` created. Register a softphone with:", demo.domain);
-        println!("  domain/registrar: {} (or this machine's IP, port {})", demo.domain, running.sip_addr.port());
+        println!(
+            "demo tenant `{}` created. Register a softphone with:",
+            demo.domain
+        );
+        println!(
+            "  domain/registrar: {} (or this machine's IP, port {})",
+            demo.domain,
+            running.sip_addr.port()
+        );
         for (ext, name, password) in &demo.accounts {
             println!("  user {ext:<5} password {password:<14} ({name})");
         }
         println!("then dial another extension, e.g. 2002, or the Sales hunt group 2100.");
     }
-    tokio::signal::ctrl_c().await.context("waiting for ctrl-c")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for ctrl-c")?;
     running.shutdown().await;
     Ok(())
 }

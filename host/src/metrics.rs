@@ -53,7 +53,10 @@ pub fn render() -> String {
     ];
     let mut out = String::new();
     for (name, v) in rows {
-        out.push_str(&format!("# TYPE {name} counter\n{name} {}\n", v.load(Relaxed)));
+        out.push_str(&format!(
+            "# TYPE {name} counter\n{name} {}\n",
+            v.load(Relaxed)
+        ));
     }
     out
 }

@@ -177,7 +177,12 @@ impl Transport {
     }
 
     /// Registers a connection and starts its reader and writer.
-    fn adopt(self: Arc<Self>, stream: TcpStream, addr: SocketAddr, handler: Arc<dyn Handler>) -> mpsc::Sender<Bytes> {
+    fn adopt(
+        self: Arc<Self>,
+        stream: TcpStream,
+        addr: SocketAddr,
+        handler: Arc<dyn Handler>,
+    ) -> mpsc::Sender<Bytes> {
         let (mut rd, mut wr) = stream.into_split();
         let (tx, mut rx) = mpsc::channel::<Bytes>(TCP_QUEUE);
         self.conns.insert(addr, tx.clone());
@@ -278,10 +283,11 @@ impl Transport {
                 let tx = match existing {
                     Some(tx) => tx,
                     None => {
-                        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(peer.addr))
-                            .await
-                            .map_err(|_| SendError::ConnectTimeout(peer))?
-                            .map_err(|source| SendError::Io { peer, source })?;
+                        let stream =
+                            tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(peer.addr))
+                                .await
+                                .map_err(|_| SendError::ConnectTimeout(peer))?
+                                .map_err(|source| SendError::Io { peer, source })?;
                         let _ = stream.set_nodelay(true);
                         let handler = self.handler_for_outbound()?;
                         self.clone().adopt(stream, peer.addr, handler)

@@ -1,1 +1,7 @@
+//! End-to-end tests: real SIP over 127.0.0.1 against a running router.
 
+#![allow(clippy::unwrap_used)]
+
+mod calls;
+mod registrar;
+mod robustness;

@@ -1,1 +1,647 @@
+//! Test harness: a router on free loopback ports with a temporary SQLite
+//! file, and [`Phone`], a small SIP user agent that writes and reads the
+//! wire format itself (it shares no parsing code with the router).
 
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use md5::{Digest, Md5};
+use switchboard::config::Config;
+use switchboard::directory::provision::{self, NewDevice, NewEmployee, NewHuntGroup, NewTenant};
+use switchboard::directory::RingStrategy;
+use switchboard::Running;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+/// The test tenant's domain.
+pub const DOMAIN: &str = "test.example";
+
+/// A router under test.
+pub struct TestRouter {
+    /// The running router.
+    pub running: Running,
+    /// Keeps the database file alive.
+    pub dir: tempfile::TempDir,
+}
+
+/// Config for tests: loopback, free ports, short ring times.
+pub fn test_config(db: &std::path::Path) -> Config {
+    let mut c = Config::default();
+    c.sip.listen = "127.0.0.1:0".parse().unwrap();
+    c.http.listen = "127.0.0.1:0".parse().unwrap();
+    c.database_url = format!("sqlite://{}", db.display());
+    c.seed_demo = false;
+    c.sip.default_ring_secs = 3;
+    c.sip.no_response_secs = 2;
+    c.admin_token = Some("test-admin-token".into());
+    c
+}
+
+impl TestRouter {
+    /// Starts a router with the standard test directory: employees 2001-2004
+    /// (password `pw-<ext>-secret`), device 2902 owned by 2002, hunt groups
+    /// 2100 (ring all: 2003, 2004) and 2101 (sequential: 2003, 2004).
+    pub async fn start() -> TestRouter {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Like [`TestRouter::start`] with a config tweak.
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestRouter {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(&dir.path().join("test.db"));
+        tweak(&mut config);
+        let running = switchboard::run(config).await.unwrap();
+        let store = running.store().clone();
+        let directory = running.directory().clone();
+        provision::create_tenant(
+            &store,
+            &NewTenant {
+                domain: DOMAIN.into(),
+                name: "Test".into(),
+                time_zone: Some("Europe/London".into()),
+                trunk_uri: None,
+                voicemail_uri: None,
+                hotdesk_first: None,
+                hotdesk_last: None,
+                busy_on_active_call: false,
+            },
+        )
+        .await
+        .unwrap();
+        directory.reload().await.unwrap();
+        for ext in ["2001", "2002", "2003", "2004"] {
+            let t = directory.tenant_for(DOMAIN).unwrap();
+            provision::create_employee(
+                &store,
+                &t,
+                &NewEmployee {
+                    name: format!("User {ext}"),
+                    login: None,
+                    password: password(ext),
+                    position: None,
+                    role: None,
+                    extension: Some(ext.into()),
+                    email: None,
+                    mobile: None,
+                    voicemail_pin: None,
+                    department_id: None,
+                },
+            )
+            .await
+            .unwrap();
+            directory.reload().await.unwrap();
+        }
+        let t = directory.tenant_for(DOMAIN).unwrap();
+        let id_of = |ext: &str| t.employee_by_extension(ext).unwrap().id;
+        provision::create_device(
+            &store,
+            &t,
+            &NewDevice {
+                username: "2902".into(),
+                password: password("2902"),
+                name: Some("Bob's softphone".into()),
+                employee_id: Some(id_of("2002")),
+            },
+        )
+        .await
+        .unwrap();
+        for (ext, strategy) in [
+            ("2100", RingStrategy::RingAll),
+            ("2101", RingStrategy::Sequential),
+        ] {
+            provision::create_hunt_group(
+                &store,
+                &t,
+                &NewHuntGroup {
+                    extension: ext.into(),
+                    name: format!("Group {ext}"),
+                    strategy: Some(strategy),
+                    member_ring_secs: Some(5),
+                    total_ring_secs: Some(30),
+                    no_answer_applies_to: None,
+                    members: vec![id_of("2003"), id_of("2004")],
+                },
+            )
+            .await
+            .unwrap();
+        }
+        directory.reload().await.unwrap();
+        directory.set_default_domain(Some(DOMAIN.into()));
+        TestRouter { running, dir }
+    }
+
+    /// SIP address.
+    pub fn sip(&self) -> SocketAddr {
+        self.running.sip_addr
+    }
+
+    /// A registered phone for `user` over `proto`.
+    pub async fn phone(&self, user: &str, proto: Proto) -> Phone {
+        let mut p = Phone::new(self.sip(), user, &password(user), proto).await;
+        let r = p.register(3600).await;
+        assert_eq!(r.status(), Some(200), "register {user}: {}", r.raw);
+        p
+    }
+}
+
+/// The password of a test account.
+pub fn password(user: &str) -> String {
+    format!("pw-{user}-secret")
+}
+
+/// Transport of a test phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    /// UDP.
+    Udp,
+    /// TCP.
+    Tcp,
+}
+
+/// A parsed SIP message, read independently of the router's parser.
+#[derive(Debug, Clone)]
+pub struct Msg {
+    /// The whole text.
+    pub raw: String,
+    /// Start line.
+    pub first: String,
+    /// Headers with long names.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: String,
+}
+
+impl Msg {
+    fn parse(raw: &str) -> Option<Msg> {
+        let (head, body) = raw.split_once("\r\n\r\n")?;
+        let mut lines = head.split("\r\n");
+        let first = lines.next()?.to_owned();
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (long_name(n.trim()).to_owned(), v.trim().to_owned()))
+            .collect();
+        Some(Msg {
+            raw: raw.to_owned(),
+            first,
+            headers,
+            body: body.to_owned(),
+        })
+    }
+
+    /// Status code of a response.
+    pub fn status(&self) -> Option<u16> {
+        self.first
+            .strip_prefix("SIP/2.0 ")?
+            .split(' ')
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    /// Method of a request.
+    pub fn method(&self) -> Option<&str> {
+        if self.first.starts_with("SIP/2.0") {
+            None
+        } else {
+            self.first.split(' ').next()
+        }
+    }
+
+    /// First header value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// All values of a header.
+    pub fn headers_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The To tag.
+    pub fn to_tag(&self) -> Option<String> {
+        self.header("To")?
+            .split(";tag=")
+            .nth(1)
+            .map(|t| t.split(';').next().unwrap_or(t).to_owned())
+    }
+}
+
+fn long_name(n: &str) -> &str {
+    match n {
+        "v" => "Via",
+        "f" => "From",
+        "t" => "To",
+        "i" => "Call-ID",
+        "m" => "Contact",
+        "l" => "Content-Length",
+        "c" => "Content-Type",
+        _ => n,
+    }
+}
+
+enum Sock {
+    Udp(UdpSocket),
+    Tcp(TcpStream, Vec<u8>),
+}
+
+/// A SIP phone on 127.0.0.1.
+pub struct Phone {
+    sock: Sock,
+    /// Local address.
+    pub local: SocketAddr,
+    router: SocketAddr,
+    /// SIP user.
+    pub user: String,
+    password: String,
+    proto: Proto,
+    cseq: u32,
+    reg_call_id: String,
+}
+
+/// State of a call this phone placed.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Call-ID.
+    pub call_id: String,
+    /// From tag.
+    pub from_tag: String,
+    /// Top Via branch of the INVITE.
+    pub branch: String,
+    /// CSeq number of the INVITE.
+    pub cseq: u32,
+    /// Target user.
+    pub to_user: String,
+    /// Authorization header the INVITE carried, if any.
+    pub auth: Option<String>,
+}
+
+fn rand_hex() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+fn md5_hex(s: &str) -> String {
+    hex(&Md5::digest(s.as_bytes()))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn param(v: &str, name: &str) -> Option<String> {
+    let key = format!("{name}=");
+    let i = v.find(&key)?;
+    let rest = &v[i + key.len()..];
+    let val = if let Some(r) = rest.strip_prefix('"') {
+        r.split('"').next()?
+    } else {
+        rest.split([',', ';', ' ']).next()?
+    };
+    Some(val.to_owned())
+}
+
+impl Phone {
+    /// An unregistered phone.
+    pub async fn new(router: SocketAddr, user: &str, password: &str, proto: Proto) -> Phone {
+        let (sock, local) = match proto {
+            Proto::Udp => {
+                let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                let l = s.local_addr().unwrap();
+                (Sock::Udp(s), l)
+            }
+            Proto::Tcp => {
+                let s = TcpStream::connect(router).await.unwrap();
+                let l = s.local_addr().unwrap();
+                (Sock::Tcp(s, Vec::new()), l)
+            }
+        };
+        Phone {
+            sock,
+            local,
+            router,
+            user: user.into(),
+            password: password.into(),
+            proto,
+            cseq: 1,
+            reg_call_id: format!("reg-{}", rand_hex()),
+        }
+    }
+
+    fn transport(&self) -> &'static str {
+        match self.proto {
+            Proto::Udp => "UDP",
+            Proto::Tcp => "TCP",
+        }
+    }
+
+    /// This phone's Contact URI.
+    pub fn contact(&self) -> String {
+        let t = if self.proto == Proto::Tcp {
+            ";transport=tcp"
+        } else {
+            ""
+        };
+        format!("<sip:{}@{}{t}>", self.user, self.local)
+    }
+
+    fn via(&self, branch: &str) -> String {
+        format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            self.transport(),
+            self.local
+        )
+    }
+
+    /// Sends raw text (Content-Length must already be right).
+    pub async fn send_raw(&mut self, text: &str) {
+        match &mut self.sock {
+            Sock::Udp(s) => {
+                s.send_to(text.as_bytes(), self.router).await.unwrap();
+            }
+            Sock::Tcp(s, _) => s.write_all(text.as_bytes()).await.unwrap(),
+        }
+    }
+
+    /// Receives the next message within `timeout`.
+    pub async fn recv(&mut self, timeout: Duration) -> Option<Msg> {
+        match &mut self.sock {
+            Sock::Udp(s) => {
+                let mut buf = vec![0u8; 65536];
+                let (n, _) = tokio::time::timeout(timeout, s.recv_from(&mut buf))
+                    .await
+                    .ok()?
+                    .ok()?;
+                Msg::parse(&String::from_utf8_lossy(&buf[..n]))
+            }
+            Sock::Tcp(s, pending) => {
+                let deadline = tokio::time::Instant::now() + timeout;
+                loop {
+                    let text = String::from_utf8_lossy(pending).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let cl = text[..end]
+                            .split("\r\n")
+                            .filter_map(|l| l.split_once(':'))
+                            .find(|(n, _)| {
+                                n.trim().eq_ignore_ascii_case("content-length") || n.trim() == "l"
+                            })
+                            .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if pending.len() >= end + 4 + cl {
+                            let msg: Vec<u8> = pending.drain(..end + 4 + cl).collect();
+                            return Msg::parse(&String::from_utf8_lossy(&msg));
+                        }
+                    }
+                    let mut buf = [0u8; 8192];
+                    let n = tokio::time::timeout_at(deadline, s.read(&mut buf))
+                        .await
+                        .ok()?
+                        .ok()?;
+                    if n == 0 {
+                        return None;
+                    }
+                    pending.extend_from_slice(&buf[..n]);
+                }
+            }
+        }
+    }
+
+    /// Receives until a message satisfies `f` (others are dropped).
+    pub async fn recv_until(&mut self, timeout: Duration, f: impl Fn(&Msg) -> bool) -> Option<Msg> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let m = self.recv(left).await?;
+            if f(&m) {
+                return Some(m);
+            }
+        }
+    }
+
+    /// A final response (>= 200) within `timeout`.
+    pub async fn final_response(&mut self, timeout: Duration) -> Option<Msg> {
+        self.recv_until(timeout, |m| m.status().is_some_and(|s| s >= 200))
+            .await
+    }
+
+    fn digest(&self, challenge: &str, method: &str, uri: &str) -> String {
+        let realm = param(challenge, "realm").unwrap_or_default();
+        let nonce = param(challenge, "nonce").unwrap_or_default();
+        let ha1 = md5_hex(&format!("{}:{realm}:{}", self.user, self.password));
+        let ha2 = md5_hex(&format!("{method}:{uri}"));
+        let cnonce = rand_hex();
+        let nc = "00000001";
+        let response = md5_hex(&format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}"));
+        format!(
+            "Digest username=\"{}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", \
+             response=\"{response}\", algorithm=MD5, cnonce=\"{cnonce}\", qop=auth, nc={nc}",
+            self.user
+        )
+    }
+
+    fn register_text(&mut self, expires: u32, auth: Option<&str>, contact: &str) -> String {
+        self.cseq += 1;
+        let auth = auth
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        format!(
+            "REGISTER sip:{DOMAIN} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\n\
+             From: <sip:{u}@{DOMAIN}>;tag={t}\r\nTo: <sip:{u}@{DOMAIN}>\r\nCall-ID: {cid}\r\n\
+             CSeq: {cseq} REGISTER\r\nContact: {contact}\r\nExpires: {expires}\r\n{auth}\
+             User-Agent: switchboard-test\r\nContent-Length: 0\r\n\r\n",
+            self.via(&format!("z9hG4bK{}", rand_hex())),
+            u = self.user,
+            t = rand_hex(),
+            cid = self.reg_call_id,
+            cseq = self.cseq,
+        )
+    }
+
+    /// REGISTER (answering a 401 challenge once); returns the final response.
+    pub async fn register(&mut self, expires: u32) -> Msg {
+        let contact = self.contact();
+        self.register_contact(expires, &contact).await
+    }
+
+    /// REGISTER with an explicit Contact value (`*` to remove all).
+    pub async fn register_contact(&mut self, expires: u32, contact: &str) -> Msg {
+        let text = self.register_text(expires, None, contact);
+        self.send_raw(&text).await;
+        let r = self
+            .final_response(Duration::from_secs(5))
+            .await
+            .expect("REGISTER response");
+        if r.status() != Some(401) {
+            return r;
+        }
+        let ch = r.header("WWW-Authenticate").unwrap().to_owned();
+        let auth = self.digest(&ch, "REGISTER", &format!("sip:{DOMAIN}"));
+        let text = self.register_text(expires, Some(&auth), contact);
+        self.send_raw(&text).await;
+        self.final_response(Duration::from_secs(5))
+            .await
+            .expect("REGISTER response")
+    }
+
+    fn invite_text(&self, call: &Outgoing) -> String {
+        let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+        let auth = call
+            .auth
+            .as_ref()
+            .map(|a| format!("Proxy-Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        format!(
+            "INVITE sip:{to}@{DOMAIN} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n\
+             From: <sip:{u}@{DOMAIN}>;tag={ft}\r\nTo: <sip:{to}@{DOMAIN}>\r\nCall-ID: {cid}\r\n\
+             CSeq: {cseq} INVITE\r\nContact: {contact}\r\n{auth}Content-Type: application/sdp\r\n\
+             Content-Length: {len}\r\n\r\n{sdp}",
+            to = call.to_user,
+            via = self.via(&call.branch),
+            u = self.user,
+            ft = call.from_tag,
+            cid = call.call_id,
+            cseq = call.cseq,
+            contact = self.contact(),
+            len = sdp.len(),
+        )
+    }
+
+    /// Sends an INVITE without credentials.
+    pub async fn invite_unauthenticated(&mut self, to_user: &str) -> Outgoing {
+        self.cseq += 1;
+        let call = Outgoing {
+            call_id: format!("call-{}", rand_hex()),
+            from_tag: rand_hex(),
+            branch: format!("z9hG4bK{}", rand_hex()),
+            cseq: self.cseq,
+            to_user: to_user.into(),
+            auth: None,
+        };
+        let text = self.invite_text(&call);
+        self.send_raw(&text).await;
+        call
+    }
+
+    /// Calls `to_user`, answering the 407 challenge; returns once the
+    /// authenticated INVITE is sent.
+    pub async fn call(&mut self, to_user: &str) -> Outgoing {
+        let mut call = self.invite_unauthenticated(to_user).await;
+        let r = self
+            .final_response(Duration::from_secs(5))
+            .await
+            .expect("407");
+        assert_eq!(r.status(), Some(407), "expected a challenge: {}", r.raw);
+        self.ack_failure(&call, &r).await;
+        let ch = r.header("Proxy-Authenticate").unwrap().to_owned();
+        call.auth = Some(self.digest(&ch, "INVITE", &format!("sip:{to_user}@{DOMAIN}")));
+        self.cseq += 1;
+        call.cseq = self.cseq;
+        call.branch = format!("z9hG4bK{}", rand_hex());
+        let text = self.invite_text(&call);
+        self.send_raw(&text).await;
+        call
+    }
+
+    /// ACK for a non-2xx final response (same branch as the INVITE).
+    pub async fn ack_failure(&mut self, call: &Outgoing, resp: &Msg) {
+        let text = format!(
+            "ACK sip:{to}@{DOMAIN} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n\
+             From: <sip:{u}@{DOMAIN}>;tag={ft}\r\nTo: {to_hdr}\r\nCall-ID: {cid}\r\n\
+             CSeq: {cseq} ACK\r\nContent-Length: 0\r\n\r\n",
+            to = call.to_user,
+            via = self.via(&call.branch),
+            u = self.user,
+            ft = call.from_tag,
+            to_hdr = resp.header("To").unwrap_or_default(),
+            cid = call.call_id,
+            cseq = call.cseq,
+        );
+        self.send_raw(&text).await;
+    }
+
+    /// CANCEL of a pending INVITE.
+    pub async fn cancel(&mut self, call: &Outgoing) {
+        let text = format!(
+            "CANCEL sip:{to}@{DOMAIN} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n\
+             From: <sip:{u}@{DOMAIN}>;tag={ft}\r\nTo: <sip:{to}@{DOMAIN}>\r\nCall-ID: {cid}\r\n\
+             CSeq: {cseq} CANCEL\r\nContent-Length: 0\r\n\r\n",
+            to = call.to_user,
+            via = self.via(&call.branch),
+            u = self.user,
+            ft = call.from_tag,
+            cid = call.call_id,
+            cseq = call.cseq,
+        );
+        self.send_raw(&text).await;
+    }
+
+    /// Sends an in-dialog request (ACK or BYE) after a 2xx, following its
+    /// Record-Route and Contact.
+    pub async fn in_dialog(&mut self, call: &Outgoing, ok: &Msg, method: &str, cseq: u32) {
+        let target = ok
+            .header("Contact")
+            .map(|c| {
+                c.trim_start_matches('<')
+                    .split('>')
+                    .next()
+                    .unwrap_or(c)
+                    .to_owned()
+            })
+            .unwrap();
+        let routes: Vec<String> = ok.headers_all("Record-Route").map(str::to_owned).collect();
+        let route_hdrs: String = routes.iter().map(|r| format!("Route: {r}\r\n")).collect();
+        let text = format!(
+            "{method} {target} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n{route_hdrs}\
+             From: <sip:{u}@{DOMAIN}>;tag={ft}\r\nTo: {to_hdr}\r\nCall-ID: {cid}\r\n\
+             CSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
+            via = self.via(&format!("z9hG4bK{}", rand_hex())),
+            u = self.user,
+            ft = call.from_tag,
+            to_hdr = ok.header("To").unwrap_or_default(),
+            cid = call.call_id,
+        );
+        self.send_raw(&text).await;
+    }
+
+    /// Waits for an INVITE.
+    pub async fn expect_invite(&mut self, timeout: Duration) -> Option<Msg> {
+        self.recv_until(timeout, |m| m.method() == Some("INVITE"))
+            .await
+    }
+
+    /// Answers a request (as UAS) with `code`; the To tag is `tag`.
+    pub async fn respond(&mut self, req: &Msg, code: u16, reason: &str, tag: &str) {
+        let vias: String = req
+            .headers_all("Via")
+            .map(|v| format!("Via: {v}\r\n"))
+            .collect();
+        let rr: String = req
+            .headers_all("Record-Route")
+            .map(|v| format!("Record-Route: {v}\r\n"))
+            .collect();
+        let to = req.header("To").unwrap_or_default();
+        let to = if to.contains(";tag=") || code == 100 {
+            to.to_owned()
+        } else {
+            format!("{to};tag={tag}")
+        };
+        let text = format!(
+            "SIP/2.0 {code} {reason}\r\n{vias}{rr}From: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {}\r\n\
+             Contact: {}\r\nContent-Length: 0\r\n\r\n",
+            req.header("From").unwrap_or_default(),
+            req.header("Call-ID").unwrap_or_default(),
+            req.header("CSeq").unwrap_or_default(),
+            self.contact(),
+        );
+        self.send_raw(&text).await;
+    }
+}

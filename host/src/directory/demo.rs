@@ -1,7 +1,7 @@
 //! Placeholder until the demo seed lands.
 
-use super::Directory;
 use super::provision::ProvisionError;
+use super::Directory;
 use crate::store::Store;
 
 /// What the demo seed created.
@@ -14,6 +14,9 @@ pub struct DemoInfo {
 }
 
 /// Seeds the demo tenant into an empty database.
-pub async fn seed_demo(_store: &Store, _directory: &Directory) -> Result<Option<DemoInfo>, ProvisionError> {
+pub async fn seed_demo(
+    _store: &Store,
+    _directory: &Directory,
+) -> Result<Option<DemoInfo>, ProvisionError> {
     Ok(None)
 }

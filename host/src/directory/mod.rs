@@ -2,8 +2,8 @@
 //! so the router keeps an immutable in-memory [`Snapshot`] and swaps in a new
 //! one after each provisioning change ([`Directory::reload`]).
 
-mod model;
 pub mod demo;
+mod model;
 pub mod provision;
 
 use std::collections::HashMap;

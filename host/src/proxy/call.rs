@@ -88,7 +88,10 @@ struct Caller {
 pub(super) async fn run(router: Arc<Router>, req: Request, from: Peer, txn: Arc<ServerTxn>) {
     crate::metrics::count_call_started();
     let reply = |code: u16, reason: Option<&str>| {
-        router.respond(&txn, sip::response_to(&req, code, reason, Some(&sip::random_token())))
+        router.respond(
+            &txn,
+            sip::response_to(&req, code, reason, Some(&sip::random_token())),
+        )
     };
     let ruri = req.uri.to_string();
     let callee = params::uri_user(&ruri).unwrap_or_default().to_owned();
@@ -97,7 +100,9 @@ pub(super) async fn run(router: Arc<Router>, req: Request, from: Peer, txn: Arc<
         return reply(404, Some("Unknown Domain"));
     };
     let from_value = sip::header(&req.headers, "From").unwrap_or_default();
-    let from_user = params::uri_user(params::uri_of(from_value)).unwrap_or_default().to_owned();
+    let from_user = params::uri_user(params::uri_of(from_value))
+        .unwrap_or_default()
+        .to_owned();
 
     let caller = if router.is_trusted(from.addr.ip()) {
         Caller {
@@ -118,7 +123,11 @@ pub(super) async fn run(router: Arc<Router>, req: Request, from: Peer, txn: Arc<
     *txn.cancel.lock() = Some(cancel_tx);
 
     let mut record = CallRecord {
-        id: format!("{:016x}{:08x}", rand::random::<u64>(), rand::random::<u32>()),
+        id: format!(
+            "{:016x}{:08x}",
+            rand::random::<u64>(),
+            rand::random::<u32>()
+        ),
         tenant_id: tenant.tenant.id,
         sip_call_id: sip::call_id(&req.headers).unwrap_or_default().to_owned(),
         caller: caller.id.clone(),
@@ -150,11 +159,23 @@ pub(super) async fn run(router: Arc<Router>, req: Request, from: Peer, txn: Arc<
         }
     };
     if plan.targets.iter().any(|t| t.label.starts_with("trunk:")) {
-        record.direction = if caller.internal { "outbound" } else { "transit" };
+        record.direction = if caller.internal {
+            "outbound"
+        } else {
+            "transit"
+        };
     }
-    Fork::new(router.clone(), req.clone(), from, txn.clone(), plan, record, caller)
-        .run(cancel_rx)
-        .await;
+    Fork::new(
+        router.clone(),
+        req.clone(),
+        from,
+        txn.clone(),
+        plan,
+        record,
+        caller,
+    )
+    .run(cancel_rx)
+    .await;
 }
 
 type PlanError = (u16, &'static str, Outcome);
@@ -173,7 +194,12 @@ fn contacts_of(router: &Router, tenant: &TenantDirectory, user: &str) -> Vec<Des
 }
 
 /// The default routing decision (what happens when no plugin decides).
-fn plan_for(router: &Router, tenant: &TenantDirectory, callee: &str, caller: &Caller) -> Result<Plan, PlanError> {
+fn plan_for(
+    router: &Router,
+    tenant: &TenantDirectory,
+    callee: &str,
+    caller: &Caller,
+) -> Result<Plan, PlanError> {
     let ring = router.settings.default_ring;
     let single = |label: &str, dests: Vec<Dest>| Plan {
         mode: RingMode::Parallel,
@@ -187,7 +213,9 @@ fn plan_for(router: &Router, tenant: &TenantDirectory, callee: &str, caller: &Ca
     };
     match tenant.resolve(callee) {
         Some(Entry::Employee(id)) => {
-            if tenant.tenant.busy_on_active_call && router.dialogs.active_calls(tenant.tenant.id, callee) > 0 {
+            if tenant.tenant.busy_on_active_call
+                && router.dialogs.active_calls(tenant.tenant.id, callee) > 0
+            {
                 return Err((486, "Busy Here", Outcome::Busy));
             }
             let mut dests = contacts_of(router, tenant, callee);
@@ -235,7 +263,9 @@ fn plan_for(router: &Router, tenant: &TenantDirectory, callee: &str, caller: &Ca
                 RingStrategy::LongestIdle => {
                     // Never-used members first, then the longest idle.
                     members.sort_by_key(|(ext, _)| {
-                        std::cmp::Reverse(router.dialogs.idle_for(tid, ext).unwrap_or(Duration::MAX))
+                        std::cmp::Reverse(
+                            router.dialogs.idle_for(tid, ext).unwrap_or(Duration::MAX),
+                        )
                     });
                     RingMode::Sequential
                 }
@@ -250,7 +280,11 @@ fn plan_for(router: &Router, tenant: &TenantDirectory, callee: &str, caller: &Ca
                         label: ext,
                         dests,
                         delay: Duration::ZERO,
-                        ring: if mode == RingMode::Parallel { total } else { member_ring },
+                        ring: if mode == RingMode::Parallel {
+                            total
+                        } else {
+                            member_ring
+                        },
                     })
                     .collect(),
                 total_ring: total,
@@ -258,7 +292,9 @@ fn plan_for(router: &Router, tenant: &TenantDirectory, callee: &str, caller: &Ca
         }
         None => {
             let dialable = is_international_number(callee)
-                || (callee.len() >= 3 && callee.bytes().all(|b| b.is_ascii_digit()) && callee.len() > 8);
+                || (callee.len() >= 3
+                    && callee.bytes().all(|b| b.is_ascii_digit())
+                    && callee.len() > 8);
             if !(dialable && caller.internal) {
                 return Err((404, "Not Found", Outcome::Rejected));
             }
@@ -462,7 +498,12 @@ impl Fork {
         // Credentials were for us, not for the callee.
         out.headers
             .retain(|h| !matches!(h, Header::ProxyAuthorization(_)));
-        route::record_route(&self.router, &mut out.headers, self.from.proto, dest.peer.proto);
+        route::record_route(
+            &self.router,
+            &mut out.headers,
+            self.from.proto,
+            dest.peer.proto,
+        );
         let branch = format!("{}{}", sip::BRANCH_COOKIE, sip::random_token());
         route::push_via(&self.router, &mut out.headers, dest.peer.proto, &branch);
         let idx = self.branches.len();
@@ -575,9 +616,14 @@ impl Fork {
     }
 
     fn all_done(&self) -> bool {
-        self.targets.iter().all(|t| t.done || (!t.started && t.start_at.is_none() && self.cancelled))
+        self.targets
+            .iter()
+            .all(|t| t.done || (!t.started && t.start_at.is_none() && self.cancelled))
             && self.branches.iter().all(|b| b.outcome.is_some())
-            && !self.targets.iter().any(|t| !t.started && t.start_at.is_some() && !self.cancelled)
+            && !self
+                .targets
+                .iter()
+                .any(|t| !t.started && t.start_at.is_some() && !self.cancelled)
     }
 
     /// Returns true when the call is answered (the fork is over).
@@ -597,7 +643,10 @@ impl Fork {
             BranchEvent::Final(resp) => {
                 let code = resp.status_code.code();
                 if (200..300).contains(&code) {
-                    if self.answered || self.branches[idx].outcome.is_some() && self.branches[idx].cancelled_as != Some(Outcome::NoAnswer) {
+                    if self.answered
+                        || self.branches[idx].outcome.is_some()
+                            && self.branches[idx].cancelled_as != Some(Outcome::NoAnswer)
+                    {
                         self.hang_up_stray(idx, &resp);
                         return false;
                     }
@@ -625,7 +674,11 @@ impl Fork {
                     b.outcome = Some(match f {
                         BranchFailure::Transport | BranchFailure::Timeout => Outcome::Unreachable,
                     });
-                    b.status = Some(if f == BranchFailure::Transport { 503 } else { 408 });
+                    b.status = Some(if f == BranchFailure::Transport {
+                        503
+                    } else {
+                        408
+                    });
                 }
                 let ti = self.branches[idx].target;
                 self.check_target(ti);
@@ -636,7 +689,13 @@ impl Fork {
 
     fn hang_up_stray(&self, idx: usize, resp: &Response) {
         if let Some((invite, peer)) = self.sent.get(idx) {
-            transaction::terminate_answered(&self.router.transport, &self.router.txns, invite, resp, *peer);
+            transaction::terminate_answered(
+                &self.router.transport,
+                &self.router.txns,
+                invite,
+                resp,
+                *peer,
+            );
         }
     }
 

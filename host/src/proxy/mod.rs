@@ -164,11 +164,17 @@ impl Router {
             && sip::header(&req.headers, "From").is_some()
             && sip::header(&req.headers, "To").is_some()
             && sip::call_id(&req.headers).is_some()
-            && sip::cseq(&req.headers).is_some_and(|(_, m)| m.eq_ignore_ascii_case(&method.to_string()));
+            && sip::cseq(&req.headers)
+                .is_some_and(|(_, m)| m.eq_ignore_ascii_case(&method.to_string()));
         if !valid {
             crate::metrics::count_malformed();
             if method != Method::Ack {
-                self.reply_stateless(&req, 400, Some("Missing Or Inconsistent Mandatory Header"), from);
+                self.reply_stateless(
+                    &req,
+                    400,
+                    Some("Missing Or Inconsistent Mandatory Header"),
+                    from,
+                );
             }
             return;
         }
@@ -225,7 +231,10 @@ impl Router {
                 let txn = ServerTxn::new(key.clone(), from);
                 self.txns.server.insert(key, txn.clone());
                 if sip::max_forwards(&req.headers) == Some(0) {
-                    self.respond(&txn, sip::response_to(&req, 483, None, Some(&sip::random_token())));
+                    self.respond(
+                        &txn,
+                        sip::response_to(&req, 483, None, Some(&sip::random_token())),
+                    );
                     return;
                 }
                 let in_dialog = sip::tag(&req.headers, "To").is_some();
@@ -310,7 +319,12 @@ impl Router {
 
     /// Relays a request within a dialog (or an ACK for a 2xx): pops our
     /// Route entries and sends it to the next route or the Request-URI.
-    fn forward_in_dialog(self: Arc<Self>, mut req: Request, from: Peer, txn: Option<Arc<ServerTxn>>) {
+    fn forward_in_dialog(
+        self: Arc<Self>,
+        mut req: Request,
+        from: Peer,
+        txn: Option<Arc<ServerTxn>>,
+    ) {
         let had_our_route = route::pop_our_routes(&self, &mut req.headers);
         if req.method == Method::Bye {
             if let Some(call_id) = sip::call_id(&req.headers) {
@@ -322,7 +336,10 @@ impl Router {
         if !had_our_route && req.method != Method::Ack && self.is_us(&req.uri.to_string()) {
             // Addressed to us with no dialog state to route on.
             if let Some(t) = txn {
-                self.respond(&t, sip::response_to(&req, 481, None, Some(&sip::random_token())));
+                self.respond(
+                    &t,
+                    sip::response_to(&req, 481, None, Some(&sip::random_token())),
+                );
             }
             return;
         }
@@ -330,7 +347,15 @@ impl Router {
         tokio::spawn(async move {
             let Some(peer) = route::next_hop(&me, &req).await else {
                 if let Some(t) = txn {
-                    me.respond(&t, sip::response_to(&req, 404, Some("No Route To Target"), Some(&sip::random_token())));
+                    me.respond(
+                        &t,
+                        sip::response_to(
+                            &req,
+                            404,
+                            Some("No Route To Target"),
+                            Some(&sip::random_token()),
+                        ),
+                    );
                 }
                 return;
             };
@@ -345,15 +370,35 @@ impl Router {
         let user = params::uri_user(&ruri).unwrap_or_default().to_owned();
         let host = params::uri_host(&ruri).unwrap_or_default().to_owned();
         let Some(tenant) = self.directory.tenant_for(&host) else {
-            self.respond(&txn, sip::response_to(&req, 404, Some("Unknown Domain"), Some(&sip::random_token())));
+            self.respond(
+                &txn,
+                sip::response_to(
+                    &req,
+                    404,
+                    Some("Unknown Domain"),
+                    Some(&sip::random_token()),
+                ),
+            );
             return;
         };
         if tenant.resolve(&user).is_none() {
-            self.respond(&txn, sip::response_to(&req, 404, None, Some(&sip::random_token())));
+            self.respond(
+                &txn,
+                sip::response_to(&req, 404, None, Some(&sip::random_token())),
+            );
             return;
         }
-        let Some(binding) = self.registrar.location().lookup(tenant.tenant.id, &user).into_iter().next() else {
-            self.respond(&txn, sip::response_to(&req, 480, None, Some(&sip::random_token())));
+        let Some(binding) = self
+            .registrar
+            .location()
+            .lookup(tenant.tenant.id, &user)
+            .into_iter()
+            .next()
+        else {
+            self.respond(
+                &txn,
+                sip::response_to(&req, 480, None, Some(&sip::random_token())),
+            );
             return;
         };
         let mut req = req;
@@ -365,12 +410,25 @@ impl Router {
     }
 
     /// Sends a request on (statelessly for ACK) and its final response back.
-    async fn relay(self: Arc<Self>, mut req: Request, _from: Peer, peer: Peer, txn: Option<Arc<ServerTxn>>) {
-        let orig = if txn.is_some() { Some(req.clone()) } else { None };
+    async fn relay(
+        self: Arc<Self>,
+        mut req: Request,
+        _from: Peer,
+        peer: Peer,
+        txn: Option<Arc<ServerTxn>>,
+    ) {
+        let orig = if txn.is_some() {
+            Some(req.clone())
+        } else {
+            None
+        };
         let mf = sip::max_forwards(&req.headers).unwrap_or(70);
         if mf == 0 {
             if let Some(t) = txn {
-                self.respond(&t, sip::response_to(&req, 483, None, Some(&sip::random_token())));
+                self.respond(
+                    &t,
+                    sip::response_to(&req, 483, None, Some(&sip::random_token())),
+                );
             }
             return;
         }
@@ -393,21 +451,33 @@ impl Router {
         let result = if req.method == Method::Invite {
             route::relay_reinvite(&self, req.clone(), branch, peer, &txn).await
         } else {
-            transaction::spawn_non_invite(self.transport.clone(), self.txns.clone(), req.clone(), peer)
-                .await
-                .unwrap_or(Err(transaction::BranchFailure::Transport))
+            transaction::spawn_non_invite(
+                self.transport.clone(),
+                self.txns.clone(),
+                req.clone(),
+                peer,
+            )
+            .await
+            .unwrap_or(Err(transaction::BranchFailure::Transport))
         };
         match result {
             Ok(mut resp) => {
                 route::pop_top_via(&mut resp.headers);
                 self.respond(&txn, resp);
             }
-            Err(transaction::BranchFailure::Timeout) => {
-                self.respond(&txn, sip::response_to(&orig, 408, None, Some(&sip::random_token())))
-            }
-            Err(transaction::BranchFailure::Transport) => {
-                self.respond(&txn, sip::response_to(&orig, 503, Some("Next Hop Unreachable"), Some(&sip::random_token())))
-            }
+            Err(transaction::BranchFailure::Timeout) => self.respond(
+                &txn,
+                sip::response_to(&orig, 408, None, Some(&sip::random_token())),
+            ),
+            Err(transaction::BranchFailure::Transport) => self.respond(
+                &txn,
+                sip::response_to(
+                    &orig,
+                    503,
+                    Some("Next Hop Unreachable"),
+                    Some(&sip::random_token()),
+                ),
+            ),
         }
     }
 }

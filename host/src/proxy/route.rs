@@ -37,7 +37,11 @@ pub(crate) fn fix_top_via(req: &mut Request, from: Peer) {
                         !k.eq_ignore_ascii_case("rport") && !k.eq_ignore_ascii_case("received")
                     })
                     .collect();
-                value = format!("{};received={ip};rport={}", base.join(";"), from.addr.port());
+                value = format!(
+                    "{};received={ip};rport={}",
+                    base.join(";"),
+                    from.addr.port()
+                );
             } else if f.host != ip && f.param("received").is_none() {
                 value.push_str(&format!(";received={ip}"));
             }
@@ -99,7 +103,9 @@ pub(crate) fn pop_our_routes(router: &Router, headers: &mut Headers) -> bool {
 /// Sets Max-Forwards.
 pub(crate) fn set_max_forwards(headers: &mut Headers, n: u32) {
     headers.retain(|h| !matches!(h, Header::MaxForwards(_)));
-    headers.push(Header::MaxForwards(rsip::headers::MaxForwards::new(n.to_string())));
+    headers.push(Header::MaxForwards(rsip::headers::MaxForwards::new(
+        n.to_string(),
+    )));
 }
 
 /// A branch derived from another (stateless forwarding of ACK).
@@ -112,16 +118,30 @@ pub(crate) fn derived_branch(incoming: &str) -> String {
 /// Pushes our Via.
 pub(crate) fn push_via(router: &Router, headers: &mut Headers, proto: Proto, branch: &str) {
     let s = &router.settings;
-    let value = format!("SIP/2.0/{} {}:{};branch={branch}", proto.as_str(), s.host, s.port);
+    let value = format!(
+        "SIP/2.0/{} {}:{};branch={branch}",
+        proto.as_str(),
+        s.host,
+        s.port
+    );
     insert_top(headers, Header::Via(rsip::headers::Via::new(value)));
 }
 
 /// Adds our Record-Route; two entries when the two sides use different
 /// transports (RFC 5658), so each side reaches us the way it talks.
-pub(crate) fn record_route(router: &Router, headers: &mut Headers, inbound: Proto, outbound: Proto) {
+pub(crate) fn record_route(
+    router: &Router,
+    headers: &mut Headers,
+    inbound: Proto,
+    outbound: Proto,
+) {
     let s = &router.settings;
     let rr = |p: Proto| {
-        let t = if p == Proto::Tcp { ";transport=tcp" } else { "" };
+        let t = if p == Proto::Tcp {
+            ";transport=tcp"
+        } else {
+            ""
+        };
         Header::RecordRoute(rsip::headers::RecordRoute::new(format!(
             "<sip:{}:{};lr{t}>",
             s.host, s.port
@@ -137,7 +157,11 @@ pub(crate) fn record_route(router: &Router, headers: &mut Headers, inbound: Prot
 /// Resolves a SIP URI to an address: a registered contact's flow first,
 /// then the URI's own host, port and transport.
 pub(crate) async fn resolve_uri(router: &Router, uri: &str) -> Option<Peer> {
-    if let Some(p) = router.registrar.location().flow_of_contact(&sip::canonical_uri(uri)) {
+    if let Some(p) = router
+        .registrar
+        .location()
+        .flow_of_contact(&sip::canonical_uri(uri))
+    {
         return Some(p);
     }
     let u = rsip::Uri::try_from(uri).ok()?;

@@ -208,7 +208,10 @@ impl DigestAuth {
             Some(_) => return Verdict::Invalid("unsupported qop"),
             None => (alg.hash(&format!("{ha1}:{}:{ha2}", c.nonce)), None),
         };
-        if !constant_time_eq(expected.as_bytes(), c.response.to_ascii_lowercase().as_bytes()) {
+        if !constant_time_eq(
+            expected.as_bytes(),
+            c.response.to_ascii_lowercase().as_bytes(),
+        ) {
             return Verdict::Invalid("wrong credentials");
         }
         if age > self.ttl {
@@ -245,7 +248,13 @@ mod tests {
 
     fn answer(auth: &DigestAuth, alg: Algorithm, nc: &str) -> Credentials {
         let ch = auth.challenges("demo.test", false);
-        let nonce = ch[0].split("nonce=\"").nth(1).unwrap().split('"').next().unwrap();
+        let nonce = ch[0]
+            .split("nonce=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
         let (md5, sha) = ha1_pair("2001", "demo.test", "secret-pw");
         let ha1 = if alg == Algorithm::Md5 { md5 } else { sha };
         let ha2 = alg.hash("REGISTER:sip:demo.test");
@@ -270,7 +279,10 @@ mod tests {
         for alg in [Algorithm::Md5, Algorithm::Sha256] {
             let c = answer(&auth, alg, "00000001");
             assert_eq!(auth.verify(&c, "REGISTER", &md5, &sha), Verdict::Valid);
-            assert!(matches!(auth.verify(&c, "REGISTER", &md5, &sha), Verdict::Invalid(_)));
+            assert!(matches!(
+                auth.verify(&c, "REGISTER", &md5, &sha),
+                Verdict::Invalid(_)
+            ));
         }
     }
 

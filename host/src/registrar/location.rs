@@ -117,7 +117,11 @@ impl Location {
         let Some(list) = self.map.get(&(tenant_id, user.to_owned())) else {
             return Vec::new();
         };
-        let mut out: Vec<Binding> = list.iter().filter(|b| b.expires_at > now).cloned().collect();
+        let mut out: Vec<Binding> = list
+            .iter()
+            .filter(|b| b.expires_at > now)
+            .cloned()
+            .collect();
         out.sort_by(|a, b| b.q.total_cmp(&a.q).then(b.expires_at.cmp(&a.expires_at)));
         out
     }
@@ -164,7 +168,8 @@ impl Location {
             }
             for b in upserts {
                 list.retain(|x| x.contact != b.contact);
-                self.flows.insert(crate::sip::canonical_uri(&b.contact), b.source);
+                self.flows
+                    .insert(crate::sip::canonical_uri(&b.contact), b.source);
                 ops.push(Op::Upsert(aor.clone(), b.clone()));
                 list.push(b);
             }

@@ -57,7 +57,12 @@ impl Registrar {
     /// 401/WWW-Authenticate, everything else 407/Proxy-Authenticate.
     /// `expected_user` (the AOR for REGISTER, the From user otherwise) must be
     /// the authenticated username, else 403.
-    pub fn authenticate(&self, req: &Request, tenant: &TenantDirectory, expected_user: &str) -> AuthOutcome {
+    pub fn authenticate(
+        &self,
+        req: &Request,
+        tenant: &TenantDirectory,
+        expected_user: &str,
+    ) -> AuthOutcome {
         let is_register = req.method == sip::Method::Register;
         let (hdr, code, challenge_hdr) = if is_register {
             ("Authorization", 401, "WWW-Authenticate")
@@ -81,12 +86,19 @@ impl Registrar {
         let Some(account) = tenant.account(&creds.username) else {
             crate::metrics::count_auth_failure();
             tracing::info!(user = %creds.username, realm, "authentication for unknown account");
-            return AuthOutcome::Reply(sip::response_to(req, 403, Some("Forbidden"), Some(&sip::random_token())));
+            return AuthOutcome::Reply(sip::response_to(
+                req,
+                403,
+                Some("Forbidden"),
+                Some(&sip::random_token()),
+            ));
         };
-        match self
-            .auth
-            .verify(&creds, req.method.to_string().as_str(), &account.ha1_md5, &account.ha1_sha256)
-        {
+        match self.auth.verify(
+            &creds,
+            req.method.to_string().as_str(),
+            &account.ha1_md5,
+            &account.ha1_sha256,
+        ) {
             Verdict::Valid => {}
             Verdict::Stale => return challenge(true),
             Verdict::Invalid(why) => {
@@ -115,9 +127,15 @@ impl Registrar {
     }
 
     /// Handles a REGISTER for `tenant` arriving from `source`.
-    pub async fn register(&self, req: &Request, source: Peer, tenant: &TenantDirectory) -> Response {
+    pub async fn register(
+        &self,
+        req: &Request,
+        source: Peer,
+        tenant: &TenantDirectory,
+    ) -> Response {
         let to_tag = sip::random_token();
-        let reply = |code: u16, reason: Option<&str>| sip::response_to(req, code, reason, Some(&to_tag));
+        let reply =
+            |code: u16, reason: Option<&str>| sip::response_to(req, code, reason, Some(&to_tag));
         let Some(to) = sip::header(&req.headers, "To") else {
             return reply(400, Some("Missing To"));
         };
@@ -173,7 +191,11 @@ impl Registrar {
                 }
                 if expires < self.limits.min_expires {
                     let mut r = reply(423, None);
-                    sip::push_header(&mut r.headers, "Min-Expires", self.limits.min_expires.to_string());
+                    sip::push_header(
+                        &mut r.headers,
+                        "Min-Expires",
+                        self.limits.min_expires.to_string(),
+                    );
                     return r;
                 }
                 let expires = expires.min(self.limits.max_expires);
@@ -191,7 +213,11 @@ impl Registrar {
                 });
             }
         }
-        let bindings = match self.location.update(aor, upserts, removals, remove_all).await {
+        let bindings = match self
+            .location
+            .update(aor, upserts, removals, remove_all)
+            .await
+        {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(error = %e, "registration not stored");
@@ -203,7 +229,11 @@ impl Registrar {
         let now = now_ms();
         for b in &bindings {
             let left = ((b.expires_at - now) / 1000).max(0);
-            sip::push_header(&mut resp.headers, "Contact", format!("<{}>;expires={left}", b.contact));
+            sip::push_header(
+                &mut resp.headers,
+                "Contact",
+                format!("<{}>;expires={left}", b.contact),
+            );
         }
         resp
     }

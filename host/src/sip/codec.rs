@@ -88,7 +88,11 @@ fn normalize(head: &[u8]) -> Result<Normalized, ParseError> {
                     prev.push(' ');
                     prev.push_str(line.trim());
                 }
-                _ => return Err(ParseError::Malformed("continuation before any header".into())),
+                _ => {
+                    return Err(ParseError::Malformed(
+                        "continuation before any header".into(),
+                    ))
+                }
             }
         } else if !line.is_empty() {
             lines.push(line.to_owned());
@@ -103,12 +107,14 @@ fn normalize(head: &[u8]) -> Result<Normalized, ParseError> {
     out.push_str(start.trim_end());
     out.push_str("\r\n");
     for line in iter {
-        let (name, value) = line
-            .split_once(':')
-            .ok_or_else(|| ParseError::Malformed(format!("header line without colon: {line:.40}")))?;
+        let (name, value) = line.split_once(':').ok_or_else(|| {
+            ParseError::Malformed(format!("header line without colon: {line:.40}"))
+        })?;
         let name = expand_compact(name.trim());
         if name.is_empty() || name.contains(char::is_whitespace) {
-            return Err(ParseError::Malformed(format!("bad header name: {line:.40}")));
+            return Err(ParseError::Malformed(format!(
+                "bad header name: {line:.40}"
+            )));
         }
         let value = value.trim();
         if name.eq_ignore_ascii_case("Content-Length") {
@@ -353,7 +359,9 @@ pub fn bad_request_reply(buf: &[u8], err: &ParseError) -> Option<Bytes> {
     let method = parts.next()?;
     let is_request = method.bytes().all(|b| b.is_ascii_uppercase())
         && parts.next().is_some()
-        && parts.next().is_some_and(|v| v.eq_ignore_ascii_case("SIP/2.0"));
+        && parts
+            .next()
+            .is_some_and(|v| v.eq_ignore_ascii_case("SIP/2.0"));
     if !is_request || method == "ACK" {
         return None;
     }

@@ -58,7 +58,12 @@ pub struct Peer {
 
 impl fmt::Display for Peer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.proto.as_str().to_ascii_lowercase(), self.addr)
+        write!(
+            f,
+            "{}:{}",
+            self.proto.as_str().to_ascii_lowercase(),
+            self.addr
+        )
     }
 }
 
@@ -136,7 +141,12 @@ pub fn max_forwards(headers: &Headers) -> Option<u32> {
 
 /// Builds a response to `req` (RFC 3261 section 8.2.6): Via, From, To,
 /// Call-ID and CSeq copied; `to_tag` added to To unless it already has one.
-pub fn response_to(req: &Request, code: u16, reason: Option<&str>, to_tag: Option<&str>) -> Response {
+pub fn response_to(
+    req: &Request,
+    code: u16,
+    reason: Option<&str>,
+    to_tag: Option<&str>,
+) -> Response {
     let mut headers = Headers::default();
     for h in req.headers.iter() {
         match h {

@@ -209,8 +209,14 @@ mod tests {
 
     #[test]
     fn uri_user_and_host() {
-        assert_eq!(uri_user("sip:2001@demo.test:5060;transport=tcp"), Some("2001"));
-        assert_eq!(uri_host("sip:2001@demo.test:5060;transport=tcp"), Some("demo.test"));
+        assert_eq!(
+            uri_user("sip:2001@demo.test:5060;transport=tcp"),
+            Some("2001")
+        );
+        assert_eq!(
+            uri_host("sip:2001@demo.test:5060;transport=tcp"),
+            Some("demo.test")
+        );
         assert_eq!(uri_host("sip:10.0.0.1"), Some("10.0.0.1"));
     }
 }

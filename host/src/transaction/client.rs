@@ -96,7 +96,10 @@ pub fn spawn_invite(
     let (resp_tx, resp_rx) = mpsc::channel(16);
     txns.client.insert(key.clone(), resp_tx);
     tokio::spawn(async move {
-        run_invite(&transport, &txns, request, peer, timer_c, idx, &events, ctl_rx, resp_rx).await;
+        run_invite(
+            &transport, &txns, request, peer, timer_c, idx, &events, ctl_rx, resp_rx,
+        )
+        .await;
         txns.client.remove(&key);
     });
     ctl_tx
@@ -124,7 +127,9 @@ async fn run_invite(
     let bytes = codec::encode(&SipMessage::Request(request.clone()));
     if let Err(e) = transport.send_async(peer, bytes.clone()).await {
         tracing::debug!(error = %e, "INVITE branch not sent");
-        let _ = events.send((idx, BranchEvent::Failed(BranchFailure::Transport))).await;
+        let _ = events
+            .send((idx, BranchEvent::Failed(BranchFailure::Transport)))
+            .await;
         return;
     }
     let udp = peer.proto.is_unreliable();
@@ -138,7 +143,11 @@ async fn run_invite(
     let mut cancel_sent = false;
     let far_future = Instant::now() + Duration::from_secs(86_400 * 365);
     loop {
-        let a_at = if udp && phase == Phase::Calling { next_a } else { far_future };
+        let a_at = if udp && phase == Phase::Calling {
+            next_a
+        } else {
+            far_future
+        };
         tokio::select! {
             resp = responses.recv() => {
                 let Some(resp) = resp else { return };
@@ -251,7 +260,11 @@ pub fn terminate_answered(
         sip::push_header(
             &mut headers,
             "Via",
-            format!("SIP/2.0/{proto} {host}{port};branch={}{}", sip::BRANCH_COOKIE, sip::random_token()),
+            format!(
+                "SIP/2.0/{proto} {host}{port};branch={}{}",
+                sip::BRANCH_COOKIE,
+                sip::random_token()
+            ),
         );
         for h in copy_headers(&invite.headers, &["From", "Call-ID"]) {
             headers.push(h);
@@ -314,7 +327,11 @@ pub async fn non_invite(
         let mut e = t.t1;
         let mut next_e = Instant::now() + e;
         loop {
-            let e_at = if peer.proto.is_unreliable() { next_e } else { deadline };
+            let e_at = if peer.proto.is_unreliable() {
+                next_e
+            } else {
+                deadline
+            };
             tokio::select! {
                 r = rx.recv() => match r {
                     Some(r) if r.status_code.code() >= 200 => return Ok(r),

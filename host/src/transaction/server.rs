@@ -77,7 +77,12 @@ impl ServerTxn {
 
     /// Sends a response and moves the state machine: a final non-2xx answer
     /// to an INVITE over UDP is retransmitted (Timer G) until ACKed or Timer H.
-    pub fn respond(self: &Arc<Self>, resp: Response, transport: &Arc<Transport>, txns: &Arc<Transactions>) {
+    pub fn respond(
+        self: &Arc<Self>,
+        resp: Response,
+        transport: &Arc<Transport>,
+        txns: &Arc<Transactions>,
+    ) {
         let code = resp.status_code.code();
         let bytes = codec::encode(&SipMessage::Response(resp));
         {
@@ -112,7 +117,11 @@ impl ServerTxn {
             let deadline = tokio::time::Instant::now() + t.t64();
             let mut g = t.t1;
             loop {
-                let wait = if me.peer.proto.is_unreliable() { g } else { t.t64() };
+                let wait = if me.peer.proto.is_unreliable() {
+                    g
+                } else {
+                    t.t64()
+                };
                 tokio::select! {
                     _ = me.ack.notified() => return,
                     _ = tokio::time::sleep(wait) => {}

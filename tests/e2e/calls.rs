@@ -1,0 +1,221 @@
+use std::time::Duration;
+
+use switchboard_e2e::{Proto, TestRouter};
+
+const T: Duration = Duration::from_secs(5);
+
+#[tokio::test]
+async fn invite_without_credentials_is_challenged_with_407() {
+    let r = TestRouter::start().await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    alice.invite_unauthenticated("2002").await;
+    let resp = alice.final_response(T).await.unwrap();
+    assert_eq!(resp.status(), Some(407));
+    assert!(resp
+        .header("Proxy-Authenticate")
+        .unwrap()
+        .contains("Digest"));
+}
+
+#[tokio::test]
+async fn call_between_two_registered_users_is_answered_and_hung_up() {
+    let r = TestRouter::start().await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut bob = r.phone("2002", Proto::Udp).await;
+    let call = alice.call("2002").await;
+    let inv = bob.expect_invite(T).await.expect("bob rings");
+    assert!(inv.header("Record-Route").is_some());
+    bob.respond(&inv, 180, "Ringing", "bobtag").await;
+    let ringing = alice.recv_until(T, |m| m.status() == Some(180)).await;
+    assert!(ringing.is_some(), "caller hears ringing");
+    bob.respond(&inv, 200, "OK", "bobtag").await;
+    let ok = alice
+        .recv_until(T, |m| m.status() == Some(200))
+        .await
+        .expect("200 OK");
+    alice.in_dialog(&call, &ok, "ACK", call.cseq).await;
+    assert!(
+        bob.recv_until(T, |m| m.method() == Some("ACK"))
+            .await
+            .is_some(),
+        "ACK end to end"
+    );
+    assert_eq!(r.running.router().dialogs().active_calls(1, "2002"), 1);
+    alice.in_dialog(&call, &ok, "BYE", call.cseq + 1).await;
+    let bye = bob
+        .recv_until(T, |m| m.method() == Some("BYE"))
+        .await
+        .expect("BYE");
+    bob.respond(&bye, 200, "OK", "bobtag").await;
+    let done = alice
+        .recv_until(T, |m| {
+            m.status() == Some(200) && m.header("CSeq").unwrap_or("").contains("BYE")
+        })
+        .await;
+    assert!(done.is_some(), "BYE answered");
+    assert_eq!(r.running.router().dialogs().active_calls(1, "2002"), 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (outcome, answered_by, ended): (String, Option<String>, Option<i64>) =
+        sqlx::query_as("SELECT outcome, answered_by, ended_at FROM calls WHERE sip_call_id = ?")
+            .bind(&call.call_id)
+            .fetch_one(r.running.store().pool())
+            .await
+            .unwrap();
+    assert_eq!(outcome, "answered");
+    assert_eq!(answered_by.as_deref(), Some("2002"));
+    assert!(ended.is_some());
+}
+
+#[tokio::test]
+async fn call_to_an_unregistered_user_is_unreachable() {
+    let r = TestRouter::start().await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    alice.call("2003").await;
+    let resp = alice.final_response(T).await.unwrap();
+    assert_eq!(resp.status(), Some(480), "{}", resp.raw);
+}
+
+#[tokio::test]
+async fn call_to_an_unknown_extension_gets_404() {
+    let r = TestRouter::start().await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    alice.call("2999").await;
+    assert_eq!(alice.final_response(T).await.unwrap().status(), Some(404));
+}
+
+#[tokio::test]
+async fn callee_answering_486_gives_busy() {
+    let r = TestRouter::start().await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut bob = r.phone("2002", Proto::Udp).await;
+    let call = alice.call("2002").await;
+    let inv = bob.expect_invite(T).await.unwrap();
+    bob.respond(&inv, 486, "Busy Here", "b1").await;
+    let resp = alice.final_response(T).await.unwrap();
+    assert_eq!(resp.status(), Some(486));
+    alice.ack_failure(&call, &resp).await;
+    assert!(
+        bob.recv_until(T, |m| m.method() == Some("ACK"))
+            .await
+            .is_some(),
+        "proxy ACKs the 486"
+    );
+}
+
+#[tokio::test]
+async fn ring_time_elapsing_gives_no_answer_and_cancels_the_branch() {
+    let r = TestRouter::start().await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut bob = r.phone("2002", Proto::Udp).await;
+    alice.call("2002").await;
+    let inv = bob.expect_invite(T).await.unwrap();
+    bob.respond(&inv, 180, "Ringing", "b1").await;
+    let cancel = bob
+        .recv_until(Duration::from_secs(6), |m| m.method() == Some("CANCEL"))
+        .await;
+    let cancel = cancel.expect("branch cancelled at the ring time (3 s)");
+    bob.respond(&cancel, 200, "OK", "b1").await;
+    bob.respond(&inv, 487, "Request Terminated", "b1").await;
+    let resp = alice.final_response(T).await.unwrap();
+    assert_eq!(resp.status(), Some(480));
+    assert!(resp.first.contains("No Answer"), "{}", resp.first);
+}
+
+#[tokio::test]
+async fn parallel_fork_answered_by_the_second_device_cancels_the_first() {
+    let r = TestRouter::start().await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut desk = r.phone("2002", Proto::Udp).await;
+    let mut soft = r.phone("2902", Proto::Tcp).await; // Bob's own device account
+    alice.call("2002").await;
+    let inv1 = desk.expect_invite(T).await.expect("desk phone rings");
+    let inv2 = soft.expect_invite(T).await.expect("softphone rings");
+    desk.respond(&inv1, 180, "Ringing", "d").await;
+    soft.respond(&inv2, 200, "OK", "s").await;
+    let ok = alice
+        .recv_until(T, |m| m.status() == Some(200))
+        .await
+        .unwrap();
+    assert_eq!(ok.to_tag().as_deref(), Some("s"));
+    let cancel = desk.recv_until(T, |m| m.method() == Some("CANCEL")).await;
+    assert!(cancel.is_some(), "the ringing desk phone is cancelled");
+}
+
+#[tokio::test]
+async fn ring_all_hunt_group_rings_every_member() {
+    let r = TestRouter::start().await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut m1 = r.phone("2003", Proto::Udp).await;
+    let mut m2 = r.phone("2004", Proto::Udp).await;
+    alice.call("2100").await;
+    assert!(m1.expect_invite(T).await.is_some());
+    assert!(m2.expect_invite(T).await.is_some());
+}
+
+#[tokio::test]
+async fn sequential_hunt_group_rings_the_next_member_after_the_first_rings_out() {
+    let r = TestRouter::start().await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut m1 = r.phone("2003", Proto::Udp).await;
+    let mut m2 = r.phone("2004", Proto::Udp).await;
+    alice.call("2101").await;
+    let inv1 = m1.expect_invite(T).await.expect("first member rings");
+    m1.respond(&inv1, 180, "Ringing", "m1").await;
+    assert!(
+        m2.expect_invite(Duration::from_secs(3)).await.is_none(),
+        "second waits its turn"
+    );
+    // member ring time is 5 s
+    let cancel = m1
+        .recv_until(Duration::from_secs(4), |m| m.method() == Some("CANCEL"))
+        .await;
+    assert!(cancel.is_some());
+    let inv2 = m2.expect_invite(T).await.expect("second member rings next");
+    m2.respond(&inv2, 200, "OK", "m2").await;
+    assert!(alice
+        .recv_until(T, |m| m.status() == Some(200))
+        .await
+        .is_some());
+}
+
+#[tokio::test]
+async fn caller_cancel_stops_ringing_with_487() {
+    let r = TestRouter::start().await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut bob = r.phone("2002", Proto::Udp).await;
+    let call = alice.call("2002").await;
+    let inv = bob.expect_invite(T).await.unwrap();
+    bob.respond(&inv, 180, "Ringing", "b").await;
+    alice
+        .recv_until(T, |m| m.status() == Some(180))
+        .await
+        .unwrap();
+    alice.cancel(&call).await;
+    assert!(bob
+        .recv_until(T, |m| m.method() == Some("CANCEL"))
+        .await
+        .is_some());
+    let resp = alice
+        .recv_until(T, |m| m.status() == Some(487))
+        .await
+        .expect("487 to the INVITE");
+    alice.ack_failure(&call, &resp).await;
+}
+
+#[tokio::test]
+async fn a_udp_phone_calls_a_tcp_phone() {
+    let r = TestRouter::start().await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut bob = r.phone("2002", Proto::Tcp).await;
+    let call = alice.call("2002").await;
+    let inv = bob.expect_invite(T).await.expect("INVITE over TCP");
+    assert!(inv.header("Via").unwrap().contains("SIP/2.0/TCP"));
+    bob.respond(&inv, 200, "OK", "b").await;
+    let ok = alice
+        .recv_until(T, |m| m.status() == Some(200))
+        .await
+        .unwrap();
+    alice.in_dialog(&call, &ok, "BYE", call.cseq + 1).await;
+    let bye = bob.recv_until(T, |m| m.method() == Some("BYE")).await;
+    assert!(bye.is_some(), "BYE follows the Record-Route onto TCP");
+}

@@ -1,0 +1,87 @@
+use std::time::Duration;
+
+use switchboard_e2e::{password, Phone, Proto, TestRouter};
+
+#[tokio::test]
+async fn register_with_digest_gets_200_listing_the_contact() {
+    let r = TestRouter::start().await;
+    let mut p = Phone::new(r.sip(), "2001", &password("2001"), Proto::Udp).await;
+    let resp = p.register(600).await;
+    assert_eq!(resp.status(), Some(200), "{}", resp.raw);
+    let contact = resp.header("Contact").unwrap();
+    assert!(contact.contains(&p.local.to_string()), "{contact}");
+    assert!(
+        contact.contains("expires=600") || contact.contains("expires=599"),
+        "{contact}"
+    );
+}
+
+#[tokio::test]
+async fn register_with_a_wrong_password_is_refused() {
+    let r = TestRouter::start().await;
+    let mut p = Phone::new(r.sip(), "2001", "not-the-password", Proto::Udp).await;
+    assert_eq!(p.register(600).await.status(), Some(403));
+    assert!(!r
+        .running
+        .router()
+        .registrar()
+        .location()
+        .is_registered(1, "2001"));
+}
+
+#[tokio::test]
+async fn register_for_an_unknown_account_gets_404() {
+    let r = TestRouter::start().await;
+    let mut p = Phone::new(r.sip(), "2999", "whatever-pw", Proto::Udp).await;
+    assert_eq!(p.register(600).await.status(), Some(404));
+}
+
+#[tokio::test]
+async fn expiry_below_the_minimum_gets_423_with_min_expires() {
+    let r = TestRouter::start().await;
+    let mut p = Phone::new(r.sip(), "2001", &password("2001"), Proto::Udp).await;
+    let resp = p.register(10).await;
+    assert_eq!(resp.status(), Some(423));
+    assert_eq!(resp.header("Min-Expires"), Some("60"));
+}
+
+#[tokio::test]
+async fn several_contacts_per_aor_and_wildcard_unregister() {
+    let r = TestRouter::start().await;
+    let mut a = r.phone("2001", Proto::Udp).await;
+    let mut b = Phone::new(r.sip(), "2001", &password("2001"), Proto::Tcp).await;
+    let resp = b.register(600).await;
+    assert_eq!(resp.headers_all("Contact").count(), 2, "{}", resp.raw);
+    let resp = a.register_contact(0, "*").await;
+    assert_eq!(resp.status(), Some(200));
+    assert_eq!(resp.headers_all("Contact").count(), 0, "{}", resp.raw);
+    assert!(!r
+        .running
+        .router()
+        .registrar()
+        .location()
+        .is_registered(1, "2001"));
+}
+
+#[tokio::test]
+async fn registrations_survive_a_restart() {
+    let r = TestRouter::start().await;
+    let mut bob = r.phone("2002", Proto::Udp).await;
+    let db = r.dir.path().join("test.db");
+    let TestRouter { running, dir } = r;
+    running.shutdown().await;
+    let mut config = switchboard_e2e::test_config(&db);
+    config.sip.default_domain = Some(switchboard_e2e::DOMAIN.into());
+    let running = switchboard::run(config).await.unwrap();
+    assert!(running
+        .router()
+        .registrar()
+        .location()
+        .is_registered(1, "2002"));
+    // A call through the new instance reaches the phone registered before.
+    let mut alice = Phone::new(running.sip_addr, "2001", &password("2001"), Proto::Udp).await;
+    assert_eq!(alice.register(600).await.status(), Some(200));
+    alice.call("2002").await;
+    assert!(bob.expect_invite(Duration::from_secs(3)).await.is_some());
+    drop(dir);
+}
