@@ -161,7 +161,7 @@ pub struct NewEmployee {
     /// HTTP login; defaults to the extension.
     #[serde(default)]
     pub login: Option<String>,
-    /// Password for HTTP and SIP (at least 8 characters).
+    /// Password for HTTP and SIP (at least 6 characters).
     pub password: String,
     /// Free text.
     #[serde(default)]
@@ -233,8 +233,8 @@ pub async fn create_employee(
     if e.name.trim().is_empty() {
         return Err(invalid("name", "must not be empty"));
     }
-    if e.password.chars().count() < 8 {
-        return Err(invalid("password", "must be at least 8 characters"));
+    if e.password.chars().count() < 6 {
+        return Err(invalid("password", "must be at least 6 characters"));
     }
     let extension = match &e.extension {
         Some(x) => check_free_extension(dir, "extension", x, false)?,
@@ -313,7 +313,7 @@ pub async fn create_employee(
 pub struct NewDevice {
     /// SIP username (an extension).
     pub username: String,
-    /// SIP password (at least 8 characters).
+    /// SIP password (at least 6 characters).
     pub password: String,
     /// Label.
     #[serde(default)]
@@ -330,8 +330,8 @@ pub async fn create_device(
     d: &NewDevice,
 ) -> Result<i64, ProvisionError> {
     let username = check_free_extension(dir, "username", &d.username, true)?;
-    if d.password.chars().count() < 8 {
-        return Err(invalid("password", "must be at least 8 characters"));
+    if d.password.chars().count() < 6 {
+        return Err(invalid("password", "must be at least 6 characters"));
     }
     if let Some(owner) = d.employee_id {
         if !dir.employees.contains_key(&owner) {

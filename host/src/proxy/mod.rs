@@ -159,7 +159,7 @@ impl Router {
     }
 
     fn on_request(self: &Arc<Self>, mut req: Request, from: Peer) {
-        let method = req.method.clone();
+        let method = req.method;
         let valid = sip::header(&req.headers, "Via").is_some()
             && sip::header(&req.headers, "From").is_some()
             && sip::header(&req.headers, "To").is_some()

@@ -288,6 +288,59 @@ pub fn encode(msg: &SipMessage) -> Bytes {
     out.freeze()
 }
 
+/// A 400 Bad Request for bytes that failed to parse, when the headers a
+/// response needs (Via, From, To, Call-ID, CSeq) can still be found in them
+/// and the first line is a request line; `None` means drop the bytes.
+pub fn bad_request_reply(buf: &[u8], err: &ParseError) -> Option<Bytes> {
+    let text = String::from_utf8_lossy(buf.get(..buf.len().min(MAX_MESSAGE))?);
+    let mut lines = text.lines();
+    let first = lines.next()?;
+    let mut parts = first.split_whitespace();
+    let method = parts.next()?;
+    let is_request = method.bytes().all(|b| b.is_ascii_uppercase())
+        && parts.next().is_some()
+        && parts
+            .next()
+            .is_some_and(|v| v.eq_ignore_ascii_case("SIP/2.0"));
+    if !is_request || method == "ACK" {
+        return None;
+    }
+    let mut kept: Vec<(String, String)> = Vec::new();
+    for line in lines {
+        if line.is_empty() {
+            break;
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let name = expand_compact(name.trim());
+        for wanted in ["Via", "From", "To", "Call-ID", "CSeq"] {
+            if name.eq_ignore_ascii_case(wanted) {
+                kept.push((wanted.to_owned(), value.trim().to_owned()));
+            }
+        }
+    }
+    for wanted in ["Via", "From", "To", "Call-ID", "CSeq"] {
+        if !kept.iter().any(|(n, _)| n == wanted) {
+            return None;
+        }
+    }
+    let reason: String = err
+        .to_string()
+        .chars()
+        .filter(|c| !c.is_control() && *c != '"')
+        .take(120)
+        .collect();
+    let mut out = String::from("SIP/2.0 400 Bad Request\r\n");
+    for (n, v) in kept {
+        out.push_str(&format!("{n}: {v}\r\n"));
+    }
+    out.push_str(&format!(
+        "Warning: 399 switchboard \"{reason}\"\r\nContent-Length: 0\r\n\r\n"
+    ));
+    Some(Bytes::from(out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,57 +399,4 @@ mod tests {
         assert!(parse_datagram(b"\x00\x01hello\r\n\r\n").is_err());
         assert!(parse_datagram(b"INVITE\r\n\r\n").is_err());
     }
-}
-
-/// A 400 Bad Request for bytes that failed to parse, when the headers a
-/// response needs (Via, From, To, Call-ID, CSeq) can still be found in them
-/// and the first line is a request line; `None` means drop the bytes.
-pub fn bad_request_reply(buf: &[u8], err: &ParseError) -> Option<Bytes> {
-    let text = String::from_utf8_lossy(buf.get(..buf.len().min(MAX_MESSAGE))?);
-    let mut lines = text.lines();
-    let first = lines.next()?;
-    let mut parts = first.split_whitespace();
-    let method = parts.next()?;
-    let is_request = method.bytes().all(|b| b.is_ascii_uppercase())
-        && parts.next().is_some()
-        && parts
-            .next()
-            .is_some_and(|v| v.eq_ignore_ascii_case("SIP/2.0"));
-    if !is_request || method == "ACK" {
-        return None;
-    }
-    let mut kept: Vec<(String, String)> = Vec::new();
-    for line in lines {
-        if line.is_empty() {
-            break;
-        }
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let name = expand_compact(name.trim());
-        for wanted in ["Via", "From", "To", "Call-ID", "CSeq"] {
-            if name.eq_ignore_ascii_case(wanted) {
-                kept.push((wanted.to_owned(), value.trim().to_owned()));
-            }
-        }
-    }
-    for wanted in ["Via", "From", "To", "Call-ID", "CSeq"] {
-        if !kept.iter().any(|(n, _)| n == wanted) {
-            return None;
-        }
-    }
-    let reason: String = err
-        .to_string()
-        .chars()
-        .filter(|c| !c.is_control() && *c != '"')
-        .take(120)
-        .collect();
-    let mut out = String::from("SIP/2.0 400 Bad Request\r\n");
-    for (n, v) in kept {
-        out.push_str(&format!("{n}: {v}\r\n"));
-    }
-    out.push_str(&format!(
-        "Warning: 399 switchboard \"{reason}\"\r\nContent-Length: 0\r\n\r\n"
-    ));
-    Some(Bytes::from(out))
 }

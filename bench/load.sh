@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# SIPp load against switchboard on loopback: registers users with digest auth,
+# then INVITE-180-200-ACK-BYE calls and REGISTER storms at rising rates,
+# printing calls/s, failures and response-time percentiles.
+#
+# It starts a release build of the router on a temporary SQLite database,
+# provisions users 1000-1999 (answering UAS) and 2000-2199 (never answering)
+# with password "pw<user>" over the admin API, and drives it with
+# ../shared/bench/peer-baseline.sh (the same script and scenarios that measure
+# Kamailio, so the numbers compare side by side).
+#
+# Usage: bench/load.sh                    full run (rates from peer-baseline.sh)
+#        SMOKE=1 bench/load.sh            short bounded run (CI)
+#        KAMAILIO=1 bench/load.sh         also run the same load against Kamailio
+# Loopback only; everything started here is stopped on exit.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+PEER="${PEER_BASELINE:-$ROOT/../shared/bench/peer-baseline.sh}"
+SIP_PORT="${SIP_PORT:-5070}"
+HTTP_PORT="${HTTP_PORT:-8090}"
+WORK="$(mktemp -d /tmp/switchboard-bench.XXXXXX)"
+TOKEN="bench-token-$$"
+
+if [ ! -f "$PEER" ]; then
+  echo "peer-baseline.sh not found at $PEER (set PEER_BASELINE)" >&2
+  exit 2
+fi
+command -v sipp >/dev/null || { echo "sipp not found (apt-get install -y sip-tester)" >&2; exit 2; }
+
+cargo build --release --quiet -p switchboard --manifest-path "$ROOT/Cargo.toml"
+BIN="$ROOT/target/release/switchboard"
+
+cat > "$WORK/switchboard.toml" <<TOML
+database_url = "sqlite://$WORK/bench.db"
+admin_token = "$TOKEN"
+seed_demo = false
+[sip]
+listen = "127.0.0.1:$SIP_PORT"
+trusted = ["127.0.0.0/8"]
+default_ring_secs = 5
+[http]
+listen = "127.0.0.1:$HTTP_PORT"
+[registrar]
+max_expires = 7200
+TOML
+
+RUST_LOG=switchboard=warn "$BIN" --config "$WORK/switchboard.toml" > "$WORK/router.log" 2>&1 &
+ROUTER_PID=$!
+cleanup() { kill "$ROUTER_PID" 2>/dev/null || true; wait "$ROUTER_PID" 2>/dev/null || true; }
+trap cleanup EXIT
+for _ in $(seq 1 100); do
+  curl -sf "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+api() { # method path [json]
+  curl -sf -X "$1" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+       ${3:+--data "$3"} "http://127.0.0.1:$HTTP_PORT/api/v1$2"
+}
+TENANT_ID=$(api POST /tenants '{"domain":"bench.test","name":"Bench"}' | sed -E 's/.*"id":([0-9]+).*/\1/')
+LAST=1999; [ -n "${SMOKE:-}" ] && LAST=1049
+echo "# provisioning users 1000..$LAST and 2000..2199 in tenant $TENANT_ID"
+for u in $(seq 1000 "$LAST") $(seq 2000 2199); do
+  api POST "/tenants/$TENANT_ID/employees" "{\"name\":\"User $u\",\"extension\":\"$u\",\"password\":\"pw$u\"}" >/dev/null
+done
+
+if [ -n "${SMOKE:-}" ]; then
+  # peer-baseline.sh registers 1000..1999; in smoke mode only the first 50
+  # exist, so run the scenarios directly at low rates.
+  cd "$WORK"
+  cp "$(dirname "$PEER")"/sipp/*.xml .
+  seq 1000 1049 | { echo SEQUENTIAL; awk '{print $1";[authentication username="$1" password=pw"$1"];"}'; } > users.csv
+  sipp -sf uas.xml -p 5090 -i 127.0.0.1 -bg -trace_stat > /dev/null 2>&1 || true
+  sipp "127.0.0.1:$SIP_PORT" -sf reg_auth.xml -inf users.csv -key uas_host 127.0.0.1 -key uas_port 5090 \
+       -r 50 -m 50 -recv_timeout 5000 -timeout 30s -nostdin -trace_stat > reg.out 2>&1 || { cat reg.out; exit 1; }
+  sipp "127.0.0.1:$SIP_PORT" -sf uac.xml -inf users.csv -r 50 -m 200 -d 100 -recv_timeout 5000 \
+       -timeout 60s -nostdin -trace_stat > uac.out 2>&1
+  rc=$?
+  pkill -f "sipp -sf uas.xml -p 5090" 2>/dev/null || true
+  ok=$(grep -E 'Successful call' uac.out | awk '{print $(NF-1)}' | tail -1)
+  failed=$(grep -E 'Failed call' uac.out | awk '{print $(NF-1)}' | tail -1)
+  echo "# smoke: 200 calls at 50/s: successful=${ok:-?} failed=${failed:-?} (sipp rc=$rc)"
+  [ "$rc" = 0 ]
+  exit
+fi
+
+AUTH=1 TARGET_PID=$ROUTER_PID bash "$PEER" 127.0.0.1 "$SIP_PORT"
+if [ -n "${KAMAILIO:-}" ]; then
+  cleanup
+  START_KAMAILIO=1 AUTH=1 bash "$PEER" 127.0.0.1 5071
+fi
