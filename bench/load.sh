@@ -74,12 +74,12 @@ if [ -n "${SMOKE:-}" ]; then
   sipp -sf uas.xml -p 5090 -i 127.0.0.1 -bg -trace_stat > /dev/null 2>&1 || true
   sipp "127.0.0.1:$SIP_PORT" -sf reg_auth.xml -inf users.csv -key uas_host 127.0.0.1 -key uas_port 5090 \
        -r 50 -m 50 -recv_timeout 5000 -timeout 30s -nostdin -trace_stat > reg.out 2>&1 || { cat reg.out; exit 1; }
+  rc=0
   sipp "127.0.0.1:$SIP_PORT" -sf uac.xml -inf users.csv -r 50 -m 200 -d 100 -recv_timeout 5000 \
-       -timeout 60s -nostdin -trace_stat > uac.out 2>&1
-  rc=$?
+       -timeout 60s -nostdin -trace_stat > uac.out 2>&1 || rc=$?
   pkill -f "sipp -sf uas.xml -p 5090" 2>/dev/null || true
-  ok=$(grep -E 'Successful call' uac.out | awk '{print $(NF-1)}' | tail -1)
-  failed=$(grep -E 'Failed call' uac.out | awk '{print $(NF-1)}' | tail -1)
+  ok=$(grep -E 'Successful call' uac.out | awk '{print $NF}' | tail -1)
+  failed=$(grep -E 'Failed call' uac.out | awk '{print $NF}' | tail -1)
   echo "# smoke: 200 calls at 50/s: successful=${ok:-?} failed=${failed:-?} (sipp rc=$rc)"
   [ "$rc" = 0 ]
   exit
