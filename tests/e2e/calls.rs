@@ -219,3 +219,112 @@ async fn a_udp_phone_calls_a_tcp_phone() {
     let bye = bob.recv_until(T, |m| m.method() == Some("BYE")).await;
     assert!(bye.is_some(), "BYE follows the Record-Route onto TCP");
 }
+
+#[tokio::test]
+async fn external_number_goes_to_the_tenant_trunk() {
+    let r = TestRouter::start().await;
+    let mut trunk = switchboard_e2e::Phone::new(r.sip(), "trunk", "unused-pw", Proto::Udp).await;
+    sqlx::query("UPDATE tenants SET trunk_uri = ?")
+        .bind(format!("sip:{}", trunk.local))
+        .execute(r.running.store().pool())
+        .await
+        .unwrap();
+    r.running.directory().reload().await.unwrap();
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    alice.call("441234567890").await;
+    let inv = trunk
+        .expect_invite(T)
+        .await
+        .expect("the trunk gets the call");
+    assert!(
+        inv.first.starts_with("INVITE sip:441234567890@"),
+        "{}",
+        inv.first
+    );
+    trunk.respond(&inv, 200, "OK", "gw").await;
+    assert!(alice
+        .recv_until(T, |m| m.status() == Some(200))
+        .await
+        .is_some());
+}
+
+#[tokio::test]
+async fn second_call_is_busy_when_the_tenant_counts_an_active_call_as_busy() {
+    let r = TestRouter::start().await;
+    sqlx::query("UPDATE tenants SET busy_on_active_call = 1")
+        .execute(r.running.store().pool())
+        .await
+        .unwrap();
+    r.running.directory().reload().await.unwrap();
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut bob = r.phone("2002", Proto::Udp).await;
+    let mut carol = r.phone("2003", Proto::Udp).await;
+    let call = alice.call("2002").await;
+    let inv = bob.expect_invite(T).await.unwrap();
+    bob.respond(&inv, 200, "OK", "b").await;
+    let ok = alice
+        .recv_until(T, |m| m.status() == Some(200))
+        .await
+        .unwrap();
+    alice.in_dialog(&call, &ok, "ACK", call.cseq).await;
+    carol.call("2002").await;
+    assert_eq!(carol.final_response(T).await.unwrap().status(), Some(486));
+    assert!(
+        bob.expect_invite(Duration::from_millis(500))
+            .await
+            .is_none(),
+        "bob is not disturbed"
+    );
+}
+
+#[tokio::test]
+async fn a_retransmitted_invite_is_absorbed_not_forked_again() {
+    let r = TestRouter::start().await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut bob = r.phone("2002", Proto::Udp).await;
+    let call = alice.call("2002").await;
+    let first = bob.expect_invite(T).await.unwrap();
+    let branch = first.header("Via").unwrap().to_owned();
+    // The same INVITE again (same branch), as a UDP phone retransmits it.
+    let mut again = call.clone();
+    again.cseq = call.cseq;
+    alice.resend_invite(&again).await;
+    let trying = alice.recv_until(T, |m| m.status() == Some(100)).await;
+    assert!(
+        trying.is_some(),
+        "the retransmission gets the last response"
+    );
+    // Bob may see our own Timer A retransmissions of the one branch, but
+    // never a second branch.
+    while let Some(inv) = bob.expect_invite(Duration::from_millis(800)).await {
+        assert_eq!(inv.header("Via").unwrap(), branch, "no second fork");
+    }
+}
+
+#[tokio::test]
+async fn rotary_group_starts_each_call_with_the_next_member() {
+    let r = TestRouter::start().await;
+    sqlx::query("UPDATE hunt_groups SET strategy = 'rotary' WHERE extension = '2101'")
+        .execute(r.running.store().pool())
+        .await
+        .unwrap();
+    r.running.directory().reload().await.unwrap();
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut m1 = r.phone("2003", Proto::Udp).await;
+    let mut m2 = r.phone("2004", Proto::Udp).await;
+    let c1 = alice.call("2101").await;
+    let inv = m1
+        .expect_invite(T)
+        .await
+        .expect("first call starts at 2003");
+    m1.respond(&inv, 486, "Busy Here", "x").await;
+    let inv = m2.expect_invite(T).await.expect("then 2004");
+    m2.respond(&inv, 486, "Busy Here", "y").await;
+    let resp = alice.final_response(T).await.unwrap();
+    alice.ack_failure(&c1, &resp).await;
+    alice.call("2101").await;
+    assert!(
+        m2.expect_invite(T).await.is_some(),
+        "second call starts at 2004"
+    );
+}

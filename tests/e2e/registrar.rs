@@ -85,3 +85,29 @@ async fn registrations_survive_a_restart() {
     assert!(bob.expect_invite(Duration::from_secs(3)).await.is_some());
     drop(dir);
 }
+
+#[tokio::test]
+async fn register_with_a_sha256_digest_is_accepted() {
+    let r = TestRouter::start().await;
+    let mut p = Phone::new(r.sip(), "2001", &password("2001"), Proto::Udp).await;
+    p.prefer_sha256();
+    assert_eq!(p.register(600).await.status(), Some(200));
+}
+
+#[tokio::test]
+async fn expired_bindings_stop_receiving_calls() {
+    let r = TestRouter::start_with(|c| c.registrar.min_expires = 1).await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut bob = Phone::new(r.sip(), "2002", &password("2002"), Proto::Udp).await;
+    assert_eq!(bob.register(1).await.status(), Some(200));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    alice.call("2002").await;
+    assert_eq!(
+        alice
+            .final_response(Duration::from_secs(3))
+            .await
+            .unwrap()
+            .status(),
+        Some(480)
+    );
+}

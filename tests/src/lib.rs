@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use md5::{Digest, Md5};
+use sha2::Digest as _;
 use switchboard::config::Config;
 use switchboard::directory::provision::{self, NewDevice, NewEmployee, NewHuntGroup, NewTenant};
 use switchboard::directory::RingStrategy;
@@ -264,6 +265,7 @@ pub struct Phone {
     proto: Proto,
     cseq: u32,
     reg_call_id: String,
+    sha256: bool,
 }
 
 /// State of a call this phone placed.
@@ -331,6 +333,7 @@ impl Phone {
             proto,
             cseq: 1,
             reg_call_id: format!("reg-{}", rand_hex()),
+            sha256: false,
         }
     }
 
@@ -436,16 +439,30 @@ impl Phone {
     fn digest(&self, challenge: &str, method: &str, uri: &str) -> String {
         let realm = param(challenge, "realm").unwrap_or_default();
         let nonce = param(challenge, "nonce").unwrap_or_default();
-        let ha1 = md5_hex(&format!("{}:{realm}:{}", self.user, self.password));
-        let ha2 = md5_hex(&format!("{method}:{uri}"));
+        let sha = param(challenge, "algorithm").is_some_and(|a| a.eq_ignore_ascii_case("SHA-256"));
+        let h = |s: &str| {
+            if sha {
+                hex(&sha2::Sha256::digest(s.as_bytes()))
+            } else {
+                md5_hex(s)
+            }
+        };
+        let ha1 = h(&format!("{}:{realm}:{}", self.user, self.password));
+        let ha2 = h(&format!("{method}:{uri}"));
         let cnonce = rand_hex();
         let nc = "00000001";
-        let response = md5_hex(&format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}"));
+        let response = h(&format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}"));
         format!(
             "Digest username=\"{}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", \
-             response=\"{response}\", algorithm=MD5, cnonce=\"{cnonce}\", qop=auth, nc={nc}",
-            self.user
+             response=\"{response}\", algorithm={}, cnonce=\"{cnonce}\", qop=auth, nc={nc}",
+            self.user,
+            if sha { "SHA-256" } else { "MD5" }
         )
+    }
+
+    /// Prefer SHA-256 challenges when the router offers them.
+    pub fn prefer_sha256(&mut self) {
+        self.sha256 = true;
     }
 
     fn register_text(&mut self, expires: u32, auth: Option<&str>, contact: &str) -> String {
@@ -483,7 +500,12 @@ impl Phone {
         if r.status() != Some(401) {
             return r;
         }
-        let ch = r.header("WWW-Authenticate").unwrap().to_owned();
+        let want = if self.sha256 { "SHA-256" } else { "MD5" };
+        let ch = r
+            .headers_all("WWW-Authenticate")
+            .find(|c| c.contains(&format!("algorithm={want}")))
+            .unwrap()
+            .to_owned();
         let auth = self.digest(&ch, "REGISTER", &format!("sip:{DOMAIN}"));
         let text = self.register_text(expires, Some(&auth), contact);
         self.send_raw(&text).await;
@@ -549,6 +571,12 @@ impl Phone {
         let text = self.invite_text(&call);
         self.send_raw(&text).await;
         call
+    }
+
+    /// Sends the INVITE of `call` again, unchanged (a retransmission).
+    pub async fn resend_invite(&mut self, call: &Outgoing) {
+        let text = self.invite_text(call);
+        self.send_raw(&text).await;
     }
 
     /// ACK for a non-2xx final response (same branch as the INVITE).
