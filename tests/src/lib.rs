@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use md5::{Digest, Md5};
-use sha2::Digest as _;
 use switchboard::config::Config;
 use switchboard::directory::provision::{self, NewDevice, NewEmployee, NewHuntGroup, NewTenant};
 use switchboard::directory::RingStrategy;
