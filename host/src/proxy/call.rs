@@ -187,8 +187,8 @@ fn contacts_of(router: &Router, tenant: &TenantDirectory, user: &str) -> Vec<Des
         .lookup(tenant.tenant.id, user)
         .into_iter()
         .map(|b| Dest {
+            peer: b.destination(),
             uri: b.contact,
-            peer: b.source,
         })
         .collect()
 }

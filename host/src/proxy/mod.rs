@@ -406,7 +406,8 @@ impl Router {
             req.uri = u;
         }
         let me = self.clone();
-        tokio::spawn(async move { me.relay(req, from, binding.source, Some(txn)).await });
+        let peer = binding.destination();
+        tokio::spawn(async move { me.relay(req, from, peer, Some(txn)).await });
     }
 
     /// Sends a request on (statelessly for ACK) and its final response back.

@@ -34,6 +34,52 @@ pub struct Binding {
     pub q: f32,
 }
 
+impl Binding {
+    /// Where requests for this contact go. Phones behind NAT (a private
+    /// Contact address that is not where the REGISTER came from), RFC 5626
+    /// outbound contacts (`ob`) and TCP registrations are reached over the
+    /// flow they registered on; anything else at its Contact address, which
+    /// also allows registering a contact on behalf of another host.
+    pub fn destination(&self) -> Peer {
+        if self.source.proto == crate::sip::Proto::Tcp {
+            return self.source;
+        }
+        let Ok(uri) = rsip::Uri::try_from(self.contact.as_str()) else {
+            return self.source;
+        };
+        if uri.params.iter().any(|p| matches!(p, rsip::Param::Other(k, _) if k.value().eq_ignore_ascii_case("ob"))) {
+            return self.source;
+        }
+        let Ok(ip) = uri.host_with_port.host.to_string().parse::<std::net::IpAddr>() else {
+            return self.source;
+        };
+        let behind_nat = ip != self.source.addr.ip() && is_private(ip);
+        if behind_nat {
+            return self.source;
+        }
+        let proto = uri
+            .params
+            .iter()
+            .find_map(|p| match p {
+                rsip::Param::Transport(t) => crate::sip::Proto::parse(&t.to_string()),
+                _ => None,
+            })
+            .unwrap_or(crate::sip::Proto::Udp);
+        let port = uri.host_with_port.port.map(|p| *p.value()).unwrap_or(5060);
+        Peer {
+            proto,
+            addr: std::net::SocketAddr::new(ip, port),
+        }
+    }
+}
+
+fn is_private(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_private() || v4.is_loopback() || v4.is_link_local() || v4.is_unspecified(),
+        std::net::IpAddr::V6(v6) => v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xfe00) == 0xfc00,
+    }
+}
+
 /// Key of an address of record: tenant and user part.
 pub type Aor = (i64, String);
 
@@ -99,7 +145,7 @@ impl Location {
         let flows = DashMap::new();
         for e in map.iter() {
             for b in e.value() {
-                flows.insert(crate::sip::canonical_uri(&b.contact), b.source);
+                flows.insert(crate::sip::canonical_uri(&b.contact), b.destination());
             }
         }
         let (tx, rx) = mpsc::channel(4096);
