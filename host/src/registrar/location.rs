@@ -47,10 +47,19 @@ impl Binding {
         let Ok(uri) = rsip::Uri::try_from(self.contact.as_str()) else {
             return self.source;
         };
-        if uri.params.iter().any(|p| matches!(p, rsip::Param::Other(k, _) if k.value().eq_ignore_ascii_case("ob"))) {
+        if uri
+            .params
+            .iter()
+            .any(|p| matches!(p, rsip::Param::Other(k, _) if k.value().eq_ignore_ascii_case("ob")))
+        {
             return self.source;
         }
-        let Ok(ip) = uri.host_with_port.host.to_string().parse::<std::net::IpAddr>() else {
+        let Ok(ip) = uri
+            .host_with_port
+            .host
+            .to_string()
+            .parse::<std::net::IpAddr>()
+        else {
             return self.source;
         };
         let behind_nat = ip != self.source.addr.ip() && is_private(ip);
@@ -75,8 +84,12 @@ impl Binding {
 
 fn is_private(ip: std::net::IpAddr) -> bool {
     match ip {
-        std::net::IpAddr::V4(v4) => v4.is_private() || v4.is_loopback() || v4.is_link_local() || v4.is_unspecified(),
-        std::net::IpAddr::V6(v6) => v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xfe00) == 0xfc00,
+        std::net::IpAddr::V4(v4) => {
+            v4.is_private() || v4.is_loopback() || v4.is_link_local() || v4.is_unspecified()
+        }
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xfe00) == 0xfc00
+        }
     }
 }
 
@@ -117,14 +130,15 @@ impl Location {
     /// Loads unexpired bindings and starts the writer task.
     pub async fn load(store: Store) -> Result<Arc<Location>, sqlx::Error> {
         let map: DashMap<Aor, Vec<Binding>> = DashMap::new();
-        let rows = sqlx::query(
+        // Streamed, not collected: a restart with many contacts must not
+        // hold every row twice.
+        let mut rows = sqlx::query(
             "SELECT tenant_id, aor, contact_uri, expires_at, source, user_agent, instance_id, \
              call_id, cseq, q FROM registrations WHERE expires_at > ?",
         )
         .bind(now_ms())
-        .fetch_all(store.pool())
-        .await?;
-        for row in rows {
+        .fetch(store.pool());
+        while let Some(row) = futures_util::TryStreamExt::try_next(&mut rows).await? {
             let Some(source) = Peer::parse(&row.try_get::<String, _>("source")?) else {
                 continue;
             };
@@ -142,6 +156,7 @@ impl Location {
                 .or_default()
                 .push(b);
         }
+        drop(rows);
         let flows = DashMap::new();
         for e in map.iter() {
             for b in e.value() {
