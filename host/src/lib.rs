@@ -5,6 +5,7 @@
 //! the proxy that routes calls, call history, and the HTTP admin API.
 //! [`run`] wires them together.
 
+pub mod admin;
 pub mod config;
 pub mod credentials;
 pub mod directory;
@@ -16,8 +17,6 @@ pub mod sip;
 pub mod store;
 pub mod transaction;
 pub mod transport;
-
-mod http;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -207,7 +206,7 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
         addr: config.http.listen,
         source,
     })?;
-    let app = http::app(http::HttpState {
+    let app = admin::app(admin::AdminState {
         store: store.clone(),
         directory: directory.clone(),
         admin_token: admin_token.clone(),

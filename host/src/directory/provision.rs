@@ -440,3 +440,351 @@ pub async fn create_hunt_group(
     tx.commit().await?;
     Ok(id)
 }
+
+/// Changes to a tenant; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantPatch {
+    /// Display name.
+    pub name: Option<String>,
+    /// IANA time zone.
+    pub time_zone: Option<String>,
+    /// Trunk URI (empty string clears it).
+    pub trunk_uri: Option<String>,
+    /// Voicemail URI (empty string clears it).
+    pub voicemail_uri: Option<String>,
+    /// A second call to someone on a call is busy.
+    pub busy_on_active_call: Option<bool>,
+}
+
+fn optional_uri(
+    field: &'static str,
+    v: &Option<String>,
+) -> Result<Option<Option<String>>, ProvisionError> {
+    match v.as_deref() {
+        None => Ok(None),
+        Some("") => Ok(Some(None)),
+        Some(u) => {
+            validate_sip_uri(field, u)?;
+            Ok(Some(Some(u.to_owned())))
+        }
+    }
+}
+
+/// Updates a tenant.
+pub async fn update_tenant(store: &Store, id: i64, p: &TenantPatch) -> Result<(), ProvisionError> {
+    if let Some(n) = &p.name {
+        if n.trim().is_empty() {
+            return Err(invalid("name", "must not be empty"));
+        }
+    }
+    if let Some(tz) = &p.time_zone {
+        validate_time_zone(tz)?;
+    }
+    let trunk = optional_uri("trunk_uri", &p.trunk_uri)?;
+    let voicemail = optional_uri("voicemail_uri", &p.voicemail_uri)?;
+    let mut tx = store.pool().begin().await?;
+    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if exists.is_none() {
+        return Err(ProvisionError::NotFound(format!("tenant {id}")));
+    }
+    if let Some(n) = &p.name {
+        sqlx::query("UPDATE tenants SET name = ? WHERE id = ?")
+            .bind(n.trim())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(tz) = &p.time_zone {
+        sqlx::query("UPDATE tenants SET time_zone = ? WHERE id = ?")
+            .bind(tz)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(t) = trunk {
+        sqlx::query("UPDATE tenants SET trunk_uri = ? WHERE id = ?")
+            .bind(t)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(v) = voicemail {
+        sqlx::query("UPDATE tenants SET voicemail_uri = ? WHERE id = ?")
+            .bind(v)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(b) = p.busy_on_active_call {
+        sqlx::query("UPDATE tenants SET busy_on_active_call = ? WHERE id = ?")
+            .bind(i64::from(b))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Deletes a row of `table` that belongs to `tenant_id` (or the tenant itself).
+async fn delete_row(
+    store: &Store,
+    table: &'static str,
+    tenant_id: i64,
+    id: i64,
+) -> Result<(), ProvisionError> {
+    let sql = match table {
+        "tenants" => "DELETE FROM tenants WHERE id = ? AND id = ?",
+        "employees" => "DELETE FROM employees WHERE id = ? AND tenant_id = ?",
+        "devices" => "DELETE FROM devices WHERE id = ? AND tenant_id = ?",
+        "hunt_groups" => "DELETE FROM hunt_groups WHERE id = ? AND tenant_id = ?",
+        _ => return Err(ProvisionError::NotFound(table.to_owned())),
+    };
+    let r = sqlx::query(sql)
+        .bind(id)
+        .bind(tenant_id)
+        .execute(store.pool())
+        .await?;
+    if r.rows_affected() == 0 {
+        return Err(ProvisionError::NotFound(format!("{table} {id}")));
+    }
+    Ok(())
+}
+
+/// Deletes a tenant and everything in it.
+pub async fn delete_tenant(store: &Store, id: i64) -> Result<(), ProvisionError> {
+    delete_row(store, "tenants", id, id).await
+}
+
+/// Deletes an employee of a tenant.
+pub async fn delete_employee(store: &Store, tenant_id: i64, id: i64) -> Result<(), ProvisionError> {
+    delete_row(store, "employees", tenant_id, id).await
+}
+
+/// Deletes a device account of a tenant.
+pub async fn delete_device(store: &Store, tenant_id: i64, id: i64) -> Result<(), ProvisionError> {
+    delete_row(store, "devices", tenant_id, id).await
+}
+
+/// Deletes a hunt group of a tenant (memberships go with it).
+pub async fn delete_hunt_group(
+    store: &Store,
+    tenant_id: i64,
+    id: i64,
+) -> Result<(), ProvisionError> {
+    delete_row(store, "hunt_groups", tenant_id, id).await
+}
+
+/// Changes to an employee; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmployeePatch {
+    /// Full name.
+    pub name: Option<String>,
+    /// New password (HTTP and SIP).
+    pub password: Option<String>,
+    /// Free text.
+    pub position: Option<String>,
+    /// Role.
+    pub role: Option<Role>,
+    /// New extension; needs `password` too, because SIP secrets are bound
+    /// to the username.
+    pub extension: Option<String>,
+    /// E-mail (empty clears).
+    pub email: Option<String>,
+    /// Mobile, international digits (empty clears).
+    pub mobile: Option<String>,
+    /// Voicemail PIN, 4-8 digits.
+    pub voicemail_pin: Option<String>,
+    /// Department (hunt group id).
+    pub department_id: Option<i64>,
+}
+
+/// Updates an employee of `dir`'s tenant.
+pub async fn update_employee(
+    store: &Store,
+    dir: &TenantDirectory,
+    id: i64,
+    p: &EmployeePatch,
+) -> Result<(), ProvisionError> {
+    let Some(current) = dir.employees.get(&id) else {
+        return Err(ProvisionError::NotFound(format!("employee {id}")));
+    };
+    if let Some(n) = &p.name {
+        if n.trim().is_empty() {
+            return Err(invalid("name", "must not be empty"));
+        }
+    }
+    let extension = match &p.extension {
+        Some(x) if x != current.extension.as_str() => {
+            if p.password.is_none() {
+                return Err(invalid("password", "required when the extension changes"));
+            }
+            Some(check_free_extension(dir, "extension", x, false)?)
+        }
+        _ => None,
+    };
+    if let Some(pw) = &p.password {
+        if pw.chars().count() < 6 {
+            return Err(invalid("password", "must be at least 6 characters"));
+        }
+    }
+    if let Some(m) = p.mobile.as_deref().filter(|m| !m.is_empty()) {
+        if !is_international_number(m) {
+            return Err(invalid(
+                "mobile",
+                format!("`{m}` must be international digits like 441234567890"),
+            ));
+        }
+    }
+    if let Some(pin) = &p.voicemail_pin {
+        if !(4..=8).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid("voicemail_pin", "must be 4 to 8 digits"));
+        }
+    }
+    if let Some(email) = p.email.as_deref().filter(|e| !e.is_empty()) {
+        if !email.contains('@') {
+            return Err(invalid(
+                "email",
+                format!("`{email}` is not an e-mail address"),
+            ));
+        }
+    }
+    if let Some(dep) = p.department_id {
+        if !dir.groups.contains_key(&dep) {
+            return Err(invalid("department_id", format!("no hunt group {dep}")));
+        }
+    }
+    let mut tx = store.pool().begin().await?;
+    if let Some(n) = &p.name {
+        sqlx::query("UPDATE employees SET name = ? WHERE id = ?")
+            .bind(n.trim())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(pos) = &p.position {
+        sqlx::query("UPDATE employees SET position = ? WHERE id = ?")
+            .bind(pos)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(r) = p.role {
+        sqlx::query("UPDATE employees SET role = ? WHERE id = ?")
+            .bind(r.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(e) = &p.email {
+        sqlx::query("UPDATE employees SET email = ? WHERE id = ?")
+            .bind(Some(e).filter(|e| !e.is_empty()))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(m) = &p.mobile {
+        sqlx::query("UPDATE employees SET mobile = ? WHERE id = ?")
+            .bind(Some(m).filter(|m| !m.is_empty()))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(pin) = &p.voicemail_pin {
+        sqlx::query("UPDATE employees SET voicemail_pin = ? WHERE id = ?")
+            .bind(pin)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(dep) = p.department_id {
+        sqlx::query("UPDATE employees SET department_id = ? WHERE id = ?")
+            .bind(dep)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(e) = &extension {
+        sqlx::query("UPDATE employees SET extension = ? WHERE id = ?")
+            .bind(e.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(pw) = &p.password {
+        let user = extension.as_ref().unwrap_or(&current.extension);
+        let (md5, sha) = ha1_pair(user.as_str(), &dir.tenant.domain, pw);
+        let phc = crate::credentials::hash_password(pw).map_err(|r| invalid("password", r))?;
+        sqlx::query(
+            "UPDATE employees SET ha1_md5 = ?, ha1_sha256 = ?, password_hash = ? WHERE id = ?",
+        )
+        .bind(md5)
+        .bind(sha)
+        .bind(phc)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// One member in a hunt group's new member list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberSpec {
+    /// The employee.
+    pub employee_id: i64,
+    /// Whether calls are offered to them; default true.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Replaces a hunt group's members (in ring order).
+pub async fn set_members(
+    store: &Store,
+    dir: &TenantDirectory,
+    group_id: i64,
+    members: &[MemberSpec],
+) -> Result<(), ProvisionError> {
+    if !dir.groups.contains_key(&group_id) {
+        return Err(ProvisionError::NotFound(format!("hunt group {group_id}")));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for m in members {
+        if !dir.employees.contains_key(&m.employee_id) {
+            return Err(invalid("members", format!("no employee {}", m.employee_id)));
+        }
+        if !seen.insert(m.employee_id) {
+            return Err(invalid(
+                "members",
+                format!("employee {} listed twice", m.employee_id),
+            ));
+        }
+    }
+    let mut tx = store.pool().begin().await?;
+    sqlx::query("DELETE FROM hunt_group_members WHERE group_id = ?")
+        .bind(group_id)
+        .execute(&mut *tx)
+        .await?;
+    for (pos, m) in members.iter().enumerate() {
+        sqlx::query("INSERT INTO hunt_group_members (group_id, employee_id, position, enabled) VALUES (?, ?, ?, ?)")
+            .bind(group_id)
+            .bind(m.employee_id)
+            .bind(pos as i64)
+            .bind(i64::from(m.enabled))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,272 @@
+//! Tenants, employees, device accounts and hunt groups.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, put};
+use axum::Router;
+use serde_json::{json, Value};
+
+use super::{AdminState, ApiError, Json};
+use crate::directory::provision::{
+    self, EmployeePatch, MemberSpec, NewDevice, NewEmployee, NewHuntGroup, NewTenant, TenantPatch,
+};
+use crate::directory::TenantDirectory;
+
+pub(super) fn routes() -> Router<AdminState> {
+    Router::new()
+        .route("/tenants", get(list_tenants).post(create_tenant))
+        .route(
+            "/tenants/{tid}",
+            get(get_tenant).patch(patch_tenant).delete(delete_tenant),
+        )
+        .route(
+            "/tenants/{tid}/employees",
+            get(list_employees).post(create_employee),
+        )
+        .route(
+            "/tenants/{tid}/employees/{id}",
+            get(get_employee)
+                .patch(patch_employee)
+                .delete(delete_employee),
+        )
+        .route(
+            "/tenants/{tid}/devices",
+            get(list_devices).post(create_device),
+        )
+        .route(
+            "/tenants/{tid}/devices/{id}",
+            get(get_device).delete(delete_device),
+        )
+        .route(
+            "/tenants/{tid}/hunt-groups",
+            get(list_groups).post(create_group),
+        )
+        .route(
+            "/tenants/{tid}/hunt-groups/{id}",
+            get(get_group).delete(delete_group),
+        )
+        .route("/tenants/{tid}/hunt-groups/{id}/members", put(put_members))
+}
+
+fn tenant(s: &AdminState, tid: i64) -> Result<Arc<TenantDirectory>, ApiError> {
+    s.directory
+        .snapshot()
+        .by_id(tid)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("tenant {tid}")))
+}
+
+async fn reload(s: &AdminState) -> Result<(), ApiError> {
+    s.directory.reload().await.map_err(ApiError::internal)
+}
+
+fn created(v: Value) -> (StatusCode, Json<Value>) {
+    (StatusCode::CREATED, Json(v))
+}
+
+async fn list_tenants(State(s): State<AdminState>) -> Json<Value> {
+    let snap = s.directory.snapshot();
+    let mut items: Vec<_> = snap.tenants().map(|t| t.tenant.clone()).collect();
+    items.sort_by_key(|t| t.id);
+    Json(json!({"items": items, "total": items.len()}))
+}
+
+async fn create_tenant(
+    State(s): State<AdminState>,
+    Json(body): Json<NewTenant>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let id = provision::create_tenant(&s.store, &body).await?;
+    reload(&s).await?;
+    let t = tenant(&s, id)?;
+    Ok(created(json!(t.tenant)))
+}
+
+async fn get_tenant(
+    State(s): State<AdminState>,
+    Path(tid): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(tenant(&s, tid)?.tenant)))
+}
+
+async fn patch_tenant(
+    State(s): State<AdminState>,
+    Path(tid): Path<i64>,
+    Json(body): Json<TenantPatch>,
+) -> Result<Json<Value>, ApiError> {
+    provision::update_tenant(&s.store, tid, &body).await?;
+    reload(&s).await?;
+    Ok(Json(json!(tenant(&s, tid)?.tenant)))
+}
+
+async fn delete_tenant(
+    State(s): State<AdminState>,
+    Path(tid): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    provision::delete_tenant(&s.store, tid).await?;
+    reload(&s).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_employees(
+    State(s): State<AdminState>,
+    Path(tid): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let t = tenant(&s, tid)?;
+    let mut items: Vec<_> = t.employees.values().cloned().collect();
+    items.sort_by(|a, b| a.extension.cmp(&b.extension));
+    Ok(Json(json!({"items": items, "total": items.len()})))
+}
+
+async fn create_employee(
+    State(s): State<AdminState>,
+    Path(tid): Path<i64>,
+    Json(body): Json<NewEmployee>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let t = tenant(&s, tid)?;
+    let (id, _) = provision::create_employee(&s.store, &t, &body).await?;
+    reload(&s).await?;
+    let t = tenant(&s, tid)?;
+    Ok(created(json!(t.employees.get(&id))))
+}
+
+async fn get_employee(
+    State(s): State<AdminState>,
+    Path((tid, id)): Path<(i64, i64)>,
+) -> Result<Json<Value>, ApiError> {
+    let t = tenant(&s, tid)?;
+    let e = t
+        .employees
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found(format!("employee {id}")))?;
+    Ok(Json(json!(e)))
+}
+
+async fn patch_employee(
+    State(s): State<AdminState>,
+    Path((tid, id)): Path<(i64, i64)>,
+    Json(body): Json<EmployeePatch>,
+) -> Result<Json<Value>, ApiError> {
+    let t = tenant(&s, tid)?;
+    provision::update_employee(&s.store, &t, id, &body).await?;
+    reload(&s).await?;
+    let t = tenant(&s, tid)?;
+    Ok(Json(json!(t.employees.get(&id))))
+}
+
+async fn delete_employee(
+    State(s): State<AdminState>,
+    Path((tid, id)): Path<(i64, i64)>,
+) -> Result<StatusCode, ApiError> {
+    tenant(&s, tid)?;
+    provision::delete_employee(&s.store, tid, id).await?;
+    reload(&s).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_devices(
+    State(s): State<AdminState>,
+    Path(tid): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let t = tenant(&s, tid)?;
+    let mut items: Vec<_> = t.devices.values().cloned().collect();
+    items.sort_by(|a, b| a.username.cmp(&b.username));
+    Ok(Json(json!({"items": items, "total": items.len()})))
+}
+
+async fn create_device(
+    State(s): State<AdminState>,
+    Path(tid): Path<i64>,
+    Json(body): Json<NewDevice>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let t = tenant(&s, tid)?;
+    let id = provision::create_device(&s.store, &t, &body).await?;
+    reload(&s).await?;
+    let t = tenant(&s, tid)?;
+    Ok(created(json!(t.devices.get(&id))))
+}
+
+async fn get_device(
+    State(s): State<AdminState>,
+    Path((tid, id)): Path<(i64, i64)>,
+) -> Result<Json<Value>, ApiError> {
+    let t = tenant(&s, tid)?;
+    let d = t
+        .devices
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found(format!("device {id}")))?;
+    Ok(Json(json!(d)))
+}
+
+async fn delete_device(
+    State(s): State<AdminState>,
+    Path((tid, id)): Path<(i64, i64)>,
+) -> Result<StatusCode, ApiError> {
+    tenant(&s, tid)?;
+    provision::delete_device(&s.store, tid, id).await?;
+    reload(&s).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_groups(
+    State(s): State<AdminState>,
+    Path(tid): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let t = tenant(&s, tid)?;
+    let mut items: Vec<_> = t.groups.values().cloned().collect();
+    items.sort_by(|a, b| a.extension.cmp(&b.extension));
+    Ok(Json(json!({"items": items, "total": items.len()})))
+}
+
+async fn create_group(
+    State(s): State<AdminState>,
+    Path(tid): Path<i64>,
+    Json(body): Json<NewHuntGroup>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let t = tenant(&s, tid)?;
+    let id = provision::create_hunt_group(&s.store, &t, &body).await?;
+    reload(&s).await?;
+    let t = tenant(&s, tid)?;
+    Ok(created(json!(t.groups.get(&id))))
+}
+
+async fn get_group(
+    State(s): State<AdminState>,
+    Path((tid, id)): Path<(i64, i64)>,
+) -> Result<Json<Value>, ApiError> {
+    let t = tenant(&s, tid)?;
+    let g = t
+        .groups
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found(format!("hunt group {id}")))?;
+    Ok(Json(json!(g)))
+}
+
+async fn delete_group(
+    State(s): State<AdminState>,
+    Path((tid, id)): Path<(i64, i64)>,
+) -> Result<StatusCode, ApiError> {
+    tenant(&s, tid)?;
+    provision::delete_hunt_group(&s.store, tid, id).await?;
+    reload(&s).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Members {
+    members: Vec<MemberSpec>,
+}
+
+async fn put_members(
+    State(s): State<AdminState>,
+    Path((tid, id)): Path<(i64, i64)>,
+    Json(body): Json<Members>,
+) -> Result<Json<Value>, ApiError> {
+    let t = tenant(&s, tid)?;
+    provision::set_members(&s.store, &t, id, &body.members).await?;
+    reload(&s).await?;
+    let t = tenant(&s, tid)?;
+    Ok(Json(json!(t.groups.get(&id))))
+}

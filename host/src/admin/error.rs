@@ -1,0 +1,94 @@
+//! Error responses: `{"error": "...", "field": "..."}` with a 4xx status for
+//! what the client got wrong, a generic 500 (details only in the log) for
+//! what we got wrong.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::directory::provision::ProvisionError;
+
+/// An API error.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    field: Option<String>,
+}
+
+impl ApiError {
+    /// A client error.
+    pub fn new(status: StatusCode, message: impl Into<String>, field: Option<&str>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            field: field.map(str::to_owned),
+        }
+    }
+
+    /// 404.
+    pub fn not_found(what: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("not found: {}", what.into()),
+            None,
+        )
+    }
+
+    /// 500, logged.
+    pub fn internal(e: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %e, "admin API internal error");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error", None)
+    }
+}
+
+impl From<ProvisionError> for ApiError {
+    fn from(e: ProvisionError) -> ApiError {
+        match e {
+            ProvisionError::Invalid { field, ref reason } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                reason.clone(),
+                Some(field),
+            ),
+            ProvisionError::Conflict { field, ref reason } => {
+                ApiError::new(StatusCode::CONFLICT, reason.clone(), Some(field))
+            }
+            ProvisionError::NotFound(what) => ApiError::not_found(what),
+            ProvisionError::Sql(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> ApiError {
+        ApiError::internal(e)
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(r: axum::extract::rejection::JsonRejection) -> ApiError {
+        // serde's message names the field ("unknown field `x`", "missing field `y`").
+        let text = r.body_text();
+        let field = text
+            .split('`')
+            .nth(1)
+            .filter(|_| text.contains("field"))
+            .map(str::to_owned);
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: text,
+            field,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = match &self.field {
+            Some(f) => json!({"error": self.message, "field": f}),
+            None => json!({"error": self.message}),
+        };
+        (self.status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,253 @@
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use switchboard_e2e::{Proto, TestRouter};
+
+struct Api {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    fn new(r: &TestRouter) -> Api {
+        Api {
+            base: format!("http://{}/api/v1", r.running.http_addr),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth("test-admin-token");
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+}
+
+#[tokio::test]
+async fn requests_without_the_admin_token_get_401() {
+    let r = TestRouter::start().await;
+    let resp = reqwest::get(format!("http://{}/api/v1/tenants", r.running.http_addr))
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    let health = reqwest::get(format!("http://{}/healthz", r.running.http_addr))
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn creating_an_employee_without_extension_assigns_the_next_free_one() {
+    let r = TestRouter::start().await;
+    let api = Api::new(&r);
+    let (status, body) = api
+        .post(
+            "/tenants/1/employees",
+            json!({"name": "Eve", "password": "eve-secret"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["extension"], "2000");
+    assert!(body.get("ha1_md5").is_none() && body.get("voicemail_pin").is_none());
+}
+
+#[tokio::test]
+async fn emergency_number_as_extension_is_refused_naming_the_field() {
+    let r = TestRouter::start().await;
+    let api = Api::new(&r);
+    let (status, body) = api
+        .post(
+            "/tenants/1/employees",
+            json!({"name": "Eve", "password": "eve-secret", "extension": "112"}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["field"], "extension");
+    assert!(body["error"].as_str().unwrap().contains("emergency"));
+}
+
+#[tokio::test]
+async fn an_extension_in_the_hotdesk_range_is_refused_for_a_person() {
+    let r = TestRouter::start().await;
+    let api = Api::new(&r);
+    let (status, body) = api
+        .post(
+            "/tenants/1/employees",
+            json!({"name": "Eve", "password": "eve-secret", "extension": "5410"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["field"], "extension");
+}
+
+#[tokio::test]
+async fn unknown_json_field_gets_400_naming_it() {
+    let r = TestRouter::start().await;
+    let api = Api::new(&r);
+    let (status, body) = api
+        .post(
+            "/tenants/1/employees",
+            json!({"name": "Eve", "password": "eve-secret", "shoe_size": 9}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["field"], "shoe_size");
+}
+
+#[tokio::test]
+async fn a_tenant_cannot_read_another_tenants_employee() {
+    let r = TestRouter::start().await;
+    let api = Api::new(&r);
+    let (status, other) = api
+        .post(
+            "/tenants",
+            json!({"domain": "other.example", "name": "Other"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{other}");
+    let tid = other["id"].as_i64().unwrap();
+    let (_, emp) = api.get("/tenants/1/employees").await;
+    let first_id = emp["items"][0]["id"].as_i64().unwrap();
+    let (status, _) = api
+        .get(&format!("/tenants/{tid}/employees/{first_id}"))
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/tenants/{tid}/employees/{first_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "deleting across tenants must not work");
+}
+
+#[tokio::test]
+async fn duplicate_domain_is_a_conflict() {
+    let r = TestRouter::start().await;
+    let api = Api::new(&r);
+    let (status, body) = api
+        .post(
+            "/tenants",
+            json!({"domain": switchboard_e2e::DOMAIN, "name": "Again"}),
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(body["field"], "domain");
+}
+
+#[tokio::test]
+async fn replacing_hunt_group_members_changes_who_rings() {
+    let r = TestRouter::start().await;
+    let api = Api::new(&r);
+    let (_, groups) = api.get("/tenants/1/hunt-groups").await;
+    let g = groups["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["extension"] == "2100")
+        .unwrap()
+        .clone();
+    let (_, emps) = api.get("/tenants/1/employees").await;
+    let id_2002 = emps["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["extension"] == "2002")
+        .unwrap()["id"]
+        .clone();
+    let (status, body) = api
+        .call(
+            reqwest::Method::PUT,
+            &format!("/tenants/1/hunt-groups/{}/members", g["id"]),
+            Some(json!({"members": [{"employee_id": id_2002}]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut bob = r.phone("2002", Proto::Udp).await;
+    let mut carol = r.phone("2003", Proto::Udp).await;
+    alice.call("2100").await;
+    assert!(bob.expect_invite(Duration::from_secs(3)).await.is_some());
+    assert!(carol
+        .expect_invite(Duration::from_millis(500))
+        .await
+        .is_none());
+}
+
+#[tokio::test]
+async fn call_history_over_http_shows_an_answered_call_with_its_legs() {
+    let r = TestRouter::start().await;
+    let api = Api::new(&r);
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut bob = r.phone("2002", Proto::Udp).await;
+    alice.call("2002").await;
+    let inv = bob.expect_invite(Duration::from_secs(3)).await.unwrap();
+    bob.respond(&inv, 200, "OK", "b").await;
+    alice
+        .recv_until(Duration::from_secs(3), |m| m.status() == Some(200))
+        .await
+        .unwrap();
+    alice.call("2004").await; // unregistered: unreachable
+    alice.final_response(Duration::from_secs(3)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, body) = api.get("/tenants/1/calls?extension=2002").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["total"], 1);
+    let call = &body["items"][0];
+    assert_eq!(call["outcome"], "answered");
+    assert_eq!(call["caller"], "2001");
+    assert_eq!(call["answered_by"], "2002");
+    assert_eq!(call["legs"][0]["outcome"], "answered");
+    let (_, body) = api.get("/tenants/1/calls?outcome=unreachable").await;
+    assert_eq!(body["total"], 1);
+    assert_eq!(body["items"][0]["callee"], "2004");
+}
+
+#[tokio::test]
+async fn registrations_are_listed_per_tenant() {
+    let r = TestRouter::start().await;
+    let api = Api::new(&r);
+    let _alice = r.phone("2001", Proto::Tcp).await;
+    let (status, body) = api.get("/tenants/1/registrations").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["total"], 1);
+    assert_eq!(body["items"][0]["aor"], "2001");
+    assert_eq!(body["items"][0]["transport"], "TCP");
+}
+
+#[tokio::test]
+async fn demo_seed_creates_the_demo_tenant_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let mut config = switchboard_e2e::test_config(&db);
+    config.seed_demo = true;
+    let first = switchboard::run(config.clone()).await.unwrap();
+    let demo = first.demo.clone().expect("seeded on first start");
+    assert_eq!(demo.domain, "demo.switchboard.test");
+    assert!(demo.accounts.iter().any(|(ext, _, _)| ext == "5401"));
+    first.shutdown().await;
+    let second = switchboard::run(config).await.unwrap();
+    assert!(second.demo.is_none(), "not seeded again");
+    let snap = second.directory().snapshot();
+    let t = snap.by_domain("demo.switchboard.test").unwrap();
+    assert_eq!(t.employees.len(), 4);
+    assert_eq!(t.devices.len(), 2);
+    assert_eq!(t.groups.len(), 1);
+}
