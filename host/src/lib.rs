@@ -106,14 +106,6 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
     } else {
         None
     };
-    if config.sip.default_domain.is_none() {
-        // Phones that use the router's IP as their domain reach the only tenant.
-        let snap = directory.snapshot();
-        let mut tenants = snap.tenants();
-        if let (Some(only), None) = (tenants.next(), tenants.next()) {
-            directory.set_default_domain(Some(only.tenant.domain.clone()));
-        }
-    }
     let admin_token = match &config.admin_token {
         Some(t) => t.clone(),
         None => match store.setting("admin_token").await? {

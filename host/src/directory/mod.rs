@@ -164,14 +164,18 @@ impl Directory {
     }
 
     /// The tenant for a request's domain: an exact match, else the default
-    /// tenant (phones that use the router's IP address as their domain).
+    /// tenant (phones that use the router's IP address as their domain):
+    /// the configured one, or the only tenant when there is just one.
     pub fn tenant_for(&self, domain: &str) -> Option<Arc<TenantDirectory>> {
         let snap = self.snapshot();
         if let Some(t) = snap.by_domain(domain) {
             return Some(t.clone());
         }
-        let default = self.default_domain.read().clone()?;
-        snap.by_domain(&default).cloned()
+        match self.default_domain.read().as_deref() {
+            Some(default) => snap.by_domain(default).cloned(),
+            None if snap.tenants.len() == 1 => snap.tenants.values().next().cloned(),
+            None => None,
+        }
     }
 
     /// Sets the domain used when a request's domain matches no tenant.
