@@ -24,6 +24,57 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// Seed a demo tenant on first start (an empty database).
     pub seed_demo: bool,
+    /// Plugin sandbox.
+    pub plugins: PluginsConfig,
+}
+
+/// Plugin sandbox limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// Longest a plugin may run per decision (milliseconds).
+    pub deadline_ms: u64,
+    /// Largest linear memory of a plugin (MiB).
+    pub memory_mib: usize,
+    /// Largest upload (KiB).
+    pub max_upload_kib: usize,
+    /// Where compiled plugins are cached (empty string: no cache).
+    pub cache_dir: String,
+    /// Faults within `fault_window_secs` that switch a plugin off.
+    pub fault_limit: usize,
+    /// See `fault_limit`.
+    pub fault_window_secs: u64,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        PluginsConfig {
+            deadline_ms: 10,
+            memory_mib: 16,
+            max_upload_kib: 4096,
+            cache_dir: "switchboard-cache".into(),
+            fault_limit: 5,
+            fault_window_secs: 60,
+        }
+    }
+}
+
+impl PluginsConfig {
+    /// The runtime's settings.
+    pub fn runtime(&self) -> crate::plugins::PluginConfig {
+        crate::plugins::PluginConfig {
+            deadline: Duration::from_millis(self.deadline_ms.max(1)),
+            memory_limit: self.memory_mib.max(1) << 20,
+            max_upload: self.max_upload_kib.max(1) << 10,
+            // wasmtime wants an absolute cache path.
+            cache_dir: (!self.cache_dir.is_empty()).then(|| {
+                std::path::absolute(&self.cache_dir)
+                    .unwrap_or_else(|_| self.cache_dir.clone().into())
+            }),
+            fault_limit: self.fault_limit.max(1),
+            fault_window: Duration::from_secs(self.fault_window_secs.max(1)),
+        }
+    }
 }
 
 /// SIP transport and proxy settings.
@@ -87,6 +138,7 @@ impl Default for Config {
             registrar: RegistrarConfig::default(),
             admin_token: None,
             seed_demo: true,
+            plugins: PluginsConfig::default(),
         }
     }
 }

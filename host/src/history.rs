@@ -89,6 +89,18 @@ pub struct CallRecord {
     pub legs: Vec<Leg>,
 }
 
+impl CallRecord {
+    /// Adds history notes ("delegated", "diverted: busy").
+    pub fn annotate(&mut self, notes: &[String]) {
+        for n in notes {
+            if !self.annotations.is_empty() {
+                self.annotations.push_str("; ");
+            }
+            self.annotations.push_str(n);
+        }
+    }
+}
+
 enum Write {
     Insert(Box<CallRecord>),
     Ended { id: String, at: i64 },

@@ -11,6 +11,8 @@ pub mod credentials;
 pub mod directory;
 pub mod history;
 pub mod metrics;
+pub mod pipeline;
+pub mod plugins;
 pub mod proxy;
 pub mod registrar;
 pub mod sip;
@@ -51,6 +53,9 @@ pub enum StartError {
     /// The demo tenant could not be created.
     #[error("demo seed: {0}")]
     Seed(#[from] directory::provision::ProvisionError),
+    /// The plugin runtime could not start.
+    #[error("plugins: {0}")]
+    Plugins(#[from] plugins::PluginError),
 }
 
 /// A running router.
@@ -89,6 +94,7 @@ impl Running {
     /// database for the next start.
     pub async fn shutdown(self) {
         self.router.transport.shutdown();
+        self.router.plugins().stop();
         for t in &self.tasks {
             t.abort();
         }
@@ -142,12 +148,33 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
             })?;
     let sip_addr = transport.local_addr();
     let history = History::start(store.clone());
+    let dialogs = Arc::new(proxy::Dialogs::default());
+    let presence = Arc::new(proxy::LivePresence {
+        location: location.clone(),
+        dialogs: dialogs.clone(),
+        directory: directory.clone(),
+    });
+    let plugin_host = plugins::PluginHost::start(
+        config.plugins.runtime(),
+        store.clone(),
+        directory.clone(),
+        presence,
+    )
+    .await?;
+    if let Some(demo) = &demo {
+        // New tenants get the product plugins, in the documented order.
+        if let Some(t) = directory.tenant_for(&demo.domain) {
+            plugin_host.enable_defaults(t.tenant.id).await?;
+        }
+    }
     let router = Router::new(
         transport.clone(),
         txns.clone(),
         directory.clone(),
         registrar.clone(),
         history.clone(),
+        dialogs,
+        plugin_host,
         ProxySettings::from_config(&config, sip_addr.port()),
     );
     transport.start(Arc::new(RouterHandler(router.clone())));

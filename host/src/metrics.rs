@@ -10,6 +10,8 @@ static CALLS_STARTED: AtomicU64 = AtomicU64::new(0);
 static CALLS_ANSWERED: AtomicU64 = AtomicU64::new(0);
 static REGISTERS_OK: AtomicU64 = AtomicU64::new(0);
 static AUTH_FAILURES: AtomicU64 = AtomicU64::new(0);
+static PLUGIN_FAULTS: AtomicU64 = AtomicU64::new(0);
+static PLUGIN_CALLS: AtomicU64 = AtomicU64::new(0);
 
 /// A message was parsed.
 pub fn count_received() {
@@ -40,6 +42,15 @@ pub fn count_auth_failure() {
     AUTH_FAILURES.fetch_add(1, Relaxed);
 }
 
+/// A plugin trapped, timed out or decided something invalid.
+pub fn count_plugin_fault() {
+    PLUGIN_FAULTS.fetch_add(1, Relaxed);
+}
+/// A decision point ran a plugin.
+pub fn count_plugin_call() {
+    PLUGIN_CALLS.fetch_add(1, Relaxed);
+}
+
 /// Prometheus text exposition of every counter.
 pub fn render() -> String {
     let rows = [
@@ -50,6 +61,8 @@ pub fn render() -> String {
         ("switchboard_calls_answered_total", &CALLS_ANSWERED),
         ("switchboard_registrations_total", &REGISTERS_OK),
         ("switchboard_auth_failures_total", &AUTH_FAILURES),
+        ("switchboard_plugin_calls_total", &PLUGIN_CALLS),
+        ("switchboard_plugin_faults_total", &PLUGIN_FAULTS),
     ];
     let mut out = String::new();
     for (name, v) in rows {

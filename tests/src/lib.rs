@@ -36,6 +36,11 @@ pub fn test_config(db: &std::path::Path) -> Config {
     c.sip.default_ring_secs = 3;
     c.sip.no_response_secs = 2;
     c.admin_token = Some("test-admin-token".into());
+    // One compiled-plugin cache for the whole test run.
+    c.plugins.cache_dir = std::env::temp_dir()
+        .join("switchboard-test-plugin-cache")
+        .display()
+        .to_string();
     c
 }
 

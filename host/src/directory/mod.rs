@@ -58,6 +58,27 @@ pub struct TenantDirectory {
 }
 
 impl TenantDirectory {
+    /// A tenant with nothing in it (for calls made outside any tenant, such
+    /// as asking a plugin which points it handles).
+    pub fn empty() -> TenantDirectory {
+        TenantDirectory {
+            tenant: Tenant {
+                id: 0,
+                domain: String::new(),
+                name: String::new(),
+                time_zone: "UTC".into(),
+                trunk_uri: None,
+                voicemail_uri: None,
+                hotdesk_range: 5400..=5499,
+                busy_on_active_call: false,
+            },
+            employees: HashMap::new(),
+            devices: HashMap::new(),
+            groups: HashMap::new(),
+            by_extension: HashMap::new(),
+        }
+    }
+
     /// What `user` (the user part of a SIP URI) dials within this tenant.
     pub fn resolve(&self, user: &str) -> Option<Entry> {
         self.by_extension.get(user).copied()

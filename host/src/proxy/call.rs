@@ -6,12 +6,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rsip::headers::UntypedHeader;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
 use super::{route, Router};
 use crate::directory::{is_international_number, Entry, RingStrategy, TenantDirectory};
 use crate::history::{CallRecord, Leg, Outcome};
+use crate::pipeline::{
+    CallView, Decision, Dest as PDest, Direction, FailureReason, Input, Mode, OnFailure, PartyView,
+    RouteDecision,
+};
 use crate::proxy::dialog::Dialog;
 use crate::registrar::AuthOutcome;
 use crate::sip::{self, params, Header, Peer, Request, Response};
@@ -55,6 +60,12 @@ pub(crate) struct Plan {
     pub mode: RingMode,
     pub targets: Vec<PlanTarget>,
     pub total_ring: Duration,
+    /// Whether the failure point is asked when nobody answers.
+    pub on_failure: OnFailure,
+    /// Caller ID to present to the callees.
+    pub caller_id: Option<String>,
+    /// Display name to present.
+    pub caller_name: Option<String>,
 }
 
 struct BranchState {
@@ -85,6 +96,39 @@ struct Caller {
     internal: bool,
 }
 
+/// Most times the failure point is asked during one call.
+const MAX_FAILURE_ROUNDS: u32 = 8;
+
+/// How a fork ended.
+enum End {
+    Answered,
+    Cancelled,
+    Failed {
+        outcome: Outcome,
+        code: u16,
+        reason: Option<&'static str>,
+    },
+}
+
+/// `%23%2320` -> `##20`: what the user dialed.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 pub(super) async fn run(router: Arc<Router>, req: Request, from: Peer, txn: Arc<ServerTxn>) {
     crate::metrics::count_call_started();
     let reply = |code: u16, reason: Option<&str>| {
@@ -94,7 +138,7 @@ pub(super) async fn run(router: Arc<Router>, req: Request, from: Peer, txn: Arc<
         )
     };
     let ruri = req.uri.to_string();
-    let callee = params::uri_user(&ruri).unwrap_or_default().to_owned();
+    let callee = percent_decode(params::uri_user(&ruri).unwrap_or_default());
     let host = params::uri_host(&ruri).unwrap_or_default().to_owned();
     let Some(tenant) = router.directory.tenant_for(&host) else {
         return reply(404, Some("Unknown Domain"));
@@ -103,6 +147,7 @@ pub(super) async fn run(router: Arc<Router>, req: Request, from: Peer, txn: Arc<
     let from_user = params::uri_user(params::uri_of(from_value))
         .unwrap_or_default()
         .to_owned();
+    let from_name = params::display_name_of(from_value).map(str::to_owned);
 
     let caller = if router.is_trusted(from.addr.ip()) {
         Caller {
@@ -119,7 +164,7 @@ pub(super) async fn run(router: Arc<Router>, req: Request, from: Peer, txn: Arc<
         }
     };
 
-    let (cancel_tx, cancel_rx) = mpsc::channel(1);
+    let (cancel_tx, mut cancel_rx) = mpsc::channel(1);
     *txn.cancel.lock() = Some(cancel_tx);
 
     let mut record = CallRecord {
@@ -132,7 +177,11 @@ pub(super) async fn run(router: Arc<Router>, req: Request, from: Peer, txn: Arc<
         sip_call_id: sip::call_id(&req.headers).unwrap_or_default().to_owned(),
         caller: caller.id.clone(),
         callee: callee.clone(),
-        direction: "internal",
+        direction: if caller.internal {
+            "internal"
+        } else {
+            "inbound"
+        },
         started_at: now_ms(),
         answered_at: None,
         ended_at: None,
@@ -142,40 +191,295 @@ pub(super) async fn run(router: Arc<Router>, req: Request, from: Peer, txn: Arc<
         annotations: String::new(),
         legs: Vec::new(),
     };
-    if !caller.internal {
-        record.direction = "inbound";
+    let mut view = CallView {
+        call_id: record.id.clone(),
+        caller: PartyView {
+            id: caller.id.clone(),
+            name: from_name,
+            internal: caller.internal,
+        },
+        dialed: callee.clone(),
+        direction: if caller.internal {
+            if tenant.resolve(&callee).is_some() {
+                Direction::Internal
+            } else {
+                Direction::Outbound
+            }
+        } else {
+            Direction::Inbound
+        },
+        attempt: 0,
+        history: Vec::new(),
+    };
+    let finish_early = |mut record: CallRecord, code: u16, reason: &str, outcome: Outcome| {
+        record.outcome = outcome;
+        record.status_code = Some(code);
+        record.ended_at = Some(now_ms());
+        router.history.record(record);
+        reply(code, Some(reason));
+    };
+
+    // Decision points before anything rings: originate (the caller's
+    // plugins: feature codes, caller ID), then incoming (the callee's).
+    let mut decided: Option<Plan> = None;
+    let mut points = Vec::new();
+    if caller.internal {
+        points.push(Input::Originate { call: view.clone() });
+    }
+    if tenant.resolve(&callee).is_some() {
+        points.push(Input::Incoming {
+            call: view.clone(),
+            callee: callee.clone(),
+        });
+    }
+    for input in points {
+        let v = router.plugins.decide(&tenant, &input);
+        record.annotate(&v.annotations);
+        match v.decision {
+            Decision::Feature { success, message } => {
+                // Feature codes are not calls: answered, not recorded.
+                let code = if success { 200 } else { 403 };
+                return reply(code, Some(&message));
+            }
+            Decision::Reject { status, reason } => {
+                return finish_early(record, status, &reason, Outcome::Rejected);
+            }
+            Decision::Route(r) => {
+                if let Some(why) = &r.reason {
+                    record.annotate(std::slice::from_ref(why));
+                }
+                decided = Some(plan_from_route(&router, &tenant, &r));
+                break;
+            }
+            Decision::Continue | Decision::Members(_) => {}
+        }
     }
 
-    let plan = match plan_for(&router, &tenant, &callee, &caller) {
-        Ok(p) => p,
-        Err((code, reason, outcome)) => {
-            record.outcome = outcome;
-            record.status_code = Some(code);
-            record.ended_at = Some(now_ms());
-            if code != 404 || caller.internal {
-                router.history.record(record);
-            }
-            return reply(code, Some(reason));
-        }
+    let mut step: Result<Plan, PlanError> = match decided {
+        Some(plan) => Ok(plan),
+        None => plan_for(&router, &tenant, &callee, &caller, &view),
     };
-    if plan.targets.iter().any(|t| t.label.starts_with("trunk:")) {
-        record.direction = if caller.internal {
-            "outbound"
-        } else {
-            "transit"
+    let mut fork: Option<Fork> = None;
+    loop {
+        let (end, target) = match step {
+            Ok(plan) => {
+                if plan.targets.iter().any(|t| t.label.starts_with("trunk:"))
+                    && record.direction == "internal"
+                {
+                    record.direction = "outbound";
+                }
+                let target = plan
+                    .targets
+                    .first()
+                    .map(|t| t.label.clone())
+                    .unwrap_or_else(|| callee.clone());
+                view.history
+                    .extend(plan.targets.iter().map(|t| t.label.clone()));
+                let mut f = match fork.take() {
+                    Some(old) => old.next(plan),
+                    None => Fork::new(
+                        router.clone(),
+                        req.clone(),
+                        from,
+                        txn.clone(),
+                        plan,
+                        record.clone(),
+                        caller.id.clone(),
+                        caller.internal,
+                    ),
+                };
+                let end = f.run(&mut cancel_rx).await;
+                fork = Some(f);
+                (end, target)
+            }
+            Err((code, reason, outcome)) => (
+                End::Failed {
+                    outcome,
+                    code,
+                    reason: Some(reason),
+                },
+                callee.clone(),
+            ),
         };
+        let (outcome, code, reason) = match end {
+            End::Answered => return,
+            End::Cancelled => (Outcome::Cancelled, 487, None),
+            End::Failed {
+                outcome,
+                code,
+                reason,
+            } => (outcome, code, reason),
+        };
+        let ask = fork
+            .as_ref()
+            .map(|f| f.plan.on_failure)
+            .unwrap_or(OnFailure::AskAgain)
+            == OnFailure::AskAgain;
+        let failure = match outcome {
+            Outcome::NoAnswer => Some(FailureReason::NoAnswer),
+            Outcome::Busy => Some(FailureReason::Busy),
+            Outcome::Unreachable => Some(FailureReason::Unreachable),
+            _ => None,
+        };
+        if let (true, Some(reason_f)) = (ask && view.attempt < MAX_FAILURE_ROUNDS, failure) {
+            let tried = fork.as_ref().map(|f| f.tried()).unwrap_or_default();
+            let v = router.plugins.decide(
+                &tenant,
+                &Input::Failure {
+                    call: view.clone(),
+                    reason: reason_f,
+                    target,
+                    tried,
+                },
+            );
+            match fork.as_mut() {
+                Some(f) => f.record.annotate(&v.annotations),
+                None => record.annotate(&v.annotations),
+            }
+            match v.decision {
+                Decision::Route(r) => {
+                    view.attempt += 1;
+                    let why = r.reason.clone();
+                    let plan = plan_from_route(&router, &tenant, &r);
+                    if let Some(why) = why {
+                        match fork.as_mut() {
+                            Some(f) => f.record.annotate(&[why]),
+                            None => record.annotate(&[why]),
+                        }
+                    }
+                    step = Ok(plan);
+                    continue;
+                }
+                Decision::Reject { status, reason } => {
+                    match fork {
+                        Some(f) => f.conclude(status, Some(&reason), Outcome::Rejected),
+                        None => finish_early(record, status, &reason, Outcome::Rejected),
+                    }
+                    return;
+                }
+                _ => {}
+            }
+        }
+        match fork {
+            Some(f) => f.conclude(code, reason, outcome),
+            None => finish_early(record, code, reason.unwrap_or("Failed"), outcome),
+        }
+        return;
     }
-    Fork::new(
-        router.clone(),
-        req.clone(),
-        from,
-        txn.clone(),
-        plan,
-        record,
-        caller,
-    )
-    .run(cancel_rx)
-    .await;
+}
+
+/// Turns a plugin's route into a plan: destinations become contacts.
+fn plan_from_route(router: &Router, tenant: &TenantDirectory, r: &RouteDecision) -> Plan {
+    let default_ring = router.settings.default_ring;
+    let mut targets = Vec::new();
+    for t in &r.targets {
+        let (label, dests) = match &t.dest {
+            PDest::Extension(e) => (
+                e.to_string(),
+                contacts_for_extension(router, tenant, e.as_str()),
+            ),
+            PDest::Device(e) => (e.to_string(), contacts_of(router, tenant, e.as_str())),
+            PDest::External(n) => (
+                format!("trunk:{n}"),
+                tenant
+                    .tenant
+                    .trunk_uri
+                    .as_deref()
+                    .and_then(|t| trunk_uri_for(t, n))
+                    .map(unresolved)
+                    .into_iter()
+                    .collect(),
+            ),
+            PDest::Voicemail(e) => (
+                format!("voicemail:{e}"),
+                tenant
+                    .tenant
+                    .voicemail_uri
+                    .as_deref()
+                    .and_then(|v| trunk_uri_for(v, e.as_str()))
+                    .map(unresolved)
+                    .into_iter()
+                    .collect(),
+            ),
+            PDest::Uri(u) => (u.clone(), vec![unresolved(u.clone())]),
+        };
+        targets.push(PlanTarget {
+            label,
+            dests,
+            delay: t.delay,
+            ring: t.ring.unwrap_or(default_ring),
+        });
+    }
+    let mode = match r.mode {
+        Mode::Parallel => RingMode::Parallel,
+        Mode::Sequential => RingMode::Sequential,
+    };
+    let total_ring = r.total_ring.unwrap_or_else(|| match mode {
+        RingMode::Parallel => targets
+            .iter()
+            .map(|t| t.delay + t.ring)
+            .max()
+            .unwrap_or(default_ring),
+        RingMode::Sequential => targets.iter().map(|t| t.delay + t.ring).sum(),
+    });
+    Plan {
+        mode,
+        targets,
+        total_ring,
+        on_failure: r.on_failure,
+        caller_id: r.caller_id.clone(),
+        caller_name: r.caller_name.clone(),
+    }
+}
+
+/// A destination whose address is looked up when its branch starts.
+fn unresolved(uri: String) -> Dest {
+    Dest {
+        uri,
+        peer: Peer {
+            proto: sip::Proto::Udp,
+            addr: ([0, 0, 0, 0], 0).into(),
+        },
+    }
+}
+
+/// Contacts that ring for an extension: an employee's own and their
+/// devices', a device's, or a hunt group's available members'.
+fn contacts_for_extension(router: &Router, tenant: &TenantDirectory, ext: &str) -> Vec<Dest> {
+    match tenant.resolve(ext) {
+        Some(Entry::Employee(id)) => {
+            if router.plugins.state().status(tenant.tenant.id, ext)
+                != crate::plugins::Status::Available
+            {
+                return Vec::new();
+            }
+            let mut dests = contacts_of(router, tenant, ext);
+            for d in tenant.devices_of(id) {
+                dests.extend(contacts_of(router, tenant, d.username.as_str()));
+            }
+            dests
+        }
+        Some(Entry::Device(_)) => contacts_of(router, tenant, ext),
+        Some(Entry::Group(gid)) => tenant
+            .groups
+            .get(&gid)
+            .map(|g| {
+                g.members
+                    .iter()
+                    .filter(|m| m.enabled)
+                    .filter_map(|m| tenant.employees.get(&m.employee_id))
+                    .filter(|e| {
+                        router
+                            .dialogs
+                            .active_calls(tenant.tenant.id, e.extension.as_str())
+                            == 0
+                    })
+                    .flat_map(|e| contacts_for_extension(router, tenant, e.extension.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        None => Vec::new(),
+    }
 }
 
 type PlanError = (u16, &'static str, Outcome);
@@ -193,14 +497,18 @@ fn contacts_of(router: &Router, tenant: &TenantDirectory, user: &str) -> Vec<Des
         .collect()
 }
 
-/// The default routing decision (what happens when no plugin decides).
+/// The default routing decision (what happens when no plugin decides), with
+/// the group-members point asked for hunt groups.
 fn plan_for(
     router: &Router,
-    tenant: &TenantDirectory,
+    tenant: &Arc<TenantDirectory>,
     callee: &str,
     caller: &Caller,
+    view: &CallView,
 ) -> Result<Plan, PlanError> {
     let ring = router.settings.default_ring;
+    let tid = tenant.tenant.id;
+    let status = |ext: &str| router.plugins.state().status(tid, ext);
     let single = |label: &str, dests: Vec<Dest>| Plan {
         mode: RingMode::Parallel,
         targets: vec![PlanTarget {
@@ -210,54 +518,77 @@ fn plan_for(
             ring,
         }],
         total_ring: ring,
+        on_failure: OnFailure::AskAgain,
+        caller_id: None,
+        caller_name: None,
     };
     match tenant.resolve(callee) {
-        Some(Entry::Employee(id)) => {
-            if tenant.tenant.busy_on_active_call
-                && router.dialogs.active_calls(tenant.tenant.id, callee) > 0
-            {
+        Some(Entry::Employee(_)) => {
+            // Do not disturb and logged off both mean busy for personal calls.
+            if status(callee) != crate::plugins::Status::Available {
                 return Err((486, "Busy Here", Outcome::Busy));
             }
-            let mut dests = contacts_of(router, tenant, callee);
-            for d in tenant.devices_of(id) {
-                dests.extend(contacts_of(router, tenant, d.username.as_str()));
+            if tenant.tenant.busy_on_active_call && router.dialogs.active_calls(tid, callee) > 0 {
+                return Err((486, "Busy Here", Outcome::Busy));
+            }
+            let dests = contacts_for_extension(router, tenant, callee);
+            if dests.is_empty() {
+                return Err((480, "Temporarily Unavailable", Outcome::Unreachable));
             }
             Ok(single(callee, dests))
         }
-        Some(Entry::Device(_)) => Ok(single(callee, contacts_of(router, tenant, callee))),
+        Some(Entry::Device(_)) => {
+            let dests = contacts_of(router, tenant, callee);
+            if dests.is_empty() {
+                return Err((480, "Temporarily Unavailable", Outcome::Unreachable));
+            }
+            Ok(single(callee, dests))
+        }
         Some(Entry::Group(gid)) => {
             let Some(group) = tenant.groups.get(&gid) else {
                 return Err((404, "Not Found", Outcome::Rejected));
             };
-            let tid = tenant.tenant.id;
-            let mut members: Vec<(String, Vec<Dest>)> = group
+            let enabled: Vec<String> = group
                 .members
                 .iter()
                 .filter(|m| m.enabled)
                 .filter_map(|m| tenant.employees.get(&m.employee_id))
                 .map(|e| e.extension.as_str().to_owned())
+                .collect();
+            let verdict = router.plugins.decide(
+                tenant,
+                &Input::GroupMembers {
+                    call: view.clone(),
+                    group: callee.to_owned(),
+                    members: enabled.clone(),
+                },
+            );
+            let chosen = match verdict.decision {
+                Decision::Members(m) => m,
+                _ => enabled,
+            };
+            // Only members who are available, not on a call, and reachable.
+            let mut members: Vec<(String, Vec<Dest>)> = chosen
+                .into_iter()
+                .filter(|ext| status(ext) == crate::plugins::Status::Available)
                 .filter(|ext| router.dialogs.active_calls(tid, ext) == 0)
                 .map(|ext| {
-                    let mut dests = contacts_of(router, tenant, &ext);
-                    if let Some(e) = tenant.employee_by_extension(&ext) {
-                        for d in tenant.devices_of(e.id) {
-                            dests.extend(contacts_of(router, tenant, d.username.as_str()));
-                        }
-                    }
+                    let dests = contacts_for_extension(router, tenant, &ext);
                     (ext, dests)
                 })
                 .filter(|(_, d)| !d.is_empty())
                 .collect();
+            if members.is_empty() {
+                return Err((480, "No Member Available", Outcome::Unreachable));
+            }
             let mode = match group.strategy {
                 RingStrategy::RingAll => RingMode::Parallel,
                 RingStrategy::Sequential => RingMode::Sequential,
                 RingStrategy::Rotary => {
-                    if !members.is_empty() {
-                        let mut next = router.rotary.entry(gid).or_insert(0);
-                        let start = *next % members.len();
-                        *next = next.wrapping_add(1);
-                        members.rotate_left(start);
-                    }
+                    let mut next = router.rotary.entry(gid).or_insert(0);
+                    let start = *next % members.len();
+                    *next = next.wrapping_add(1);
+                    members.rotate_left(start);
                     RingMode::Sequential
                 }
                 RingStrategy::LongestIdle => {
@@ -288,15 +619,18 @@ fn plan_for(
                     })
                     .collect(),
                 total_ring: total,
+                on_failure: OnFailure::AskAgain,
+                caller_id: None,
+                caller_name: None,
             })
         }
         None => {
-            let dialable = is_international_number(callee)
-                || (callee.len() >= 3
-                    && callee.bytes().all(|b| b.is_ascii_digit())
-                    && callee.len() > 8);
+            let dialable = is_international_number(callee);
             if !(dialable && caller.internal) {
                 return Err((404, "Not Found", Outcome::Rejected));
+            }
+            if status(&caller.id) == crate::plugins::Status::LoggedOut {
+                return Err((403, "Logged Off", Outcome::Rejected));
             }
             let Some(trunk) = tenant.tenant.trunk_uri.as_deref() else {
                 return Err((404, "No Trunk For External Numbers", Outcome::Rejected));
@@ -304,22 +638,19 @@ fn plan_for(
             let Some(uri) = trunk_uri_for(trunk, callee) else {
                 return Err((500, "Bad Trunk URI", Outcome::Unreachable));
             };
-            // The trunk's address is resolved when the branch starts.
+            let ring = Duration::from_secs(120);
             Ok(Plan {
                 mode: RingMode::Parallel,
                 targets: vec![PlanTarget {
                     label: format!("trunk:{callee}"),
-                    dests: vec![Dest {
-                        uri,
-                        peer: Peer {
-                            proto: sip::Proto::Udp,
-                            addr: ([0, 0, 0, 0], 0).into(),
-                        },
-                    }],
+                    dests: vec![unresolved(uri)],
                     delay: Duration::ZERO,
-                    ring: Duration::from_secs(120),
+                    ring,
                 }],
-                total_ring: Duration::from_secs(120),
+                total_ring: ring,
+                on_failure: OnFailure::AskAgain,
+                caller_id: None,
+                caller_name: None,
             })
         }
     }
@@ -342,7 +673,8 @@ struct Fork {
     txn: Arc<ServerTxn>,
     plan: Plan,
     record: CallRecord,
-    caller: Caller,
+    caller_id: String,
+    caller_internal: bool,
     branches: Vec<BranchState>,
     targets: Vec<TargetState>,
     events_tx: mpsc::Sender<(usize, BranchEvent)>,
@@ -354,6 +686,7 @@ struct Fork {
 }
 
 impl Fork {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         router: Arc<Router>,
         req: Request,
@@ -361,25 +694,11 @@ impl Fork {
         txn: Arc<ServerTxn>,
         plan: Plan,
         record: CallRecord,
-        caller: Caller,
+        caller_id: String,
+        caller_internal: bool,
     ) -> Fork {
         let (events_tx, events_rx) = mpsc::channel(64);
-        let now = Instant::now();
-        let targets = plan
-            .targets
-            .iter()
-            .enumerate()
-            .map(|(i, t)| TargetState {
-                start_at: match plan.mode {
-                    RingMode::Parallel => Some(now + t.delay),
-                    RingMode::Sequential if i == 0 => Some(now + t.delay),
-                    RingMode::Sequential => None,
-                },
-                ring_until: None,
-                started: false,
-                done: false,
-            })
-            .collect();
+        let targets = target_states(&plan);
         Fork {
             router,
             req,
@@ -387,7 +706,8 @@ impl Fork {
             txn,
             plan,
             record,
-            caller,
+            caller_id,
+            caller_internal,
             branches: Vec::new(),
             targets,
             events_tx,
@@ -398,23 +718,52 @@ impl Fork {
         }
     }
 
-    async fn run(mut self, mut cancel_rx: mpsc::Receiver<()>) {
+    /// The same call, forked anew to another plan (after the failure
+    /// point decided): the legs so far stay in the record.
+    fn next(mut self, plan: Plan) -> Fork {
+        self.keep_legs();
+        let (events_tx, events_rx) = mpsc::channel(64);
+        self.targets = target_states(&plan);
+        self.plan = plan;
+        self.events_tx = events_tx;
+        self.events_rx = events_rx;
+        self.sent.clear();
+        self
+    }
+
+    /// What was rung in this fork.
+    fn tried(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .branches
+            .iter()
+            .map(|b| self.plan.targets[b.target].label.clone())
+            .collect();
+        v.dedup();
+        v
+    }
+
+    fn keep_legs(&mut self) {
+        let legs: Vec<Leg> = self.branches.drain(..).map(|b| b.leg(&self.plan)).collect();
+        self.record.legs.extend(legs);
+    }
+
+    async fn run(&mut self, cancel_rx: &mut mpsc::Receiver<()>) -> End {
         let total_until = Instant::now() + self.plan.total_ring;
         if self.plan.targets.iter().all(|t| t.dests.is_empty()) {
-            return self.finish();
+            return self.outcome();
         }
         loop {
             self.start_due_targets().await;
             self.expire(total_until);
             if self.all_done() {
-                return self.finish();
+                return self.outcome();
             }
             let wake = self.next_wake(total_until);
             tokio::select! {
                 ev = self.events_rx.recv() => {
-                    let Some((idx, ev)) = ev else { return self.finish() };
+                    let Some((idx, ev)) = ev else { return self.outcome() };
                     if self.on_event(idx, ev) {
-                        return; // answered
+                        return End::Answered;
                     }
                 }
                 c = cancel_rx.recv(), if !self.cancelled => {
@@ -495,6 +844,13 @@ impl Fork {
         out.uri = uri;
         let mf = sip::max_forwards(&out.headers).unwrap_or(70);
         route::set_max_forwards(&mut out.headers, mf.saturating_sub(1));
+        if self.plan.caller_id.is_some() || self.plan.caller_name.is_some() {
+            present_caller(
+                &mut out,
+                self.plan.caller_id.as_deref(),
+                self.plan.caller_name.as_deref(),
+            );
+        }
         // Credentials were for us, not for the callee.
         out.headers
             .retain(|h| !matches!(h, Header::ProxyAuthorization(_)));
@@ -721,8 +1077,8 @@ impl Fork {
         self.record.outcome = Outcome::Answered;
         self.record.status_code = Some(200);
         let mut parties = Vec::new();
-        if self.caller.internal {
-            parties.push(self.caller.id.clone());
+        if self.caller_internal {
+            parties.push(self.caller_id.clone());
         }
         if !label.starts_with("trunk:") {
             parties.push(label);
@@ -740,28 +1096,18 @@ impl Fork {
     }
 
     fn write_record(&mut self) {
-        let legs = self
-            .branches
-            .iter()
-            .map(|b| Leg {
-                target: self.plan.targets[b.target].label.clone(),
-                contact: b.contact.clone(),
-                started_at: b.started_at,
-                ended_at: b.ended_at,
-                status_code: b.status,
-                outcome: b.outcome.unwrap_or(Outcome::Unreachable),
-            })
-            .collect::<Vec<_>>();
         let mut rec = self.record.clone();
-        rec.legs.extend(legs);
+        rec.legs
+            .extend(self.branches.iter().map(|b| b.leg(&self.plan)));
         self.router.history.record(rec);
     }
 
-    fn finish(mut self) {
+    /// Why nobody answered, and what the caller would be told.
+    fn outcome(&self) -> End {
         let outcomes: Vec<Outcome> = self.branches.iter().filter_map(|b| b.outcome).collect();
         let statuses: Vec<u16> = self.branches.iter().filter_map(|b| b.status).collect();
-        let (outcome, code, reason): (Outcome, u16, Option<&str>) = if self.cancelled {
-            (Outcome::Cancelled, 487, None)
+        let (outcome, code, reason): (Outcome, u16, Option<&'static str>) = if self.cancelled {
+            return End::Cancelled;
         } else if outcomes.contains(&Outcome::Busy) {
             (Outcome::Busy, 486, None)
         } else if let Some(c) = statuses.iter().copied().filter(|c| *c >= 600).min() {
@@ -783,6 +1129,15 @@ impl Fork {
         } else {
             (Outcome::Unreachable, 480, None)
         };
+        End::Failed {
+            outcome,
+            code,
+            reason,
+        }
+    }
+
+    /// Answers the caller with the final failure and writes the record.
+    fn conclude(mut self, code: u16, reason: Option<&str>, outcome: Outcome) {
         self.record.outcome = outcome;
         self.record.status_code = Some(code);
         self.record.ended_at = Some(now_ms());
@@ -791,6 +1146,65 @@ impl Fork {
             sip::response_to(&self.req, code, reason, Some(&sip::random_token())),
         );
         self.write_record();
+    }
+}
+
+/// Shows the callee another identity: From's user and display name (the
+/// tag stays, so the dialog is the same) and P-Asserted-Identity.
+fn present_caller(req: &mut Request, id: Option<&str>, name: Option<&str>) {
+    let Some(from) = sip::header(&req.headers, "From").map(str::to_owned) else {
+        return;
+    };
+    let uri = params::uri_of(&from).to_owned();
+    let tag = params::header_param(&from, "tag")
+        .unwrap_or_default()
+        .to_owned();
+    let user = params::uri_user(&uri).unwrap_or_default().to_owned();
+    let host = params::uri_host(&uri).unwrap_or_default().to_owned();
+    let new_user = id.unwrap_or(&user);
+    let new_name = name
+        .map(str::to_owned)
+        .or_else(|| params::display_name_of(&from).map(str::to_owned));
+    let shown = match &new_name {
+        Some(n) => format!("\"{n}\" <sip:{new_user}@{host}>"),
+        None => format!("<sip:{new_user}@{host}>"),
+    };
+    req.headers.retain(|h| !matches!(h, Header::From(_)));
+    req.headers
+        .push(Header::From(rsip::headers::From::new(format!(
+            "{shown};tag={tag}"
+        ))));
+    sip::push_header(&mut req.headers, "P-Asserted-Identity", shown);
+}
+
+fn target_states(plan: &Plan) -> Vec<TargetState> {
+    let now = Instant::now();
+    plan.targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| TargetState {
+            start_at: match plan.mode {
+                RingMode::Parallel => Some(now + t.delay),
+                RingMode::Sequential if i == 0 => Some(now + t.delay),
+                RingMode::Sequential => None,
+            },
+            ring_until: None,
+            started: false,
+            done: false,
+        })
+        .collect()
+}
+
+impl BranchState {
+    fn leg(&self, plan: &Plan) -> Leg {
+        Leg {
+            target: plan.targets[self.target].label.clone(),
+            contact: self.contact.clone(),
+            started_at: self.started_at,
+            ended_at: self.ended_at,
+            status_code: self.status,
+            outcome: self.outcome.unwrap_or(Outcome::Unreachable),
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use std::time::Duration;
 use crate::config::{Cidr, Config};
 use crate::directory::Directory;
 use crate::history::History;
+use crate::plugins::{PluginHost, Presence};
 use crate::registrar::Registrar;
 use crate::sip::{self, codec, params, Method, Peer, Request, Response, SipMessage};
 use crate::store::now_ms;
@@ -86,6 +87,42 @@ pub struct Router {
     pub(crate) settings: ProxySettings,
     /// Rotary hunt groups: who starts the next call, by group id.
     pub(crate) rotary: dashmap::DashMap<i64, usize>,
+    /// The tenants' plugins.
+    pub(crate) plugins: Arc<PluginHost>,
+}
+
+/// Presence as plugins see it: registrations and dialogs.
+#[derive(Debug)]
+pub struct LivePresence {
+    /// Registrations.
+    pub location: Arc<crate::registrar::Location>,
+    /// Calls up.
+    pub dialogs: Arc<Dialogs>,
+    /// Who owns which devices.
+    pub directory: Arc<Directory>,
+}
+
+impl Presence for LivePresence {
+    fn is_registered(&self, tenant_id: i64, extension: &str) -> bool {
+        if self.location.is_registered(tenant_id, extension) {
+            return true;
+        }
+        let snap = self.directory.snapshot();
+        let Some(t) = snap.by_id(tenant_id) else {
+            return false;
+        };
+        let Some(e) = t.employee_by_extension(extension) else {
+            return false;
+        };
+        let registered = t
+            .devices_of(e.id)
+            .any(|d| self.location.is_registered(tenant_id, d.username.as_str()));
+        registered
+    }
+
+    fn active_calls(&self, tenant_id: i64, extension: &str) -> u32 {
+        self.dialogs.active_calls(tenant_id, extension)
+    }
 }
 
 /// The transport's view of the router.
@@ -104,12 +141,15 @@ impl Handler for RouterHandler {
 
 impl Router {
     /// Builds the router.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         transport: Arc<Transport>,
         txns: Arc<Transactions>,
         directory: Arc<Directory>,
         registrar: Arc<Registrar>,
         history: History,
+        dialogs: Arc<Dialogs>,
+        plugins: Arc<PluginHost>,
         settings: ProxySettings,
     ) -> Arc<Router> {
         Arc::new(Router {
@@ -118,10 +158,16 @@ impl Router {
             directory,
             registrar,
             history,
-            dialogs: Arc::new(Dialogs::default()),
+            dialogs,
             settings,
             rotary: dashmap::DashMap::new(),
+            plugins,
         })
+    }
+
+    /// The tenants' plugins.
+    pub fn plugins(&self) -> &Arc<PluginHost> {
+        &self.plugins
     }
 
     /// Live dialogs (who is on a call).

@@ -1,0 +1,276 @@
+//! The decision-point pipeline as the proxy sees it: plain Rust types, no
+//! wasmtime and no sockets. [`crate::plugins::PluginHost`] turns these into
+//! WIT values, runs the tenant's chain, and validates what comes back.
+
+use std::time::Duration;
+
+use crate::directory::Extension;
+
+/// When the router asks plugins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Point {
+    /// A registered device dials anything.
+    Originate,
+    /// A call for an extension, before anything rings.
+    Incoming,
+    /// A hunt group call picks members.
+    GroupMembers,
+    /// An attempt ended without an answer.
+    Failure,
+    /// Something happened.
+    Event,
+}
+
+/// Why an attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureReason {
+    /// Rang out.
+    NoAnswer,
+    /// Busy.
+    Busy,
+    /// Nothing reachable.
+    Unreachable,
+}
+
+/// Direction of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Extension to extension.
+    Internal,
+    /// From outside.
+    Inbound,
+    /// To an external number.
+    Outbound,
+}
+
+/// A party.
+#[derive(Debug, Clone)]
+pub struct PartyView {
+    /// Extension or number.
+    pub id: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Whether it is an extension of the tenant.
+    pub internal: bool,
+}
+
+/// The call a decision is about.
+#[derive(Debug, Clone)]
+pub struct CallView {
+    /// Router's call id.
+    pub call_id: String,
+    /// Caller.
+    pub caller: PartyView,
+    /// What was dialed.
+    pub dialed: String,
+    /// Direction.
+    pub direction: Direction,
+    /// Failure-point round.
+    pub attempt: u32,
+    /// Extensions already routed to.
+    pub history: Vec<String>,
+}
+
+/// Kind of event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// A device registered.
+    Registered,
+    /// A device's registration went away.
+    Unregistered,
+    /// A call was answered.
+    Answered,
+    /// An answered call ended.
+    Ended,
+    /// A hunt group member missed a group call.
+    MissedGroupCall,
+    /// A plugin's timer fired.
+    TimerFired,
+}
+
+/// What plugins are asked with.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// See [`Point::Originate`].
+    Originate {
+        /// The call.
+        call: CallView,
+    },
+    /// See [`Point::Incoming`].
+    Incoming {
+        /// The call.
+        call: CallView,
+        /// Called extension.
+        callee: String,
+    },
+    /// See [`Point::GroupMembers`].
+    GroupMembers {
+        /// The call.
+        call: CallView,
+        /// The group's extension.
+        group: String,
+        /// Enabled members in order.
+        members: Vec<String>,
+    },
+    /// See [`Point::Failure`].
+    Failure {
+        /// The call.
+        call: CallView,
+        /// Why.
+        reason: FailureReason,
+        /// For whom.
+        target: String,
+        /// What rang.
+        tried: Vec<String>,
+    },
+    /// See [`Point::Event`].
+    Event {
+        /// What.
+        kind: EventKind,
+        /// Extension concerned.
+        subject: Option<String>,
+        /// Group concerned.
+        group: Option<String>,
+        /// Call concerned.
+        call: Option<CallView>,
+        /// Timer payload.
+        payload: Option<String>,
+    },
+}
+
+impl Input {
+    /// The point this input is for.
+    pub fn point(&self) -> Point {
+        match self {
+            Input::Originate { .. } => Point::Originate,
+            Input::Incoming { .. } => Point::Incoming,
+            Input::GroupMembers { .. } => Point::GroupMembers,
+            Input::Failure { .. } => Point::Failure,
+            Input::Event { .. } => Point::Event,
+        }
+    }
+
+    /// The call id, for logs.
+    pub fn call_id(&self) -> &str {
+        match self {
+            Input::Originate { call }
+            | Input::Incoming { call, .. }
+            | Input::GroupMembers { call, .. }
+            | Input::Failure { call, .. } => &call.call_id,
+            Input::Event { call, .. } => call.as_ref().map(|c| c.call_id.as_str()).unwrap_or(""),
+        }
+    }
+}
+
+/// Where a routed target rings (validated against the tenant).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dest {
+    /// Employee, device account or hunt group.
+    Extension(Extension),
+    /// One device account.
+    Device(Extension),
+    /// International digits, via the trunk.
+    External(String),
+    /// The tenant's voicemail for this extension.
+    Voicemail(Extension),
+    /// A `sip:` URI.
+    Uri(String),
+}
+
+/// One routed target.
+#[derive(Debug, Clone)]
+pub struct TargetSpec {
+    /// Where.
+    pub dest: Dest,
+    /// Wait before ringing.
+    pub delay: Duration,
+    /// Ring time; `None` = host default.
+    pub ring: Option<Duration>,
+}
+
+/// Ring mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Together.
+    Parallel,
+    /// In turn.
+    Sequential,
+}
+
+/// After a routed attempt fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Ask the failure point again.
+    AskAgain,
+    /// Give the caller the failure.
+    Drop,
+}
+
+/// A validated route decision.
+#[derive(Debug, Clone)]
+pub struct RouteDecision {
+    /// At most [`MAX_TARGETS`].
+    pub targets: Vec<TargetSpec>,
+    /// Ring mode.
+    pub mode: Mode,
+    /// Total ring time; `None` = host default.
+    pub total_ring: Option<Duration>,
+    /// Caller ID to present.
+    pub caller_id: Option<String>,
+    /// Display name to present.
+    pub caller_name: Option<String>,
+    /// What happens on failure.
+    pub on_failure: OnFailure,
+    /// Why (history).
+    pub reason: Option<String>,
+}
+
+/// Most targets one decision may name.
+pub const MAX_TARGETS: usize = 16;
+
+/// A validated decision.
+#[derive(Debug, Clone)]
+pub enum Decision {
+    /// Host default.
+    Continue,
+    /// Ring these.
+    Route(RouteDecision),
+    /// Refuse with a status (400-699) and reason.
+    Reject {
+        /// Status.
+        status: u16,
+        /// Reason phrase.
+        reason: String,
+    },
+    /// Answer a feature code.
+    Feature {
+        /// Worked?
+        success: bool,
+        /// Display text.
+        message: String,
+    },
+    /// Members to offer a group call to, in order.
+    Members(Vec<String>),
+}
+
+/// A decision and what came with it.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// The first non-continue decision of the chain, or continue.
+    pub decision: Decision,
+    /// The plugin that decided.
+    pub decided_by: Option<String>,
+    /// History notes added by the plugins that ran.
+    pub annotations: Vec<String>,
+}
+
+impl Verdict {
+    /// Nobody decided.
+    pub fn none() -> Verdict {
+        Verdict {
+            decision: Decision::Continue,
+            decided_by: None,
+            annotations: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! The one place that runs `bindgen!` on `wit/`, and the conversions between
+//! the generated types and [`crate::pipeline`]'s.
+
+use std::time::Duration;
+
+use crate::directory::{is_international_number, Entry, Extension, TenantDirectory};
+use crate::pipeline::{self as p, Decision, Dest, Mode, OnFailure, RouteDecision, TargetSpec};
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "plugin",
+});
+
+pub use switchboard::plugin::host as host_api;
+pub use switchboard::plugin::types as wit;
+
+impl From<p::Point> for wit::DecisionPoint {
+    fn from(v: p::Point) -> Self {
+        match v {
+            p::Point::Originate => wit::DecisionPoint::Originate,
+            p::Point::Incoming => wit::DecisionPoint::Incoming,
+            p::Point::GroupMembers => wit::DecisionPoint::GroupMembers,
+            p::Point::Failure => wit::DecisionPoint::Failure,
+            p::Point::Event => wit::DecisionPoint::Event,
+        }
+    }
+}
+
+impl From<wit::DecisionPoint> for p::Point {
+    fn from(v: wit::DecisionPoint) -> Self {
+        match v {
+            wit::DecisionPoint::Originate => p::Point::Originate,
+            wit::DecisionPoint::Incoming => p::Point::Incoming,
+            wit::DecisionPoint::GroupMembers => p::Point::GroupMembers,
+            wit::DecisionPoint::Failure => p::Point::Failure,
+            wit::DecisionPoint::Event => p::Point::Event,
+        }
+    }
+}
+
+fn call(c: &p::CallView) -> wit::CallInfo {
+    wit::CallInfo {
+        call_id: c.call_id.clone(),
+        caller: wit::Party {
+            id: c.caller.id.clone(),
+            display_name: c.caller.name.clone(),
+            internal: c.caller.internal,
+        },
+        dialed: c.dialed.clone(),
+        direction: match c.direction {
+            p::Direction::Internal => wit::Direction::Internal,
+            p::Direction::Inbound => wit::Direction::Inbound,
+            p::Direction::Outbound => wit::Direction::Outbound,
+        },
+        attempt: c.attempt,
+        history: c.history.clone(),
+    }
+}
+
+/// The WIT form of an input.
+pub fn input(i: &p::Input) -> wit::PointInput {
+    let mut out = wit::PointInput {
+        call: None,
+        callee: None,
+        failure: None,
+        group: None,
+        event: None,
+    };
+    match i {
+        p::Input::Originate { call: c } => out.call = Some(call(c)),
+        p::Input::Incoming { call: c, callee } => {
+            out.call = Some(call(c));
+            out.callee = Some(callee.clone());
+        }
+        p::Input::GroupMembers {
+            call: c,
+            group,
+            members,
+        } => {
+            out.call = Some(call(c));
+            out.group = Some(wit::GroupInfo {
+                extension: group.clone(),
+                members: members.clone(),
+            });
+        }
+        p::Input::Failure {
+            call: c,
+            reason,
+            target,
+            tried,
+        } => {
+            out.call = Some(call(c));
+            out.failure = Some(wit::FailureInfo {
+                reason: match reason {
+                    p::FailureReason::NoAnswer => wit::FailureReason::NoAnswer,
+                    p::FailureReason::Busy => wit::FailureReason::Busy,
+                    p::FailureReason::Unreachable => wit::FailureReason::Unreachable,
+                },
+                target: target.clone(),
+                tried: tried.clone(),
+            });
+        }
+        p::Input::Event {
+            kind,
+            subject,
+            group,
+            call: c,
+            payload,
+        } => {
+            out.event = Some(wit::Event {
+                kind: match kind {
+                    p::EventKind::Registered => wit::EventKind::Registered,
+                    p::EventKind::Unregistered => wit::EventKind::Unregistered,
+                    p::EventKind::Answered => wit::EventKind::Answered,
+                    p::EventKind::Ended => wit::EventKind::Ended,
+                    p::EventKind::MissedGroupCall => wit::EventKind::MissedGroupCall,
+                    p::EventKind::TimerFired => wit::EventKind::TimerFired,
+                },
+                subject: subject.clone(),
+                group: group.clone(),
+                call: c.as_ref().map(call),
+                payload: payload.clone(),
+            });
+        }
+    }
+    out
+}
+
+fn ms(v: u32) -> Option<Duration> {
+    (v > 0).then(|| Duration::from_millis(u64::from(v)))
+}
+
+fn known_extension(dir: &TenantDirectory, s: &str, what: &str) -> Result<Extension, String> {
+    let e = Extension::parse(s).map_err(|r| format!("{what}: {r}"))?;
+    dir.resolve(s)
+        .ok_or_else(|| format!("{what}: unknown extension `{s}`"))?;
+    Ok(e)
+}
+
+/// Checks a decision against the point and the tenant; the error is why it
+/// is invalid.
+pub fn decision(
+    point: p::Point,
+    d: wit::Decision,
+    dir: &TenantDirectory,
+    group_members: Option<&[String]>,
+) -> Result<Decision, String> {
+    use p::Point::*;
+    let allowed = matches!(
+        (&d, point),
+        (wit::Decision::Continue, _)
+            | (
+                wit::Decision::Route(_) | wit::Decision::Reject(_),
+                Originate | Incoming | Failure
+            )
+            | (wit::Decision::Feature(_), Originate)
+            | (wit::Decision::Members(_), GroupMembers)
+    );
+    if !allowed {
+        return Err(format!("decision not allowed at the {point:?} point"));
+    }
+    Ok(match d {
+        wit::Decision::Continue => Decision::Continue,
+        wit::Decision::Reject(r) => {
+            if !(400..=699).contains(&r.status) {
+                return Err(format!("reject status {} is not 400-699", r.status));
+            }
+            Decision::Reject {
+                status: r.status,
+                reason: clean_reason(&r.reason),
+            }
+        }
+        wit::Decision::Feature(f) => Decision::Feature {
+            success: f.success,
+            message: clean_reason(&f.message),
+        },
+        wit::Decision::Members(m) => {
+            let allowed = group_members.unwrap_or(&[]);
+            if let Some(x) = m.iter().find(|x| !allowed.contains(x)) {
+                return Err(format!("`{x}` is not a member of the group"));
+            }
+            Decision::Members(m)
+        }
+        wit::Decision::Route(r) => {
+            if r.targets.is_empty() || r.targets.len() > p::MAX_TARGETS {
+                return Err(format!(
+                    "a route needs 1 to {} targets, not {}",
+                    p::MAX_TARGETS,
+                    r.targets.len()
+                ));
+            }
+            let mut targets = Vec::with_capacity(r.targets.len());
+            for t in r.targets {
+                let dest = match t.destination {
+                    wit::Destination::Extension(x) => {
+                        Dest::Extension(known_extension(dir, &x, "extension")?)
+                    }
+                    wit::Destination::Device(x) => {
+                        let e = known_extension(dir, &x, "device")?;
+                        if !matches!(dir.resolve(&x), Some(Entry::Device(_))) {
+                            return Err(format!("`{x}` is not a device account"));
+                        }
+                        Dest::Device(e)
+                    }
+                    wit::Destination::Voicemail(x) => {
+                        Dest::Voicemail(known_extension(dir, &x, "voicemail")?)
+                    }
+                    wit::Destination::External(n) => {
+                        if !is_international_number(&n) {
+                            return Err(format!("`{n}` is not an international number"));
+                        }
+                        Dest::External(n)
+                    }
+                    wit::Destination::Uri(u) => {
+                        let ok = u.starts_with("sip:") && rsip::Uri::try_from(u.as_str()).is_ok();
+                        if !ok {
+                            return Err(format!("`{u}` is not a sip: URI"));
+                        }
+                        Dest::Uri(u)
+                    }
+                };
+                targets.push(TargetSpec {
+                    dest,
+                    delay: Duration::from_millis(u64::from(t.delay_ms)),
+                    ring: ms(t.ring_ms),
+                });
+            }
+            if let Some(id) = &r.caller_id {
+                if id.is_empty()
+                    || id.len() > 32
+                    || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+')
+                {
+                    return Err(format!("caller id `{id}` is not a number or extension"));
+                }
+            }
+            Decision::Route(RouteDecision {
+                targets,
+                mode: match r.mode {
+                    wit::RingMode::Parallel => Mode::Parallel,
+                    wit::RingMode::Sequential => Mode::Sequential,
+                },
+                total_ring: ms(r.total_ring_ms),
+                caller_id: r.caller_id,
+                caller_name: r.caller_name.map(|n| clean_reason(&n)),
+                on_failure: match r.on_failure {
+                    wit::OnFailure::AskAgain => OnFailure::AskAgain,
+                    wit::OnFailure::Drop => OnFailure::Drop,
+                },
+                reason: r.reason.map(|n| clean_reason(&n)),
+            })
+        }
+    })
+}
+
+/// Text that is safe in a SIP reason phrase or display name.
+fn clean_reason(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
+        .take(64)
+        .collect()
+}

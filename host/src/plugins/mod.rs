@@ -1,0 +1,733 @@
+//! The plugin runtime: tenants' WebAssembly components, run with wasmtime's
+//! component model under a deadline and a memory cap, in the order each
+//! tenant configured.
+//!
+//! - One [`wasmtime::Engine`] with epoch interruption (a ticker thread
+//!   advances the epoch every millisecond) and the pooling allocator.
+//!   Compiled code is cached on disk by wasmtime, keyed by content hash, so
+//!   a restart does not recompile.
+//! - Each plugin version is compiled once into an `InstancePre`; every
+//!   decision instantiates it into a fresh `Store` (no state survives a call
+//!   except through the host's key-value store).
+//! - A trap, a missed deadline, the memory cap or an invalid decision counts
+//!   as `continue` and as a fault; [`PluginConfig::fault_limit`] faults within
+//!   [`PluginConfig::fault_window`] switch the plugin off for that tenant,
+//!   with the reason stored.
+
+mod bindings;
+mod imports;
+pub mod state;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use sha2::Digest as _;
+use sqlx::Row;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
+
+use crate::directory::{Directory, TenantDirectory};
+use crate::pipeline::{Decision, Input, Point, Verdict};
+use crate::store::{now_ms, Store as Db};
+
+pub use state::{PluginState, Status};
+
+/// Guest components built from `plugins/` into the binary.
+pub mod builtin {
+    include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));
+
+    /// A built-in guest's wasm by crate name.
+    pub fn get(name: &str) -> Option<&'static [u8]> {
+        ALL.iter().find(|(n, _)| *n == name).map(|(_, w)| *w)
+    }
+}
+
+/// Built-in plugins offered to every tenant (test guests are not).
+pub const PRODUCT_PLUGINS: &[&str] = &["example-blocklist"];
+
+/// Sandbox and fault settings.
+#[derive(Debug, Clone)]
+pub struct PluginConfig {
+    /// Longest a plugin may run per call.
+    pub deadline: Duration,
+    /// Largest linear memory a plugin may have (bytes).
+    pub memory_limit: usize,
+    /// Largest component a tenant may upload (bytes).
+    pub max_upload: usize,
+    /// Where compiled code is cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Faults within [`PluginConfig::fault_window`] that switch a plugin off.
+    pub fault_limit: usize,
+    /// See [`PluginConfig::fault_limit`].
+    pub fault_window: Duration,
+}
+
+impl Default for PluginConfig {
+    fn default() -> Self {
+        PluginConfig {
+            deadline: Duration::from_millis(10),
+            memory_limit: 16 << 20,
+            max_upload: 4 << 20,
+            cache_dir: None,
+            fault_limit: 5,
+            fault_window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why a plugin could not be loaded, stored or configured.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// Not a component of our world, too big, or does not compile.
+    #[error("invalid plugin: {0}")]
+    Invalid(String),
+    /// The plugin refused the settings.
+    #[error("{0}")]
+    Settings(String),
+    /// No such plugin for this tenant.
+    #[error("unknown plugin `{0}`")]
+    Unknown(String),
+    /// The database failed.
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    /// wasmtime failed to set up.
+    #[error("plugin engine: {0}")]
+    Engine(String),
+}
+
+/// What the runtime needs to know about calls in progress.
+pub trait Presence: Send + Sync + std::fmt::Debug {
+    /// Whether the extension (or one of its devices) is registered.
+    fn is_registered(&self, tenant_id: i64, extension: &str) -> bool;
+    /// Answered calls the extension is on.
+    fn active_calls(&self, tenant_id: i64, extension: &str) -> u32;
+}
+
+/// A compiled plugin version.
+pub struct Loaded {
+    /// Name.
+    pub name: String,
+    /// Version (1, 2, ... per name and owner).
+    pub version: i64,
+    /// SHA-256 of the wasm, hex.
+    pub sha256: String,
+    /// Points it handles.
+    pub points: Vec<Point>,
+    /// Owning tenant (`None`: built in).
+    pub owner: Option<i64>,
+    pre: bindings::PluginPre<CallState>,
+    /// Decisions run.
+    pub calls: AtomicU64,
+    /// Faults.
+    pub faults: AtomicU64,
+}
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("sha256", &self.sha256)
+            .finish()
+    }
+}
+
+/// One entry of a tenant's chain.
+#[derive(Debug, Clone)]
+pub struct ChainEntry {
+    /// The plugin (newest version visible to the tenant).
+    pub plugin: Arc<Loaded>,
+    /// Enabled?
+    pub enabled: bool,
+    /// Why it was switched off, if it was.
+    pub disabled_reason: Option<String>,
+}
+
+/// A plugin's name and owning tenant (`None`: built in).
+type PluginKey = (String, Option<i64>);
+
+/// State of one plugin call.
+pub(crate) struct CallState {
+    tenant: Arc<TenantDirectory>,
+    plugin: String,
+    call_id: String,
+    shared: Arc<PluginState>,
+    annotations: Vec<String>,
+    limits: StoreLimits,
+}
+
+/// The runtime.
+pub struct PluginHost {
+    engine: Engine,
+    config: PluginConfig,
+    db: Db,
+    directory: Arc<Directory>,
+    state: Arc<PluginState>,
+    /// (name, owner) -> newest compiled version.
+    plugins: RwLock<HashMap<PluginKey, Arc<Loaded>>>,
+    chains: RwLock<HashMap<i64, Arc<Vec<ChainEntry>>>>,
+    faults: Mutex<HashMap<(i64, String), VecDeque<Instant>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for PluginHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginHost")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Drop for PluginHost {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Instances that can exist at once (see [`engine`]).
+const POOL_SLOTS: u32 = 64;
+
+fn engine(config: &PluginConfig) -> Result<Engine, PluginError> {
+    let mut c = wasmtime::Config::new();
+    c.wasm_component_model(true);
+    c.epoch_interruption(true);
+    // Plugin calls run synchronously on the runtime's threads, so at most a
+    // few dozen instances exist at once; a small pool keeps the address
+    // space and mapping count modest.
+    let mut pool = wasmtime::PoolingAllocationConfig::default();
+    pool.total_component_instances(POOL_SLOTS)
+        .total_core_instances(POOL_SLOTS * 2)
+        .total_memories(POOL_SLOTS)
+        .total_tables(POOL_SLOTS * 2)
+        .total_stacks(POOL_SLOTS)
+        .max_memory_size(config.memory_limit);
+    c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    // Explicit bounds checks instead of 4 GiB reservations per memory: a
+    // thousand concurrent instances must fit in the address space.
+    c.memory_reservation(config.memory_limit as u64);
+    c.memory_guard_size(64 << 10);
+    if let Some(dir) = &config.cache_dir {
+        let mut cc = wasmtime::CacheConfig::new();
+        cc.with_directory(dir.clone());
+        let cache = wasmtime::Cache::new(cc).map_err(|e| PluginError::Engine(e.to_string()))?;
+        c.cache(Some(cache));
+    }
+    Engine::new(&c).map_err(|e| PluginError::Engine(e.to_string()))
+}
+
+impl PluginHost {
+    /// Starts the runtime: registers the built-in plugins, loads every
+    /// stored plugin and chain, and starts the epoch ticker and timers.
+    pub async fn start(
+        config: PluginConfig,
+        db: Db,
+        directory: Arc<Directory>,
+        presence: Arc<dyn Presence>,
+    ) -> Result<Arc<PluginHost>, PluginError> {
+        let engine = engine(&config)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let engine = engine.clone();
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("plugin-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(1));
+                        engine.increment_epoch();
+                    }
+                })
+                .map_err(|e| PluginError::Engine(e.to_string()))?;
+        }
+        let state = PluginState::load(db.clone(), directory.clone(), presence).await?;
+        let host = Arc::new(PluginHost {
+            engine,
+            config,
+            db,
+            directory,
+            state,
+            plugins: RwLock::new(HashMap::new()),
+            chains: RwLock::new(HashMap::new()),
+            faults: Mutex::new(HashMap::new()),
+            stop,
+        });
+        for name in PRODUCT_PLUGINS {
+            if let Some(wasm) = builtin::get(name) {
+                host.store_plugin(name, wasm, None).await?;
+            }
+        }
+        host.load_all().await?;
+        host.state.start_timers(Arc::downgrade(&host));
+        Ok(host)
+    }
+
+    /// Stops the epoch ticker: plugin calls after this trap at once.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// The shared plugin state (settings, key-value, statuses).
+    pub fn state(&self) -> &Arc<PluginState> {
+        &self.state
+    }
+
+    /// Sandbox settings.
+    pub fn config(&self) -> &PluginConfig {
+        &self.config
+    }
+
+    fn compile(
+        &self,
+        name: &str,
+        version: i64,
+        owner: Option<i64>,
+        wasm: &[u8],
+    ) -> Result<Loaded, PluginError> {
+        let component = Component::new(&self.engine, wasm)
+            .map_err(|e| PluginError::Invalid(format!("not a valid component: {e:#}")))?;
+        let mut linker: Linker<CallState> = Linker::new(&self.engine);
+        bindings::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
+            .map_err(|e| PluginError::Engine(e.to_string()))?;
+        // WASI imports of std guests resolve to traps: no files, sockets,
+        // clocks or randomness except through `host`.
+        linker
+            .define_unknown_imports_as_traps(&component)
+            .map_err(|e| PluginError::Invalid(format!("imports: {e:#}")))?;
+        let pre = linker.instantiate_pre(&component).map_err(|e| {
+            PluginError::Invalid(format!(
+                "does not fit world switchboard:plugin/plugin@0.1.0: {e:#}"
+            ))
+        })?;
+        let pre = bindings::PluginPre::new(pre).map_err(|e| {
+            PluginError::Invalid(format!(
+                "does not export switchboard:plugin/handler@0.1.0: {e:#}"
+            ))
+        })?;
+        let mut loaded = Loaded {
+            name: name.to_owned(),
+            version,
+            sha256: hex::encode(sha2::Sha256::digest(wasm)),
+            points: Vec::new(),
+            owner,
+            pre,
+            calls: AtomicU64::new(0),
+            faults: AtomicU64::new(0),
+        };
+        let (points, _) = self
+            .with_instance(&loaded, None, "", |p, store| {
+                p.switchboard_plugin_handler().call_points(store)
+            })
+            .map_err(|e| PluginError::Invalid(format!("points() failed: {e}")))?;
+        loaded.points = points.into_iter().map(Point::from).collect();
+        Ok(loaded)
+    }
+
+    /// Runs `f` on a fresh instance under the sandbox limits.
+    fn with_instance<R>(
+        &self,
+        plugin: &Loaded,
+        tenant: Option<Arc<TenantDirectory>>,
+        call_id: &str,
+        f: impl FnOnce(&bindings::Plugin, &mut Store<CallState>) -> wasmtime::Result<R>,
+    ) -> Result<(R, Vec<String>), String> {
+        let tenant = match tenant {
+            Some(t) => t,
+            None => Arc::new(TenantDirectory::empty()),
+        };
+        let state = CallState {
+            tenant,
+            plugin: plugin.name.clone(),
+            call_id: call_id.to_owned(),
+            shared: self.state.clone(),
+            annotations: Vec::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.config.memory_limit)
+                .instances(4)
+                .tables(8)
+                .memories(2)
+                .trap_on_grow_failure(true)
+                .build(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        let ticks = self.config.deadline.as_millis().max(1) as u64 + 1;
+        store.set_epoch_deadline(ticks);
+        let instance = plugin
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| format!("instantiate: {e:#}"))?;
+        let r = f(&instance, &mut store).map_err(|e| format!("{e:#}"))?;
+        Ok((r, std::mem::take(&mut store.data_mut().annotations)))
+    }
+
+    /// Asks the tenant's chain at a point. Never fails: faults count as
+    /// `continue`.
+    pub fn decide(&self, tenant: &Arc<TenantDirectory>, input: &Input) -> Verdict {
+        let point = input.point();
+        let chain = self.chains.read().get(&tenant.tenant.id).cloned();
+        let Some(chain) = chain else {
+            return Verdict::none();
+        };
+        let mut verdict = Verdict::none();
+        let wit_input = bindings::input(input);
+        let group_members = match input {
+            Input::GroupMembers { members, .. } => Some(members.as_slice()),
+            _ => None,
+        };
+        for entry in chain.iter() {
+            if !entry.enabled || !entry.plugin.points.contains(&point) {
+                continue;
+            }
+            let plugin = &entry.plugin;
+            plugin.calls.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::count_plugin_call();
+            let res =
+                self.with_instance(plugin, Some(tenant.clone()), input.call_id(), |p, store| {
+                    p.switchboard_plugin_handler()
+                        .call_decide(store, point.into(), &wit_input)
+                });
+            let decision = match res {
+                Ok((d, notes)) => {
+                    verdict.annotations.extend(notes);
+                    bindings::decision(point, d, tenant, group_members)
+                }
+                Err(e) => Err(e),
+            };
+            match decision {
+                Ok(Decision::Continue) => continue,
+                Ok(d) => {
+                    verdict.decision = d;
+                    verdict.decided_by = Some(plugin.name.clone());
+                    return verdict;
+                }
+                Err(why) => self.fault(tenant.tenant.id, plugin, input.call_id(), &why),
+            }
+        }
+        verdict
+    }
+
+    fn fault(&self, tenant_id: i64, plugin: &Loaded, call_id: &str, why: &str) {
+        plugin.faults.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::count_plugin_fault();
+        tracing::warn!(tenant = tenant_id, plugin = %plugin.name, call = call_id, reason = why, "plugin fault: skipped");
+        let switch_off = {
+            let mut faults = self.faults.lock();
+            let q = faults.entry((tenant_id, plugin.name.clone())).or_default();
+            let now = Instant::now();
+            q.push_back(now);
+            while q
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > self.config.fault_window)
+            {
+                q.pop_front();
+            }
+            let off = q.len() >= self.config.fault_limit;
+            if off {
+                q.clear();
+            }
+            off
+        };
+        if switch_off {
+            let reason = format!(
+                "switched off after {} faults within {} s; last: {}",
+                self.config.fault_limit,
+                self.config.fault_window.as_secs(),
+                why.chars().take(200).collect::<String>()
+            );
+            tracing::error!(tenant = tenant_id, plugin = %plugin.name, %reason, "plugin disabled");
+            // Off for the next call at once; the database follows.
+            self.set_enabled_in_memory(tenant_id, &plugin.name, false, Some(reason.clone()));
+            let db = self.db.clone();
+            let name = plugin.name.clone();
+            tokio::spawn(async move {
+                let r = sqlx::query(
+                    "UPDATE tenant_plugins SET enabled = 0, disabled_reason = ? WHERE tenant_id = ? AND plugin_name = ?",
+                )
+                .bind(reason)
+                .bind(tenant_id)
+                .bind(name)
+                .execute(db.pool())
+                .await;
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "storing a plugin switch-off");
+                }
+            });
+        }
+    }
+
+    fn set_enabled_in_memory(
+        &self,
+        tenant_id: i64,
+        name: &str,
+        enabled: bool,
+        reason: Option<String>,
+    ) {
+        let mut chains = self.chains.write();
+        if let Some(chain) = chains.get(&tenant_id) {
+            let mut new: Vec<ChainEntry> = chain.as_ref().clone();
+            for e in &mut new {
+                if e.plugin.name == name {
+                    e.enabled = enabled;
+                    e.disabled_reason = reason.clone();
+                }
+            }
+            chains.insert(tenant_id, Arc::new(new));
+        }
+    }
+
+    /// Validates (compiles, checks the world) and stores a plugin version;
+    /// returns it. Calls already routing keep the version they started with.
+    pub async fn store_plugin(
+        &self,
+        name: &str,
+        wasm: &[u8],
+        owner: Option<i64>,
+    ) -> Result<Arc<Loaded>, PluginError> {
+        if wasm.len() > self.config.max_upload {
+            return Err(PluginError::Invalid(format!(
+                "{} bytes is over the {} byte limit",
+                wasm.len(),
+                self.config.max_upload
+            )));
+        }
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(PluginError::Invalid(
+                "name must be 1-64 of a-z, 0-9 and -".into(),
+            ));
+        }
+        let sha = hex::encode(sha2::Sha256::digest(wasm));
+        let current = self.plugins.read().get(&(name.to_owned(), owner)).cloned();
+        if let Some(c) = &current {
+            if c.sha256 == sha {
+                return Ok(c.clone());
+            }
+        }
+        let version = current.as_ref().map(|c| c.version + 1).unwrap_or(1);
+        let loaded = self.compile(name, version, owner, wasm)?;
+        sqlx::query(
+            "INSERT INTO plugins (name, version, sha256, wasm, owner_tenant_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(name)
+        .bind(version)
+        .bind(&sha)
+        .bind(wasm)
+        .bind(owner)
+        .bind(now_ms())
+        .execute(self.db.pool())
+        .await?;
+        let loaded = Arc::new(loaded);
+        self.plugins
+            .write()
+            .insert((name.to_owned(), owner), loaded.clone());
+        self.reload_chains().await?;
+        Ok(loaded)
+    }
+
+    async fn load_all(&self) -> Result<(), PluginError> {
+        let rows = sqlx::query(
+            "SELECT p.name, p.version, p.wasm, p.owner_tenant_id FROM plugins p \
+             WHERE p.version = (SELECT MAX(version) FROM plugins q WHERE q.name = p.name \
+             AND q.owner_tenant_id IS p.owner_tenant_id)",
+        )
+        .fetch_all(self.db.pool())
+        .await?;
+        for row in rows {
+            let name: String = row.try_get("name")?;
+            let version: i64 = row.try_get("version")?;
+            let wasm: Vec<u8> = row.try_get("wasm")?;
+            let owner: Option<i64> = row.try_get("owner_tenant_id")?;
+            match self.compile(&name, version, owner, &wasm) {
+                Ok(l) => {
+                    self.plugins.write().insert((name, owner), Arc::new(l));
+                }
+                Err(e) => {
+                    tracing::error!(plugin = %name, error = %e, "stored plugin no longer loads")
+                }
+            }
+        }
+        self.reload_chains().await
+    }
+
+    /// Re-reads every tenant's chain from the database.
+    pub async fn reload_chains(&self) -> Result<(), PluginError> {
+        let rows = sqlx::query(
+            "SELECT tenant_id, plugin_name, enabled, disabled_reason FROM tenant_plugins ORDER BY tenant_id, position",
+        )
+        .fetch_all(self.db.pool())
+        .await?;
+        let plugins = self.plugins.read().clone();
+        let mut chains: HashMap<i64, Vec<ChainEntry>> = HashMap::new();
+        for row in rows {
+            let tenant_id: i64 = row.try_get("tenant_id")?;
+            let name: String = row.try_get("plugin_name")?;
+            let plugin = plugins
+                .get(&(name.clone(), Some(tenant_id)))
+                .or_else(|| plugins.get(&(name.clone(), None)));
+            let Some(plugin) = plugin else {
+                continue;
+            };
+            chains.entry(tenant_id).or_default().push(ChainEntry {
+                plugin: plugin.clone(),
+                enabled: row.try_get::<i64, _>("enabled")? != 0,
+                disabled_reason: row.try_get("disabled_reason")?,
+            });
+        }
+        *self.chains.write() = chains.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+        Ok(())
+    }
+
+    /// Gives a tenant the product plugins (enabled, in the documented
+    /// order), keeping what its chain already has.
+    pub async fn enable_defaults(&self, tenant_id: i64) -> Result<(), PluginError> {
+        let mut entries: Vec<(String, bool)> = self
+            .chain(tenant_id)
+            .into_iter()
+            .map(|e| (e.plugin.name.clone(), e.enabled))
+            .collect();
+        for name in PRODUCT_PLUGINS {
+            if !entries.iter().any(|(n, _)| n == name) {
+                entries.push(((*name).to_owned(), true));
+            }
+        }
+        self.set_chain(tenant_id, &entries).await
+    }
+
+    /// A tenant's chain, in order.
+    pub fn chain(&self, tenant_id: i64) -> Vec<ChainEntry> {
+        self.chains
+            .read()
+            .get(&tenant_id)
+            .map(|c| c.as_ref().clone())
+            .unwrap_or_default()
+    }
+
+    /// Plugins a tenant can use: built-ins and its own uploads.
+    pub fn available(&self, tenant_id: i64) -> Vec<Arc<Loaded>> {
+        let mut v: Vec<Arc<Loaded>> = self
+            .plugins
+            .read()
+            .iter()
+            .filter(|((_, owner), _)| owner.is_none() || *owner == Some(tenant_id))
+            .map(|(_, l)| l.clone())
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    fn resolve(&self, tenant_id: i64, name: &str) -> Option<Arc<Loaded>> {
+        let plugins = self.plugins.read();
+        plugins
+            .get(&(name.to_owned(), Some(tenant_id)))
+            .or_else(|| plugins.get(&(name.to_owned(), None)))
+            .cloned()
+    }
+
+    /// Replaces a tenant's chain: `(name, enabled)` in order. Applies to the
+    /// next call.
+    pub async fn set_chain(
+        &self,
+        tenant_id: i64,
+        entries: &[(String, bool)],
+    ) -> Result<(), PluginError> {
+        for (name, _) in entries {
+            if self.resolve(tenant_id, name).is_none() {
+                return Err(PluginError::Unknown(name.clone()));
+            }
+        }
+        let mut tx = self.db.pool().begin().await?;
+        sqlx::query("DELETE FROM tenant_plugins WHERE tenant_id = ?")
+            .bind(tenant_id)
+            .execute(&mut *tx)
+            .await?;
+        for (pos, (name, enabled)) in entries.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO tenant_plugins (tenant_id, plugin_name, position, enabled) VALUES (?, ?, ?, ?)",
+            )
+            .bind(tenant_id)
+            .bind(name)
+            .bind(pos as i64)
+            .bind(i64::from(*enabled))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        self.reload_chains().await
+    }
+
+    /// Validates settings with the plugin itself, then stores them.
+    pub async fn set_settings(
+        &self,
+        tenant: &Arc<TenantDirectory>,
+        name: &str,
+        scope: &str,
+        json: &str,
+    ) -> Result<(), PluginError> {
+        let plugin = self
+            .resolve(tenant.tenant.id, name)
+            .ok_or_else(|| PluginError::Unknown(name.to_owned()))?;
+        if serde_json::from_str::<serde_json::Value>(json).is_err() {
+            return Err(PluginError::Settings(
+                "settings must be a JSON document".into(),
+            ));
+        }
+        let (verdict, _) = self
+            .with_instance(&plugin, Some(tenant.clone()), "", |p, store| {
+                p.switchboard_plugin_handler()
+                    .call_validate_settings(store, scope, json)
+            })
+            .map_err(|e| {
+                PluginError::Settings(format!("the plugin failed while validating: {e}"))
+            })?;
+        verdict.map_err(PluginError::Settings)?;
+        self.state
+            .put_setting(tenant.tenant.id, name, scope, json)
+            .await?;
+        Ok(())
+    }
+
+    /// Delivers a fired timer to its plugin's event point.
+    pub(crate) fn fire_timer(&self, tenant_id: i64, plugin_name: &str, payload: String) {
+        let Some(tenant) = self.directory.snapshot().by_id(tenant_id).cloned() else {
+            return;
+        };
+        let chain = self.chains.read().get(&tenant_id).cloned();
+        let Some(entry) =
+            chain.and_then(|c| c.iter().find(|e| e.plugin.name == plugin_name).cloned())
+        else {
+            return;
+        };
+        if !entry.enabled || !entry.plugin.points.contains(&Point::Event) {
+            return;
+        }
+        let input = Input::Event {
+            kind: crate::pipeline::EventKind::TimerFired,
+            subject: None,
+            group: None,
+            call: None,
+            payload: Some(payload),
+        };
+        let wit_input = bindings::input(&input);
+        let res = self.with_instance(&entry.plugin, Some(tenant), "", |p, store| {
+            p.switchboard_plugin_handler()
+                .call_decide(store, Point::Event.into(), &wit_input)
+        });
+        if let Err(e) = res {
+            self.fault(tenant_id, &entry.plugin, "", &e);
+        }
+    }
+
+    /// Sends an event to every enabled plugin of the tenant that handles
+    /// events.
+    pub fn event(&self, tenant: &Arc<TenantDirectory>, input: &Input) {
+        let _ = self.decide(tenant, input);
+    }
+}

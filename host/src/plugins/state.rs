@@ -1,0 +1,510 @@
+//! State plugins read and change through host imports: their settings, their
+//! key-value stores, their timers, and employees' statuses. Reads come from
+//! memory; writes go to memory at once and to the database in the
+//! background, in order.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use sqlx::Row;
+use tokio::sync::mpsc;
+
+use super::{PluginHost, Presence};
+use crate::directory::Directory;
+use crate::store::{now_ms, Store as Db};
+
+/// An employee's availability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Takes calls.
+    Available,
+    /// Busy not available: no calls at all.
+    Dnd,
+    /// Cannot make or take calls.
+    LoggedOut,
+}
+
+impl Status {
+    /// Stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Available => "available",
+            Status::Dnd => "dnd",
+            Status::LoggedOut => "logged_out",
+        }
+    }
+
+    fn parse(s: &str) -> Status {
+        match s {
+            "dnd" => Status::Dnd,
+            "logged_out" => Status::LoggedOut,
+            _ => Status::Available,
+        }
+    }
+}
+
+/// Limits of a plugin's key-value store.
+pub const KV_MAX_KEY: usize = 256;
+/// See [`KV_MAX_KEY`].
+pub const KV_MAX_VALUE: usize = 64 << 10;
+/// See [`KV_MAX_KEY`].
+pub const KV_MAX_KEYS: usize = 10_000;
+/// Longest timer.
+pub const MAX_TIMER: Duration = Duration::from_secs(7 * 24 * 3600);
+
+enum Write {
+    KvSet(i64, String, String, String),
+    KvDelete(i64, String, String),
+    Timer(i64, i64, String, i64, String),
+    TimerDone(i64),
+    Status(i64, String, Status, String),
+    Membership(i64, i64, bool, String, String),
+}
+
+/// Shared plugin state.
+pub struct PluginState {
+    db: Db,
+    directory: Arc<Directory>,
+    presence: Arc<dyn Presence>,
+    settings: DashMap<(i64, String, String), String>,
+    kv: DashMap<(i64, String), HashMap<String, String>>,
+    statuses: DashMap<(i64, String), Status>,
+    timers: DashMap<i64, tokio::task::AbortHandle>,
+    next_timer: std::sync::atomic::AtomicI64,
+    writes: mpsc::UnboundedSender<Write>,
+    host: parking_lot::Mutex<Weak<PluginHost>>,
+    /// Offset added to the wall clock (tests move the tenant clock).
+    clock_offset_ms: std::sync::atomic::AtomicI64,
+}
+
+impl std::fmt::Debug for PluginState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PluginState")
+    }
+}
+
+impl PluginState {
+    pub(super) async fn load(
+        db: Db,
+        directory: Arc<Directory>,
+        presence: Arc<dyn Presence>,
+    ) -> Result<Arc<PluginState>, sqlx::Error> {
+        let settings = DashMap::new();
+        for r in sqlx::query("SELECT tenant_id, plugin_name, scope, json FROM plugin_settings")
+            .fetch_all(db.pool())
+            .await?
+        {
+            settings.insert(
+                (
+                    r.try_get("tenant_id")?,
+                    r.try_get("plugin_name")?,
+                    r.try_get("scope")?,
+                ),
+                r.try_get("json")?,
+            );
+        }
+        let kv: DashMap<(i64, String), HashMap<String, String>> = DashMap::new();
+        for r in sqlx::query("SELECT tenant_id, plugin_name, key, value FROM plugin_kv")
+            .fetch_all(db.pool())
+            .await?
+        {
+            kv.entry((r.try_get("tenant_id")?, r.try_get("plugin_name")?))
+                .or_default()
+                .insert(r.try_get("key")?, r.try_get("value")?);
+        }
+        let statuses = DashMap::new();
+        for r in sqlx::query("SELECT tenant_id, extension, status FROM employee_status")
+            .fetch_all(db.pool())
+            .await?
+        {
+            statuses.insert(
+                (r.try_get("tenant_id")?, r.try_get("extension")?),
+                Status::parse(&r.try_get::<String, _>("status")?),
+            );
+        }
+        let max_timer: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM plugin_timers")
+            .fetch_one(db.pool())
+            .await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(writer(db.clone(), rx, Arc::downgrade(&directory)));
+        Ok(Arc::new(PluginState {
+            db,
+            directory,
+            presence,
+            settings,
+            kv,
+            statuses,
+            timers: DashMap::new(),
+            next_timer: std::sync::atomic::AtomicI64::new(max_timer.unwrap_or(0) + 1),
+            writes: tx,
+            host: parking_lot::Mutex::new(Weak::new()),
+            clock_offset_ms: std::sync::atomic::AtomicI64::new(0),
+        }))
+    }
+
+    /// Schedules stored timers (after a restart) and remembers the host
+    /// that timers fire into.
+    pub(super) fn start_timers(self: &Arc<Self>, host: Weak<PluginHost>) {
+        *self.host.lock() = host;
+        let me = self.clone();
+        tokio::spawn(async move {
+            let rows = sqlx::query(
+                "SELECT id, tenant_id, plugin_name, fire_at, payload FROM plugin_timers",
+            )
+            .fetch_all(me.db.pool())
+            .await;
+            let Ok(rows) = rows else { return };
+            for r in rows {
+                let (Ok(id), Ok(t), Ok(p), Ok(at), Ok(payload)) = (
+                    r.try_get::<i64, _>("id"),
+                    r.try_get::<i64, _>("tenant_id"),
+                    r.try_get::<String, _>("plugin_name"),
+                    r.try_get::<i64, _>("fire_at"),
+                    r.try_get::<String, _>("payload"),
+                ) else {
+                    continue;
+                };
+                me.schedule(id, t, p, at, payload);
+            }
+        });
+    }
+
+    fn schedule(
+        self: &Arc<Self>,
+        id: i64,
+        tenant: i64,
+        plugin: String,
+        fire_at: i64,
+        payload: String,
+    ) {
+        let me = self.clone();
+        let delay = Duration::from_millis((fire_at - now_ms()).max(0) as u64);
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            me.timers.remove(&id);
+            let _ = me.writes.send(Write::TimerDone(id));
+            let host = me.host.lock().upgrade();
+            if let Some(h) = host {
+                // Plugins run synchronously; keep them off the timer task's
+                // cooperative budget.
+                tokio::task::spawn_blocking(move || h.fire_timer(tenant, &plugin, payload));
+            }
+        });
+        self.timers.insert(id, task.abort_handle());
+    }
+
+    /// Sets a timer; returns its id.
+    pub(super) fn set_timer(
+        self: &Arc<Self>,
+        tenant: i64,
+        plugin: &str,
+        delay: Duration,
+        payload: String,
+    ) -> i64 {
+        let id = self
+            .next_timer
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let fire_at = now_ms() + delay.min(MAX_TIMER).as_millis() as i64;
+        let _ = self.writes.send(Write::Timer(
+            id,
+            tenant,
+            plugin.to_owned(),
+            fire_at,
+            payload.clone(),
+        ));
+        self.schedule(id, tenant, plugin.to_owned(), fire_at, payload);
+        id
+    }
+
+    /// Cancels a timer.
+    pub(super) fn cancel_timer(&self, id: i64) {
+        if let Some((_, h)) = self.timers.remove(&id) {
+            h.abort();
+        }
+        let _ = self.writes.send(Write::TimerDone(id));
+    }
+
+    /// A plugin's settings for a scope.
+    pub fn setting(&self, tenant: i64, plugin: &str, scope: &str) -> Option<String> {
+        self.settings
+            .get(&(tenant, plugin.to_owned(), scope.to_owned()))
+            .map(|s| s.clone())
+    }
+
+    pub(super) async fn put_setting(
+        &self,
+        tenant: i64,
+        plugin: &str,
+        scope: &str,
+        json: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO plugin_settings (tenant_id, plugin_name, scope, json) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (tenant_id, plugin_name, scope) DO UPDATE SET json = excluded.json",
+        )
+        .bind(tenant)
+        .bind(plugin)
+        .bind(scope)
+        .bind(json)
+        .execute(self.db.pool())
+        .await?;
+        self.settings.insert(
+            (tenant, plugin.to_owned(), scope.to_owned()),
+            json.to_owned(),
+        );
+        Ok(())
+    }
+
+    /// Reads a key of a plugin's store.
+    pub fn kv_get(&self, tenant: i64, plugin: &str, key: &str) -> Option<String> {
+        self.kv
+            .get(&(tenant, plugin.to_owned()))
+            .and_then(|m| m.get(key).cloned())
+    }
+
+    pub(super) fn kv_set(
+        &self,
+        tenant: i64,
+        plugin: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), String> {
+        if key.is_empty() || key.len() > KV_MAX_KEY {
+            return Err(format!("key must be 1 to {KV_MAX_KEY} bytes"));
+        }
+        if value.len() > KV_MAX_VALUE {
+            return Err(format!("value over {KV_MAX_VALUE} bytes"));
+        }
+        let mut m = self.kv.entry((tenant, plugin.to_owned())).or_default();
+        if !m.contains_key(key) && m.len() >= KV_MAX_KEYS {
+            return Err(format!("store full ({KV_MAX_KEYS} keys)"));
+        }
+        m.insert(key.to_owned(), value.to_owned());
+        let _ = self.writes.send(Write::KvSet(
+            tenant,
+            plugin.to_owned(),
+            key.to_owned(),
+            value.to_owned(),
+        ));
+        Ok(())
+    }
+
+    pub(super) fn kv_delete(&self, tenant: i64, plugin: &str, key: &str) {
+        if let Some(mut m) = self.kv.get_mut(&(tenant, plugin.to_owned())) {
+            m.remove(key);
+        }
+        let _ = self
+            .writes
+            .send(Write::KvDelete(tenant, plugin.to_owned(), key.to_owned()));
+    }
+
+    /// An employee's status (available unless set).
+    pub fn status(&self, tenant: i64, extension: &str) -> Status {
+        self.statuses
+            .get(&(tenant, extension.to_owned()))
+            .map(|s| *s)
+            .unwrap_or(Status::Available)
+    }
+
+    /// Sets an employee's status, recording why.
+    pub fn set_status(
+        &self,
+        tenant: i64,
+        extension: &str,
+        status: Status,
+        cause: &str,
+    ) -> Result<(), String> {
+        let known = self
+            .directory
+            .snapshot()
+            .by_id(tenant)
+            .is_some_and(|t| t.employee_by_extension(extension).is_some());
+        if !known {
+            return Err(format!("no employee with extension {extension}"));
+        }
+        self.statuses.insert((tenant, extension.to_owned()), status);
+        let _ = self.writes.send(Write::Status(
+            tenant,
+            extension.to_owned(),
+            status,
+            cause.to_owned(),
+        ));
+        Ok(())
+    }
+
+    /// Enables or disables a hunt group membership (applies to the next call
+    /// once the directory reloads, within milliseconds).
+    pub fn set_membership(
+        &self,
+        tenant: i64,
+        group: &str,
+        extension: &str,
+        enabled: bool,
+        cause: &str,
+    ) -> Result<(), String> {
+        let snap = self.directory.snapshot();
+        let t = snap.by_id(tenant).ok_or("unknown tenant")?;
+        let g = match t.resolve(group) {
+            Some(crate::directory::Entry::Group(id)) => t.groups.get(&id).ok_or("unknown group")?,
+            _ => return Err(format!("no hunt group with extension {group}")),
+        };
+        let e = t
+            .employee_by_extension(extension)
+            .ok_or_else(|| format!("no employee with extension {extension}"))?;
+        if !g.members.iter().any(|m| m.employee_id == e.id) {
+            return Err(format!("{extension} is not a member of {group}"));
+        }
+        let _ = self.writes.send(Write::Membership(
+            g.id,
+            e.id,
+            enabled,
+            extension.to_owned(),
+            cause.to_owned(),
+        ));
+        Ok(())
+    }
+
+    /// Presence of an extension.
+    pub fn presence(&self, tenant: i64, extension: &str) -> (bool, u32, Status) {
+        (
+            self.presence.is_registered(tenant, extension),
+            self.presence.active_calls(tenant, extension),
+            self.status(tenant, extension),
+        )
+    }
+
+    /// The tenant clock (ms since the epoch).
+    pub fn now_ms(&self) -> i64 {
+        now_ms()
+            + self
+                .clock_offset_ms
+                .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Moves the tenant clock (tests of schedules and vacations).
+    pub fn advance_clock(&self, by: Duration) {
+        self.clock_offset_ms
+            .fetch_add(by.as_millis() as i64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The directory.
+    pub fn directory(&self) -> &Arc<Directory> {
+        &self.directory
+    }
+}
+
+async fn writer(db: Db, mut rx: mpsc::UnboundedReceiver<Write>, directory: Weak<Directory>) {
+    let mut batch = Vec::new();
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < 500 {
+            match rx.try_recv() {
+                Ok(w) => batch.push(w),
+                Err(_) => break,
+            }
+        }
+        let membership_changed = batch.iter().any(|w| matches!(w, Write::Membership(..)));
+        if let Err(e) = commit(&db, &batch).await {
+            tracing::error!(error = %e, "plugin state not written");
+        }
+        batch.clear();
+        if membership_changed {
+            if let Some(d) = directory.upgrade() {
+                if let Err(e) = d.reload().await {
+                    tracing::error!(error = %e, "directory reload after a membership change");
+                }
+            }
+        }
+    }
+}
+
+async fn commit(db: &Db, batch: &[Write]) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    for w in batch {
+        match w {
+            Write::KvSet(t, p, k, v) => {
+                sqlx::query(
+                    "INSERT INTO plugin_kv (tenant_id, plugin_name, key, value) VALUES (?, ?, ?, ?) \
+                     ON CONFLICT (tenant_id, plugin_name, key) DO UPDATE SET value = excluded.value",
+                )
+                .bind(t)
+                .bind(p)
+                .bind(k)
+                .bind(v)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Write::KvDelete(t, p, k) => {
+                sqlx::query(
+                    "DELETE FROM plugin_kv WHERE tenant_id = ? AND plugin_name = ? AND key = ?",
+                )
+                .bind(t)
+                .bind(p)
+                .bind(k)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Write::Timer(id, t, p, at, payload) => {
+                sqlx::query("INSERT INTO plugin_timers (id, tenant_id, plugin_name, fire_at, payload) VALUES (?, ?, ?, ?, ?)")
+                    .bind(id)
+                    .bind(t)
+                    .bind(p)
+                    .bind(at)
+                    .bind(payload)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Write::TimerDone(id) => {
+                sqlx::query("DELETE FROM plugin_timers WHERE id = ?")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Write::Status(t, ext, s, cause) => {
+                sqlx::query(
+                    "INSERT INTO employee_status (tenant_id, extension, status, cause, changed_at) VALUES (?, ?, ?, ?, ?) \
+                     ON CONFLICT (tenant_id, extension) DO UPDATE SET status = excluded.status, \
+                     cause = excluded.cause, changed_at = excluded.changed_at",
+                )
+                .bind(t)
+                .bind(ext)
+                .bind(s.as_str())
+                .bind(cause)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("INSERT INTO status_changes (tenant_id, extension, what, cause, changed_at) VALUES (?, ?, ?, ?, ?)")
+                    .bind(t)
+                    .bind(ext)
+                    .bind(format!("status={}", s.as_str()))
+                    .bind(cause)
+                    .bind(now_ms())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Write::Membership(g, e, enabled, ext, cause) => {
+                sqlx::query("UPDATE hunt_group_members SET enabled = ? WHERE group_id = ? AND employee_id = ?")
+                    .bind(i64::from(*enabled))
+                    .bind(g)
+                    .bind(e)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO status_changes (tenant_id, extension, what, cause, changed_at) \
+                     SELECT tenant_id, ?, ?, ?, ? FROM hunt_groups WHERE id = ?",
+                )
+                .bind(ext)
+                .bind(format!("group {g} membership enabled={enabled}"))
+                .bind(cause)
+                .bind(now_ms())
+                .bind(g)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+    }
+    tx.commit().await
+}
