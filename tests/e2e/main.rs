@@ -4,5 +4,6 @@
 
 mod admin;
 mod calls;
+mod plugins;
 mod registrar;
 mod robustness;

@@ -137,6 +137,73 @@ impl TestRouter {
         TestRouter { running, dir }
     }
 
+    /// An admin API request; returns status and JSON body.
+    pub async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> (u16, serde_json::Value) {
+        let client = reqwest::Client::new();
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = client
+            .request(
+                method,
+                format!("http://{}/api/v1{path}", self.running.http_addr),
+            )
+            .bearer_auth("test-admin-token");
+        if let Some(b) = body {
+            let kind = if b.first() == Some(&b'{') {
+                "application/json"
+            } else {
+                "application/wasm"
+            };
+            req = req.header("content-type", kind).body(b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// Uploads a guest built from `plugins/` as tenant 1's plugin `name`.
+    pub async fn upload_guest(&self, name: &str, guest: &str) -> (u16, serde_json::Value) {
+        let wasm = switchboard::plugins::builtin::get(guest).unwrap().to_vec();
+        self.api("POST", &format!("/tenants/1/plugins/{name}"), Some(wasm))
+            .await
+    }
+
+    /// Sets tenant 1's chain (all enabled).
+    pub async fn chain(&self, names: &[&str]) {
+        let chain: Vec<serde_json::Value> = names
+            .iter()
+            .map(|n| serde_json::json!({"name": n, "enabled": true}))
+            .collect();
+        let body = serde_json::json!({ "chain": chain })
+            .to_string()
+            .into_bytes();
+        let (status, resp) = self.api("PUT", "/tenants/1/plugin-chain", Some(body)).await;
+        assert_eq!(status, 200, "{resp}");
+    }
+
+    /// Stores a plugin's settings for tenant 1.
+    pub async fn settings(
+        &self,
+        name: &str,
+        scope: &str,
+        json: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        self.api(
+            "PUT",
+            &format!("/tenants/1/plugins/{name}/settings/{scope}"),
+            Some(json.to_string().into_bytes()),
+        )
+        .await
+    }
+
     /// SIP address.
     pub fn sip(&self) -> SocketAddr {
         self.running.sip_addr

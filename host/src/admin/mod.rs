@@ -5,6 +5,7 @@
 mod directory;
 mod error;
 mod history;
+mod plugins;
 
 use std::sync::Arc;
 
@@ -49,6 +50,11 @@ pub fn app(state: AdminState) -> Router {
     let api = Router::new()
         .merge(directory::routes())
         .merge(history::routes())
+        .merge(plugins::routes())
+        // Plugin uploads are bigger than axum's 2 MiB default.
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.router.plugins().config().max_upload + (64 << 10),
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route(

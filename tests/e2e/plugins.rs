@@ -1,0 +1,306 @@
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use switchboard_e2e::{Proto, TestRouter};
+
+const T: Duration = Duration::from_secs(4);
+
+#[tokio::test]
+async fn an_incoming_decision_reroutes_the_call() {
+    let r = TestRouter::start().await;
+    assert_eq!(r.upload_guest("reroute", "test-reroute").await.0, 201);
+    assert_eq!(
+        r.settings("reroute", "tenant", json!({"to": "2003"}))
+            .await
+            .0,
+        200
+    );
+    r.chain(&["reroute"]).await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut bob = r.phone("2002", Proto::Udp).await;
+    let mut carol = r.phone("2003", Proto::Udp).await;
+    alice.call("2002").await;
+    assert!(carol.expect_invite(T).await.is_some(), "rerouted to 2003");
+    assert!(bob
+        .expect_invite(Duration::from_millis(300))
+        .await
+        .is_none());
+}
+
+#[tokio::test]
+async fn chain_order_decides_which_plugin_wins() {
+    let r = TestRouter::start().await;
+    r.upload_guest("reroute", "test-reroute").await;
+    r.settings("reroute", "tenant", json!({"to": "2003"})).await;
+    let (status, body) = r
+        .settings("example-blocklist", "tenant", json!({"blocked": ["2001"]}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut carol = r.phone("2003", Proto::Udp).await;
+
+    r.chain(&["example-blocklist", "reroute"]).await;
+    let call = alice.call("2002").await;
+    let resp = alice.final_response(T).await.unwrap();
+    assert_eq!(resp.status(), Some(603), "blocklist first: declined");
+    alice.ack_failure(&call, &resp).await;
+
+    r.chain(&["reroute", "example-blocklist"]).await;
+    alice.call("2002").await;
+    assert!(
+        carol.expect_invite(T).await.is_some(),
+        "reroute first: it rings 2003"
+    );
+}
+
+#[tokio::test]
+async fn the_failure_point_gets_the_reason_and_what_was_tried() {
+    let r = TestRouter::start().await;
+    r.upload_guest("divert", "test-failure").await;
+    r.settings("divert", "tenant", json!({"to": "2004"})).await;
+    r.chain(&["divert"]).await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut bob = r.phone("2002", Proto::Udp).await;
+    let mut dave = r.phone("2004", Proto::Udp).await;
+    alice.call("2002").await;
+    let inv = bob.expect_invite(T).await.unwrap();
+    bob.respond(&inv, 486, "Busy Here", "b").await;
+    let inv = dave
+        .expect_invite(T)
+        .await
+        .expect("diverted on busy to 2004");
+    dave.respond(&inv, 200, "OK", "d").await;
+    assert!(alice
+        .recv_until(T, |m| m.status() == Some(200))
+        .await
+        .is_some());
+    let last = r
+        .running
+        .router()
+        .plugins()
+        .state()
+        .kv_get(1, "divert", "last")
+        .unwrap();
+    assert_eq!(last, "busy 2002 tried=2002");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, calls) = r.api("GET", "/tenants/1/calls", None).await;
+    let call = &calls["items"][0];
+    assert_eq!(call["answered_by"], "2004");
+    assert!(
+        call["annotations"]
+            .as_str()
+            .unwrap()
+            .contains("diverted: busy"),
+        "{call}"
+    );
+    assert_eq!(call["legs"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn an_unregistered_callee_reaches_the_failure_point_as_unreachable() {
+    let r = TestRouter::start().await;
+    r.upload_guest("divert", "test-failure").await;
+    r.settings("divert", "tenant", json!({"to": "2004"})).await;
+    r.chain(&["divert"]).await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut dave = r.phone("2004", Proto::Udp).await;
+    alice.call("2003").await; // not registered
+    assert!(dave.expect_invite(T).await.is_some());
+    let last = r
+        .running
+        .router()
+        .plugins()
+        .state()
+        .kv_get(1, "divert", "last")
+        .unwrap();
+    assert!(last.starts_with("unreachable 2003"), "{last}");
+}
+
+#[tokio::test]
+async fn timers_fire_into_the_event_point() {
+    let r = TestRouter::start().await;
+    r.upload_guest("timer", "test-timer").await;
+    r.chain(&["timer"]).await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let _bob = r.phone("2002", Proto::Udp).await;
+    alice.call("2002").await;
+    let state = r.running.router().plugins().state().clone();
+    let start = Instant::now();
+    while state.kv_get(1, "timer", "fired").is_none() && start.elapsed() < T {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(state.kv_get(1, "timer", "fired").as_deref(), Some("2002"));
+}
+
+async fn misbehaving_guest_is_skipped(guest: &str) {
+    let r = TestRouter::start().await;
+    let (status, body) = r.upload_guest("bad", guest).await;
+    assert_eq!(status, 201, "{body}");
+    r.chain(&["bad"]).await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut bob = r.phone("2002", Proto::Udp).await;
+    let mut carol = r.phone("2003", Proto::Udp).await;
+    let started = Instant::now();
+    alice.call("2002").await;
+    let inv = bob
+        .expect_invite(T)
+        .await
+        .expect("the call goes on by the default");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    bob.respond(&inv, 200, "OK", "b").await;
+    assert!(alice
+        .recv_until(T, |m| m.status() == Some(200))
+        .await
+        .is_some());
+    // Other calls are served meanwhile.
+    let mut dave = r.phone("2004", Proto::Udp).await;
+    dave.call("2003").await;
+    assert!(carol.expect_invite(T).await.is_some());
+    let (_, plugins) = r.api("GET", "/tenants/1/plugins", None).await;
+    let bad = plugins["available"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "bad")
+        .unwrap()
+        .clone();
+    assert!(bad["faults"].as_u64().unwrap() >= 2, "{bad}");
+}
+
+#[tokio::test]
+async fn a_trapping_plugin_is_skipped_and_the_call_completes() {
+    misbehaving_guest_is_skipped("test-trap").await;
+}
+
+#[tokio::test]
+async fn a_looping_plugin_is_stopped_at_its_deadline() {
+    misbehaving_guest_is_skipped("test-loop").await;
+}
+
+#[tokio::test]
+async fn a_memory_hog_is_stopped_at_its_memory_cap() {
+    misbehaving_guest_is_skipped("test-memory-hog").await;
+}
+
+#[tokio::test]
+async fn an_invalid_decision_is_ignored() {
+    misbehaving_guest_is_skipped("test-invalid-decision").await;
+}
+
+#[tokio::test]
+async fn repeated_faults_switch_the_plugin_off_with_the_reason() {
+    let r = TestRouter::start().await;
+    r.upload_guest("bad", "test-trap").await;
+    r.chain(&["bad"]).await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    for _ in 0..5 {
+        let call = alice.call("2003").await; // unregistered: incoming + failure points
+        let resp = alice.final_response(T).await.unwrap();
+        alice.ack_failure(&call, &resp).await;
+    }
+    let (_, plugins) = r.api("GET", "/tenants/1/plugins", None).await;
+    let entry = &plugins["chain"][0];
+    assert_eq!(entry["enabled"], false, "{plugins}");
+    assert!(entry["disabled_reason"]
+        .as_str()
+        .unwrap()
+        .contains("faults"));
+}
+
+#[tokio::test]
+async fn a_tenant_cannot_use_another_tenants_plugin() {
+    let r = TestRouter::start().await;
+    let (status, other) = r
+        .api(
+            "POST",
+            "/tenants",
+            Some(
+                json!({"domain": "other.example", "name": "Other"})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let other_id = other["id"].as_i64().unwrap();
+    r.upload_guest("reroute", "test-reroute").await;
+    let body = json!({"chain": [{"name": "reroute"}]})
+        .to_string()
+        .into_bytes();
+    let (status, resp) = r
+        .api(
+            "PUT",
+            &format!("/tenants/{other_id}/plugin-chain"),
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, 422, "{resp}");
+    assert_eq!(resp["field"], "chain");
+    let (_, list) = r
+        .api("GET", &format!("/tenants/{other_id}/plugins"), None)
+        .await;
+    assert!(!list["available"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["name"] == "reroute"));
+}
+
+#[tokio::test]
+async fn an_upload_that_is_not_a_component_is_refused_naming_why() {
+    let r = TestRouter::start().await;
+    let (status, body) = r
+        .api(
+            "POST",
+            "/tenants/1/plugins/junk",
+            Some(b"not wasm at all".to_vec()),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["field"], "wasm");
+    assert!(
+        body["error"].as_str().unwrap().contains("component"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn settings_the_plugin_rejects_get_422_with_its_message() {
+    let r = TestRouter::start().await;
+    let (status, body) = r
+        .settings(
+            "example-blocklist",
+            "tenant",
+            json!({"blocked": "everyone"}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["field"], "settings");
+    assert!(
+        body["error"].as_str().unwrap().contains("blocked"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn swapping_the_chain_during_a_ringing_call_does_not_break_it() {
+    let r = TestRouter::start().await;
+    r.upload_guest("reroute", "test-reroute").await;
+    r.settings("reroute", "tenant", json!({"to": "2003"})).await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut bob = r.phone("2002", Proto::Udp).await;
+    let call = alice.call("2002").await;
+    let inv = bob.expect_invite(T).await.unwrap();
+    bob.respond(&inv, 180, "Ringing", "b").await;
+    r.chain(&["reroute"]).await; // while Bob's phone rings
+    bob.respond(&inv, 200, "OK", "b").await;
+    let ok = alice
+        .recv_until(T, |m| m.status() == Some(200))
+        .await
+        .expect("the ringing call completes");
+    alice.in_dialog(&call, &ok, "ACK", call.cseq).await;
+    assert!(bob
+        .recv_until(T, |m| m.method() == Some("ACK"))
+        .await
+        .is_some());
+}
