@@ -304,3 +304,23 @@ async fn swapping_the_chain_during_a_ringing_call_does_not_break_it() {
         .await
         .is_some());
 }
+
+#[tokio::test]
+async fn registrations_reach_the_event_point() {
+    let r = TestRouter::start().await;
+    r.upload_guest("timer", "test-timer").await;
+    r.chain(&["timer"]).await;
+    // test-timer only records timers; the event point must at least be
+    // called without faults for registrations.
+    let _alice = r.phone("2001", Proto::Udp).await;
+    let (_, plugins) = r.api("GET", "/tenants/1/plugins", None).await;
+    let timer = plugins["available"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "timer")
+        .unwrap()
+        .clone();
+    assert_eq!(timer["calls"], 1, "one registered event: {timer}");
+    assert_eq!(timer["faults"], 0);
+}

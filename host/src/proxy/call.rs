@@ -14,8 +14,8 @@ use super::{route, Router};
 use crate::directory::{is_international_number, Entry, RingStrategy, TenantDirectory};
 use crate::history::{CallRecord, Leg, Outcome};
 use crate::pipeline::{
-    CallView, Decision, Dest as PDest, Direction, FailureReason, Input, Mode, OnFailure, PartyView,
-    RouteDecision,
+    CallView, Decision, Dest as PDest, Direction, EventKind, FailureReason, Input, Mode, OnFailure,
+    PartyView, RouteDecision,
 };
 use crate::proxy::dialog::Dialog;
 use crate::registrar::AuthOutcome;
@@ -66,6 +66,8 @@ pub(crate) struct Plan {
     pub caller_id: Option<String>,
     /// Display name to present.
     pub caller_name: Option<String>,
+    /// The hunt group whose members ring (for missed-call events).
+    pub group: Option<String>,
 }
 
 struct BranchState {
@@ -301,6 +303,9 @@ pub(super) async fn run(router: Arc<Router>, req: Request, from: Peer, txn: Arc<
                 callee.clone(),
             ),
         };
+        if let Some(f) = fork.as_ref() {
+            f.missed_group_call_events(&tenant, &view);
+        }
         let (outcome, code, reason) = match end {
             End::Answered => return,
             End::Cancelled => (Outcome::Cancelled, 487, None),
@@ -429,6 +434,7 @@ fn plan_from_route(router: &Router, tenant: &TenantDirectory, r: &RouteDecision)
         on_failure: r.on_failure,
         caller_id: r.caller_id.clone(),
         caller_name: r.caller_name.clone(),
+        group: None,
     }
 }
 
@@ -521,6 +527,7 @@ fn plan_for(
         on_failure: OnFailure::AskAgain,
         caller_id: None,
         caller_name: None,
+        group: None,
     };
     match tenant.resolve(callee) {
         Some(Entry::Employee(_)) => {
@@ -622,6 +629,7 @@ fn plan_for(
                 on_failure: OnFailure::AskAgain,
                 caller_id: None,
                 caller_name: None,
+                group: Some(callee.to_owned()),
             })
         }
         None => {
@@ -651,6 +659,7 @@ fn plan_for(
                 on_failure: OnFailure::AskAgain,
                 caller_id: None,
                 caller_name: None,
+                group: None,
             })
         }
     }
@@ -729,6 +738,35 @@ impl Fork {
         self.events_rx = events_rx;
         self.sent.clear();
         self
+    }
+
+    /// Members of a hunt group who let the call ring out (their ring time,
+    /// or the group's, ran out while they rang). Members whose phones rang
+    /// while someone else answered, or when the caller hung up, missed
+    /// nothing: their legs end as cancelled, not as no answer.
+    fn missed_group_call_events(&self, tenant: &Arc<TenantDirectory>, view: &CallView) {
+        let Some(group) = &self.plan.group else {
+            return;
+        };
+        let mut missed: Vec<&str> = self
+            .branches
+            .iter()
+            .filter(|b| b.outcome == Some(Outcome::NoAnswer) && b.ringing)
+            .map(|b| self.plan.targets[b.target].label.as_str())
+            .collect();
+        missed.dedup();
+        for m in missed {
+            self.router.plugins.event(
+                tenant,
+                &Input::Event {
+                    kind: EventKind::MissedGroupCall,
+                    subject: Some(m.to_owned()),
+                    group: Some(group.clone()),
+                    call: Some(view.clone()),
+                    payload: None,
+                },
+            );
+        }
     }
 
     /// What was rung in this fork.
@@ -1082,6 +1120,24 @@ impl Fork {
         }
         if !label.starts_with("trunk:") {
             parties.push(label);
+        }
+        if let Some(tenant) = self
+            .router
+            .directory
+            .snapshot()
+            .by_id(self.record.tenant_id)
+            .cloned()
+        {
+            self.router.plugins.event(
+                &tenant,
+                &Input::Event {
+                    kind: EventKind::Answered,
+                    subject: parties.last().cloned(),
+                    group: self.plan.group.clone(),
+                    call: None,
+                    payload: None,
+                },
+            );
         }
         self.router.dialogs.start(
             &self.record.sip_call_id,

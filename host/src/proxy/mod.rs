@@ -14,6 +14,7 @@ use std::time::Duration;
 use crate::config::{Cidr, Config};
 use crate::directory::Directory;
 use crate::history::History;
+use crate::pipeline::{EventKind, Input};
 use crate::plugins::{PluginHost, Presence};
 use crate::registrar::Registrar;
 use crate::sip::{self, codec, params, Method, Peer, Request, Response, SipMessage};
@@ -326,7 +327,52 @@ impl Router {
         let Some(tenant) = self.directory.tenant_for(&to_host) else {
             return sip::response_to(req, 404, Some("Unknown Domain"), Some(&sip::random_token()));
         };
-        self.registrar.register(req, from, &tenant).await
+        let user = sip::header(&req.headers, "To")
+            .map(params::uri_of)
+            .and_then(params::uri_user)
+            .unwrap_or_default()
+            .to_owned();
+        let location = self.registrar.location();
+        let before = location.is_registered(tenant.tenant.id, &user);
+        let resp = self.registrar.register(req, from, &tenant).await;
+        let after = location.is_registered(tenant.tenant.id, &user);
+        if resp.status_code.code() == 200 && before != after {
+            let kind = if after {
+                EventKind::Registered
+            } else {
+                EventKind::Unregistered
+            };
+            self.plugins.event(
+                &tenant,
+                &Input::Event {
+                    kind,
+                    subject: Some(user),
+                    group: None,
+                    call: None,
+                    payload: None,
+                },
+            );
+        }
+        resp
+    }
+
+    /// Tells the tenant's plugins that an answered call ended.
+    fn call_ended(&self, d: &dialog::Dialog) {
+        let Some(tenant) = self.directory.snapshot().by_id(d.tenant_id).cloned() else {
+            return;
+        };
+        for p in &d.parties {
+            self.plugins.event(
+                &tenant,
+                &Input::Event {
+                    kind: EventKind::Ended,
+                    subject: Some(p.clone()),
+                    group: None,
+                    call: None,
+                    payload: None,
+                },
+            );
+        }
     }
 
     fn on_response(self: &Arc<Self>, resp: Response, _from: Peer) {
@@ -376,6 +422,7 @@ impl Router {
             if let Some(call_id) = sip::call_id(&req.headers) {
                 if let Some(d) = self.dialogs.end(call_id) {
                     self.history.ended(&d.record_id, now_ms());
+                    self.call_ended(&d);
                 }
             }
         }
