@@ -25,10 +25,19 @@ impl Presence for NoPresence {
     }
 }
 
-fn setup(rt: &tokio::runtime::Runtime, chain_len: usize) -> (Arc<PluginHost>, Arc<switchboard::directory::TenantDirectory>, tempfile::TempDir) {
+fn setup(
+    rt: &tokio::runtime::Runtime,
+    chain_len: usize,
+) -> (
+    Arc<PluginHost>,
+    Arc<switchboard::directory::TenantDirectory>,
+    tempfile::TempDir,
+) {
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}", dir.path().join("b.db").display())).await.unwrap();
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("b.db").display()))
+            .await
+            .unwrap();
         let directory = Arc::new(Directory::load(store.clone(), None).await.unwrap());
         provision::create_tenant(
             &store,
@@ -70,14 +79,20 @@ fn setup(rt: &tokio::runtime::Runtime, chain_len: usize) -> (Arc<PluginHost>, Ar
             cache_dir: Some(std::env::temp_dir().join("switchboard-bench-plugin-cache")),
             ..PluginConfig::default()
         };
-        let host = PluginHost::start(config, store, directory.clone(), Arc::new(NoPresence)).await.unwrap();
+        let host = PluginHost::start(config, store, directory.clone(), Arc::new(NoPresence))
+            .await
+            .unwrap();
         let wasm = switchboard::plugins::builtin::get("test-continue").unwrap();
         let t = directory.tenant_for("bench.test").unwrap();
         let mut chain = Vec::new();
         for i in 0..chain_len {
             let name = format!("continue-{i}");
-            host.store_plugin(&name, wasm, Some(t.tenant.id)).await.unwrap();
-            host.set_settings(&t, &name, "tenant", r#"{"n": 1}"#).await.unwrap();
+            host.store_plugin(&name, wasm, Some(t.tenant.id))
+                .await
+                .unwrap();
+            host.set_settings(&t, &name, "tenant", r#"{"n": 1}"#)
+                .await
+                .unwrap();
             chain.push((name, true));
         }
         host.set_chain(t.tenant.id, &chain).await.unwrap();

@@ -171,8 +171,25 @@ pub struct PluginHost {
     plugins: RwLock<HashMap<PluginKey, Arc<Loaded>>>,
     chains: RwLock<HashMap<i64, Arc<Vec<ChainEntry>>>>,
     faults: Mutex<HashMap<(i64, String), VecDeque<Instant>>>,
+    /// Instances that finished a call cleanly, kept for the next call of
+    /// the same tenant and plugin version (see [`PluginHost::decide`]).
+    idle: Mutex<HashMap<IdleKey, Vec<Idle>>>,
+    idle_count: std::sync::atomic::AtomicUsize,
     stop: Arc<AtomicBool>,
 }
+
+/// Tenant, plugin name and version.
+type IdleKey = (i64, String, i64);
+
+struct Idle {
+    store: Store<CallState>,
+    instance: bindings::Plugin,
+}
+
+/// Idle instances kept in all (each holds a pool slot).
+const MAX_IDLE: usize = POOL_SLOTS as usize / 2;
+/// Idle instances kept per tenant and plugin.
+const MAX_IDLE_PER_KEY: usize = 4;
 
 impl std::fmt::Debug for PluginHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -253,6 +270,8 @@ impl PluginHost {
             plugins: RwLock::new(HashMap::new()),
             chains: RwLock::new(HashMap::new()),
             faults: Mutex::new(HashMap::new()),
+            idle: Mutex::new(HashMap::new()),
+            idle_count: std::sync::atomic::AtomicUsize::new(0),
             stop,
         });
         for name in PRODUCT_PLUGINS {
@@ -326,18 +345,12 @@ impl PluginHost {
         Ok(loaded)
     }
 
-    /// Runs `f` on a fresh instance under the sandbox limits.
-    fn with_instance<R>(
+    fn new_store(
         &self,
         plugin: &Loaded,
-        tenant: Option<Arc<TenantDirectory>>,
+        tenant: Arc<TenantDirectory>,
         call_id: &str,
-        f: impl FnOnce(&bindings::Plugin, &mut Store<CallState>) -> wasmtime::Result<R>,
-    ) -> Result<(R, Vec<String>), String> {
-        let tenant = match tenant {
-            Some(t) => t,
-            None => Arc::new(TenantDirectory::empty()),
-        };
+    ) -> Store<CallState> {
         let state = CallState {
             tenant,
             plugin: plugin.name.clone(),
@@ -354,14 +367,70 @@ impl PluginHost {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
+        store
+    }
+
+    /// Runs `f` under the sandbox limits on an instance of `plugin`: a fresh
+    /// one, or for a tenant's call one that finished an earlier call of the
+    /// same tenant cleanly. Instantiating costs more than most decisions, so
+    /// instances are reused; one that trapped or ran out of time is dropped.
+    /// Plugins must not rely on globals surviving, nor on them being reset.
+    fn with_instance<R>(
+        &self,
+        plugin: &Loaded,
+        tenant: Option<Arc<TenantDirectory>>,
+        call_id: &str,
+        f: impl FnOnce(&bindings::Plugin, &mut Store<CallState>) -> wasmtime::Result<R>,
+    ) -> Result<(R, Vec<String>), String> {
+        let key = tenant
+            .as_ref()
+            .map(|t| (t.tenant.id, plugin.name.clone(), plugin.version));
+        let tenant = tenant.unwrap_or_else(|| Arc::new(TenantDirectory::empty()));
+        let reused = key.as_ref().and_then(|k| {
+            let mut idle = self.idle.lock();
+            let i = idle.get_mut(k).and_then(Vec::pop);
+            if i.is_some() {
+                self.idle_count.fetch_sub(1, Ordering::Relaxed);
+            }
+            i
+        });
         let ticks = self.config.deadline.as_millis().max(1) as u64 + 1;
+        let (mut store, instance) = match reused {
+            Some(Idle {
+                mut store,
+                instance,
+            }) => {
+                let d = store.data_mut();
+                d.tenant = tenant;
+                d.call_id.clear();
+                d.call_id.push_str(call_id);
+                d.annotations.clear();
+                (store, instance)
+            }
+            None => {
+                let mut store = self.new_store(plugin, tenant, call_id);
+                store.set_epoch_deadline(ticks);
+                let instance = plugin
+                    .pre
+                    .instantiate(&mut store)
+                    .map_err(|e| format!("instantiate: {e:#}"))?;
+                (store, instance)
+            }
+        };
         store.set_epoch_deadline(ticks);
-        let instance = plugin
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| format!("instantiate: {e:#}"))?;
         let r = f(&instance, &mut store).map_err(|e| format!("{e:#}"))?;
-        Ok((r, std::mem::take(&mut store.data_mut().annotations)))
+        let notes = std::mem::take(&mut store.data_mut().annotations);
+        if let Some(k) = key {
+            if self.idle_count.load(Ordering::Relaxed) < MAX_IDLE {
+                let mut idle = self.idle.lock();
+                let list = idle.entry(k).or_default();
+                if list.len() < MAX_IDLE_PER_KEY {
+                    list.push(Idle { store, instance });
+                    self.idle_count.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        Ok((r, notes))
     }
 
     /// Asks the tenant's chain at a point. Never fails: faults count as
