@@ -65,6 +65,19 @@ for u in $(seq 1000 "$LAST") $(seq 2000 2199); do
   api POST "/tenants/$TENANT_ID/employees" "{\"name\":\"User $u\",\"extension\":\"$u\",\"password\":\"pw$u\"}" >/dev/null
 done
 
+if [ -n "${PLUGINS:-}" ]; then
+  WASM="$ROOT/target/wasm-plugins/wasm32-wasip2/release/test_continue.wasm"
+  chain=""
+  for i in $(seq 1 "$PLUGINS"); do
+    curl -sf -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/wasm' --data-binary @"$WASM" \
+         "http://127.0.0.1:$HTTP_PORT/api/v1/tenants/$TENANT_ID/plugins/continue-$i" >/dev/null
+    api PUT "/tenants/$TENANT_ID/plugins/continue-$i/settings/tenant" '{"n":1}' >/dev/null
+    chain="$chain${chain:+,}{\"name\":\"continue-$i\"}"
+  done
+  api PUT "/tenants/$TENANT_ID/plugin-chain" "{\"chain\":[$chain]}" >/dev/null
+  echo "# $PLUGINS plugins enabled for the tenant"
+fi
+
 if [ -n "${SMOKE:-}" ]; then
   # peer-baseline.sh registers 1000..1999; in smoke mode only the first 50
   # exist, so run the scenarios directly at low rates.

@@ -11,8 +11,8 @@ wasmtime::component::bindgen!({
     world: "plugin",
 });
 
-pub use switchboard::plugin::host as host_api;
-pub use switchboard::plugin::types as wit;
+pub use self::switchboard::plugin::host as host_api;
+pub use self::switchboard::plugin::types as wit;
 
 impl From<p::Point> for wit::DecisionPoint {
     fn from(v: p::Point) -> Self {
