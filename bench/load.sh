@@ -28,8 +28,14 @@ if [ ! -f "$PEER" ]; then
 fi
 command -v sipp >/dev/null || { echo "sipp not found (apt-get install -y sip-tester)" >&2; exit 2; }
 
-cargo build --release --quiet -p switchboard --manifest-path "$ROOT/Cargo.toml"
-BIN="$ROOT/target/release/switchboard"
+# Smoke runs reuse the debug build the tests made; measurements need release.
+if [ -n "${SMOKE:-}" ]; then
+  cargo build --quiet -p switchboard --manifest-path "$ROOT/Cargo.toml"
+  BIN="$ROOT/target/debug/switchboard"
+else
+  cargo build --release --quiet -p switchboard --manifest-path "$ROOT/Cargo.toml"
+  BIN="$ROOT/target/release/switchboard"
+fi
 
 cat > "$WORK/switchboard.toml" <<TOML
 database_url = "sqlite://$WORK/bench.db"
