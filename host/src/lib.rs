@@ -153,14 +153,16 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
         location: location.clone(),
         dialogs: dialogs.clone(),
         directory: directory.clone(),
+        bound: std::sync::OnceLock::new(),
     });
     let plugin_host = plugins::PluginHost::start(
         config.plugins.runtime(),
         store.clone(),
         directory.clone(),
-        presence,
+        presence.clone(),
     )
     .await?;
+    let _ = presence.bound.set(Arc::downgrade(plugin_host.state()));
     if let Some(demo) = &demo {
         // New tenants get the product plugins, in the documented order.
         if let Some(t) = directory.tenant_for(&demo.domain) {

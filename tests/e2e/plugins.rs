@@ -324,3 +324,36 @@ async fn registrations_reach_the_event_point() {
     assert_eq!(timer["calls"], 1, "one registered event: {timer}");
     assert_eq!(timer["faults"], 0);
 }
+
+#[tokio::test]
+async fn a_bound_device_rings_for_its_user_and_calls_as_them() {
+    let r = TestRouter::start().await;
+    let body = json!({"username": "5401", "password": "pw-5401-secret"})
+        .to_string()
+        .into_bytes();
+    assert_eq!(r.api("POST", "/tenants/1/devices", Some(body)).await.0, 201);
+    r.upload_guest("bind", "test-bind").await;
+    r.chain(&["bind"]).await;
+    let mut desk = r.phone("5401", Proto::Udp).await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let login = desk.call("*88*2003").await;
+    let resp = desk.final_response(T).await.unwrap();
+    assert_eq!(resp.status(), Some(200), "{}", resp.raw);
+    desk.ack_failure(&login, &resp).await;
+    alice.call("2003").await;
+    let inv = desk
+        .expect_invite(T)
+        .await
+        .expect("Carol's call rings the desk she is logged in at");
+    desk.respond(&inv, 486, "Busy Here", "x").await;
+    let resp = alice.final_response(T).await.unwrap();
+    assert_eq!(resp.status(), Some(486));
+    desk.call("2001").await;
+    let inv = alice.expect_invite(T).await.unwrap();
+    assert!(
+        inv.header("From").unwrap().contains("sip:2003@"),
+        "{}",
+        inv.raw
+    );
+    assert!(inv.header("P-Asserted-Identity").unwrap().contains("2003"));
+}

@@ -182,6 +182,21 @@ impl host_api::Host for CallState {
             .set_membership(self.tenant.tenant.id, &group, &extension, enabled, &cause)
     }
 
+    fn bind_device(
+        &mut self,
+        device: String,
+        extension: Option<String>,
+        cause: String,
+    ) -> Result<(), String> {
+        let cause = format!("{}: {cause}", self.plugin);
+        self.shared
+            .bind_device(self.tenant.tenant.id, &device, extension.as_deref(), &cause)
+    }
+
+    fn device_binding(&mut self, device: String) -> Option<String> {
+        self.shared.binding_of(self.tenant.tenant.id, &device)
+    }
+
     fn annotate(&mut self, note: String) {
         if self.annotations.len() < 16 {
             self.annotations.push(note.chars().take(128).collect());

@@ -62,6 +62,7 @@ enum Write {
     TimerDone(i64),
     Status(i64, String, Status, String),
     Membership(i64, i64, bool, String, String),
+    Bind(i64, String, Option<String>, String),
 }
 
 /// Shared plugin state.
@@ -72,6 +73,8 @@ pub struct PluginState {
     settings: DashMap<(i64, String, String), String>,
     kv: DashMap<(i64, String), HashMap<String, String>>,
     statuses: DashMap<(i64, String), Status>,
+    /// (tenant, device) -> employee extension.
+    bindings: DashMap<(i64, String), String>,
     timers: DashMap<i64, tokio::task::AbortHandle>,
     next_timer: std::sync::atomic::AtomicI64,
     writes: mpsc::UnboundedSender<Write>,
@@ -125,6 +128,16 @@ impl PluginState {
                 Status::parse(&r.try_get::<String, _>("status")?),
             );
         }
+        let bindings = DashMap::new();
+        for r in sqlx::query("SELECT tenant_id, device, extension FROM device_bindings")
+            .fetch_all(db.pool())
+            .await?
+        {
+            bindings.insert(
+                (r.try_get("tenant_id")?, r.try_get("device")?),
+                r.try_get("extension")?,
+            );
+        }
         let max_timer: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM plugin_timers")
             .fetch_one(db.pool())
             .await?;
@@ -137,6 +150,7 @@ impl PluginState {
             settings,
             kv,
             statuses,
+            bindings,
             timers: DashMap::new(),
             next_timer: std::sync::atomic::AtomicI64::new(max_timer.unwrap_or(0) + 1),
             writes: tx,
@@ -367,6 +381,66 @@ impl PluginState {
         Ok(())
     }
 
+    /// Binds a device to an employee (or releases it with `None`).
+    pub fn bind_device(
+        &self,
+        tenant: i64,
+        device: &str,
+        extension: Option<&str>,
+        cause: &str,
+    ) -> Result<(), String> {
+        let snap = self.directory.snapshot();
+        let t = snap.by_id(tenant).ok_or("unknown tenant")?;
+        if !matches!(t.resolve(device), Some(crate::directory::Entry::Device(_))) {
+            return Err(format!("no device account {device}"));
+        }
+        if let Some(ext) = extension {
+            if t.employee_by_extension(ext).is_none() {
+                return Err(format!("no employee with extension {ext}"));
+            }
+            // One device per employee: a login elsewhere moves them.
+            let previous: Vec<String> = self
+                .bindings
+                .iter()
+                .filter(|e| e.key().0 == tenant && e.value() == ext && e.key().1 != device)
+                .map(|e| e.key().1.clone())
+                .collect();
+            for d in previous {
+                self.bindings.remove(&(tenant, d.clone()));
+                let _ = self
+                    .writes
+                    .send(Write::Bind(tenant, d, None, cause.to_owned()));
+            }
+            self.bindings
+                .insert((tenant, device.to_owned()), ext.to_owned());
+        } else {
+            self.bindings.remove(&(tenant, device.to_owned()));
+        }
+        let _ = self.writes.send(Write::Bind(
+            tenant,
+            device.to_owned(),
+            extension.map(str::to_owned),
+            cause.to_owned(),
+        ));
+        Ok(())
+    }
+
+    /// The employee a device is bound to.
+    pub fn binding_of(&self, tenant: i64, device: &str) -> Option<String> {
+        self.bindings
+            .get(&(tenant, device.to_owned()))
+            .map(|e| e.clone())
+    }
+
+    /// Devices bound to an employee.
+    pub fn devices_bound_to(&self, tenant: i64, extension: &str) -> Vec<String> {
+        self.bindings
+            .iter()
+            .filter(|e| e.key().0 == tenant && e.value() == extension)
+            .map(|e| e.key().1.clone())
+            .collect()
+    }
+
     /// Presence of an extension.
     pub fn presence(&self, tenant: i64, extension: &str) -> (bool, u32, Status) {
         (
@@ -480,6 +554,40 @@ async fn commit(db: &Db, batch: &[Write]) -> Result<(), sqlx::Error> {
                     .bind(t)
                     .bind(ext)
                     .bind(format!("status={}", s.as_str()))
+                    .bind(cause)
+                    .bind(now_ms())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Write::Bind(t, device, ext, cause) => {
+                match ext {
+                    Some(ext) => {
+                        sqlx::query(
+                            "INSERT INTO device_bindings (tenant_id, device, extension, bound_at) VALUES (?, ?, ?, ?) \
+                             ON CONFLICT (tenant_id, device) DO UPDATE SET extension = excluded.extension, \
+                             bound_at = excluded.bound_at",
+                        )
+                        .bind(t)
+                        .bind(device)
+                        .bind(ext)
+                        .bind(now_ms())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    None => {
+                        sqlx::query(
+                            "DELETE FROM device_bindings WHERE tenant_id = ? AND device = ?",
+                        )
+                        .bind(t)
+                        .bind(device)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                sqlx::query("INSERT INTO status_changes (tenant_id, extension, what, cause, changed_at) VALUES (?, ?, ?, ?, ?)")
+                    .bind(t)
+                    .bind(ext.clone().unwrap_or_default())
+                    .bind(format!("device {device} bound to {}", ext.as_deref().unwrap_or("nobody")))
                     .bind(cause)
                     .bind(now_ms())
                     .execute(&mut *tx)

@@ -166,6 +166,21 @@ pub(super) async fn run(router: Arc<Router>, req: Request, from: Peer, txn: Arc<
         }
     };
 
+    // A device someone is logged in at calls as that person.
+    let mut caller = caller;
+    let mut bound_identity = None;
+    if caller.internal {
+        if let Some(user) = router
+            .plugins
+            .state()
+            .binding_of(tenant.tenant.id, &caller.id)
+        {
+            let name = tenant.employee_by_extension(&user).map(|e| e.name.clone());
+            caller.id = user.clone();
+            bound_identity = Some((user, name));
+        }
+    }
+
     let (cancel_tx, mut cancel_rx) = mpsc::channel(1);
     *txn.cancel.lock() = Some(cancel_tx);
 
@@ -261,6 +276,12 @@ pub(super) async fn run(router: Arc<Router>, req: Request, from: Peer, txn: Arc<
         Some(plan) => Ok(plan),
         None => plan_for(&router, &tenant, &callee, &caller, &view),
     };
+    if let (Ok(plan), Some((user, name))) = (step.as_mut(), &bound_identity) {
+        if plan.caller_id.is_none() {
+            plan.caller_id = Some(user.clone());
+            plan.caller_name = name.clone();
+        }
+    }
     let mut fork: Option<Fork> = None;
     loop {
         let (end, target) = match step {
@@ -462,6 +483,14 @@ fn contacts_for_extension(router: &Router, tenant: &TenantDirectory, ext: &str) 
             let mut dests = contacts_of(router, tenant, ext);
             for d in tenant.devices_of(id) {
                 dests.extend(contacts_of(router, tenant, d.username.as_str()));
+            }
+            // Hotdesk devices the employee is logged in at.
+            for d in router
+                .plugins
+                .state()
+                .devices_bound_to(tenant.tenant.id, ext)
+            {
+                dests.extend(contacts_of(router, tenant, &d));
             }
             dests
         }

@@ -101,6 +101,8 @@ pub struct LivePresence {
     pub dialogs: Arc<Dialogs>,
     /// Who owns which devices.
     pub directory: Arc<Directory>,
+    /// Hotdesk bindings (set once the plugin runtime exists).
+    pub bound: std::sync::OnceLock<std::sync::Weak<crate::plugins::PluginState>>,
 }
 
 impl Presence for LivePresence {
@@ -119,6 +121,11 @@ impl Presence for LivePresence {
             .devices_of(e.id)
             .any(|d| self.location.is_registered(tenant_id, d.username.as_str()));
         registered
+            || self.bound.get().and_then(|s| s.upgrade()).is_some_and(|s| {
+                s.devices_bound_to(tenant_id, extension)
+                    .iter()
+                    .any(|d| self.location.is_registered(tenant_id, d))
+            })
     }
 
     fn active_calls(&self, tenant_id: i64, extension: &str) -> u32 {
