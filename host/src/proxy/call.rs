@@ -70,6 +70,27 @@ pub(crate) struct Plan {
     pub group: Option<String>,
 }
 
+impl Plan {
+    /// One target, ringing all its contacts for `ring`; the failure point is
+    /// asked when nobody answers.
+    fn single(label: String, dests: Vec<Dest>, ring: Duration) -> Plan {
+        Plan {
+            mode: RingMode::Parallel,
+            targets: vec![PlanTarget {
+                label,
+                dests,
+                delay: Duration::ZERO,
+                ring,
+            }],
+            total_ring: ring,
+            on_failure: OnFailure::AskAgain,
+            caller_id: None,
+            caller_name: None,
+            group: None,
+        }
+    }
+}
+
 struct BranchState {
     target: usize,
     contact: String,
@@ -544,20 +565,7 @@ fn plan_for(
     let ring = router.settings.default_ring;
     let tid = tenant.tenant.id;
     let status = |ext: &str| router.plugins.state().status(tid, ext);
-    let single = |label: &str, dests: Vec<Dest>| Plan {
-        mode: RingMode::Parallel,
-        targets: vec![PlanTarget {
-            label: label.to_owned(),
-            dests,
-            delay: Duration::ZERO,
-            ring,
-        }],
-        total_ring: ring,
-        on_failure: OnFailure::AskAgain,
-        caller_id: None,
-        caller_name: None,
-        group: None,
-    };
+    let single = |label: &str, dests: Vec<Dest>| Plan::single(label.to_owned(), dests, ring);
     match tenant.resolve(callee) {
         Some(Entry::Employee(_)) => {
             // Do not disturb and logged off both mean busy for personal calls.
@@ -675,21 +683,11 @@ fn plan_for(
             let Some(uri) = trunk_uri_for(trunk, callee) else {
                 return Err((500, "Bad Trunk URI", Outcome::Unreachable));
             };
-            let ring = Duration::from_secs(120);
-            Ok(Plan {
-                mode: RingMode::Parallel,
-                targets: vec![PlanTarget {
-                    label: format!("trunk:{callee}"),
-                    dests: vec![unresolved(uri)],
-                    delay: Duration::ZERO,
-                    ring,
-                }],
-                total_ring: ring,
-                on_failure: OnFailure::AskAgain,
-                caller_id: None,
-                caller_name: None,
-                group: None,
-            })
+            Ok(Plan::single(
+                format!("trunk:{callee}"),
+                vec![unresolved(uri)],
+                Duration::from_secs(120),
+            ))
         }
     }
 }
