@@ -36,6 +36,9 @@ pub fn test_config(db: &std::path::Path) -> Config {
     c.sip.default_ring_secs = 3;
     c.sip.no_response_secs = 2;
     c.admin_token = Some("test-admin-token".into());
+    // Tests start dozens of routers at once on two cores: a wall-clock
+    // deadline of a few ms would fire spuriously. Loops still stop.
+    c.plugins.deadline_ms = 200;
     // One compiled-plugin cache for the whole test run.
     c.plugins.cache_dir = std::env::temp_dir()
         .join("switchboard-test-plugin-cache")

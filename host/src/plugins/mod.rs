@@ -205,6 +205,10 @@ impl Drop for PluginHost {
     }
 }
 
+/// Deadline for calls outside a call's path (`points`, `validate-settings`):
+/// an admin waits for these, a caller does not.
+const ADMIN_DEADLINE: Duration = Duration::from_secs(1);
+
 /// Instances that can exist at once (see [`engine`]).
 const POOL_SLOTS: u32 = 64;
 
@@ -337,7 +341,7 @@ impl PluginHost {
             faults: AtomicU64::new(0),
         };
         let (points, _) = self
-            .with_instance(&loaded, None, "", |p, store| {
+            .with_instance(&loaded, None, "", ADMIN_DEADLINE, |p, store| {
                 p.switchboard_plugin_handler().call_points(store)
             })
             .map_err(|e| PluginError::Invalid(format!("points() failed: {e}")))?;
@@ -380,6 +384,7 @@ impl PluginHost {
         plugin: &Loaded,
         tenant: Option<Arc<TenantDirectory>>,
         call_id: &str,
+        deadline: Duration,
         f: impl FnOnce(&bindings::Plugin, &mut Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<(R, Vec<String>), String> {
         let key = tenant
@@ -394,7 +399,7 @@ impl PluginHost {
             }
             i
         });
-        let ticks = self.config.deadline.as_millis().max(1) as u64 + 1;
+        let ticks = deadline.as_millis().max(1) as u64 + 1;
         let (mut store, instance) = match reused {
             Some(Idle {
                 mut store,
@@ -454,11 +459,16 @@ impl PluginHost {
             let plugin = &entry.plugin;
             plugin.calls.fetch_add(1, Ordering::Relaxed);
             crate::metrics::count_plugin_call();
-            let res =
-                self.with_instance(plugin, Some(tenant.clone()), input.call_id(), |p, store| {
+            let res = self.with_instance(
+                plugin,
+                Some(tenant.clone()),
+                input.call_id(),
+                self.config.deadline,
+                |p, store| {
                     p.switchboard_plugin_handler()
                         .call_decide(store, point.into(), &wit_input)
-                });
+                },
+            );
             let decision = match res {
                 Ok((d, notes)) => {
                     verdict.annotations.extend(notes);
@@ -749,10 +759,16 @@ impl PluginHost {
             ));
         }
         let (verdict, _) = self
-            .with_instance(&plugin, Some(tenant.clone()), "", |p, store| {
-                p.switchboard_plugin_handler()
-                    .call_validate_settings(store, scope, json)
-            })
+            .with_instance(
+                &plugin,
+                Some(tenant.clone()),
+                "",
+                ADMIN_DEADLINE,
+                |p, store| {
+                    p.switchboard_plugin_handler()
+                        .call_validate_settings(store, scope, json)
+                },
+            )
             .map_err(|e| {
                 PluginError::Settings(format!("the plugin failed while validating: {e}"))
             })?;
@@ -785,10 +801,16 @@ impl PluginHost {
             payload: Some(payload),
         };
         let wit_input = bindings::input(&input);
-        let res = self.with_instance(&entry.plugin, Some(tenant), "", |p, store| {
-            p.switchboard_plugin_handler()
-                .call_decide(store, Point::Event.into(), &wit_input)
-        });
+        let res = self.with_instance(
+            &entry.plugin,
+            Some(tenant),
+            "",
+            self.config.deadline,
+            |p, store| {
+                p.switchboard_plugin_handler()
+                    .call_decide(store, Point::Event.into(), &wit_input)
+            },
+        );
         if let Err(e) = res {
             self.fault(tenant_id, &entry.plugin, "", &e);
         }
