@@ -20,6 +20,9 @@ impl Presence for NoPresence {
     fn is_registered(&self, _: i64, _: &str) -> bool {
         true
     }
+    fn home_registered(&self, _: i64, _: &str) -> bool {
+        true
+    }
     fn active_calls(&self, _: i64, _: &str) -> u32 {
         0
     }
@@ -70,6 +73,7 @@ fn setup(
                 mobile: None,
                 voicemail_pin: None,
                 department_id: None,
+                forced_login: None,
             },
         )
         .await
@@ -113,6 +117,7 @@ fn input() -> Input {
             direction: Direction::Internal,
             attempt: 0,
             history: Vec::new(),
+            device: None,
         },
         callee: "2002".into(),
     }

@@ -193,18 +193,20 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
         })
         .abort_handle(),
     );
-    let (r, s, h, d) = (
+    let (r, s, h, d, rt) = (
         registrar.clone(),
         store.clone(),
         history.clone(),
         router.dialogs().clone(),
+        router.clone(),
     );
     tasks.push(
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(15));
             loop {
                 tick.tick().await;
-                r.location().sweep();
+                let expired = r.location().sweep();
+                rt.registrations_expired(expired);
                 r.digest().sweep();
                 if let Err(e) = registrar::location::purge_expired(&s).await {
                     tracing::warn!(error = %e, "purging expired registrations");

@@ -4,6 +4,7 @@
 
 mod admin;
 mod calls;
+mod hotdesk;
 mod plugins;
 mod registrar;
 mod robustness;

@@ -95,6 +95,7 @@ impl TestRouter {
                     mobile: None,
                     voicemail_pin: None,
                     department_id: None,
+                    forced_login: None,
                 },
             )
             .await
@@ -207,6 +208,42 @@ impl TestRouter {
         .await
     }
 
+    /// Database id of tenant 1's employee with this extension.
+    pub fn employee_id(&self, ext: &str) -> i64 {
+        self.running
+            .directory()
+            .tenant_for(DOMAIN)
+            .unwrap()
+            .employee_by_extension(ext)
+            .unwrap()
+            .id
+    }
+
+    /// Changes tenant 1's employee `ext` over the admin API.
+    pub async fn patch_employee(&self, ext: &str, patch: serde_json::Value) {
+        let (status, body) = self
+            .api(
+                "PATCH",
+                &format!("/tenants/1/employees/{}", self.employee_id(ext)),
+                Some(patch.to_string().into_bytes()),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// Adds a hotdesk device account (password `pw-<username>-secret`).
+    pub async fn add_device(&self, username: &str) {
+        let body = serde_json::json!({"username": username, "password": password(username)});
+        let (status, resp) = self
+            .api(
+                "POST",
+                "/tenants/1/devices",
+                Some(body.to_string().into_bytes()),
+            )
+            .await;
+        assert_eq!(status, 201, "{resp}");
+    }
+
     /// SIP address.
     pub fn sip(&self) -> SocketAddr {
         self.running.sip_addr
@@ -273,6 +310,15 @@ impl Msg {
             .next()?
             .parse()
             .ok()
+    }
+
+    /// Reason phrase of a response.
+    pub fn reason(&self) -> &str {
+        self.first
+            .strip_prefix("SIP/2.0 ")
+            .and_then(|r| r.split_once(' '))
+            .map(|(_, reason)| reason)
+            .unwrap_or("")
     }
 
     /// Method of a request.
@@ -645,6 +691,18 @@ impl Phone {
         let text = self.invite_text(&call);
         self.send_raw(&text).await;
         call
+    }
+
+    /// Dials a feature code (`*88*2001*1234`) and returns the router's
+    /// final answer (acknowledged).
+    pub async fn feature(&mut self, code: &str) -> Msg {
+        let call = self.call(code).await;
+        let resp = self
+            .final_response(Duration::from_secs(5))
+            .await
+            .expect("an answer to the feature code");
+        self.ack_failure(&call, &resp).await;
+        resp
     }
 
     /// Sends the INVITE of `call` again, unchanged (a retransmission).

@@ -79,6 +79,11 @@ async fn create_tenant(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let id = provision::create_tenant(&s.store, &body).await?;
     reload(&s).await?;
+    s.router
+        .plugins()
+        .enable_defaults(id)
+        .await
+        .map_err(ApiError::internal)?;
     let t = tenant(&s, id)?;
     Ok(created(json!(t.tenant)))
 }

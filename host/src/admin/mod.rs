@@ -6,6 +6,7 @@ mod directory;
 mod error;
 mod history;
 mod plugins;
+mod presence;
 
 use std::sync::Arc;
 
@@ -51,6 +52,7 @@ pub fn app(state: AdminState) -> Router {
         .merge(directory::routes())
         .merge(history::routes())
         .merge(plugins::routes())
+        .merge(presence::routes())
         // Plugin uploads are bigger than axum's 2 MiB default.
         .layer(axum::extract::DefaultBodyLimit::max(
             state.router.plugins().config().max_upload + (64 << 10),

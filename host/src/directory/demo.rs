@@ -77,6 +77,7 @@ pub async fn seed_demo(
                 mobile: None,
                 voicemail_pin: Some(pin.into()),
                 department_id: None,
+                forced_login: None,
             },
         )
         .await?;

@@ -155,6 +155,9 @@ pub struct Employee {
     /// Voicemail PIN (hotdesk login); never serialized.
     #[serde(skip)]
     pub voicemail_pin: Option<String>,
+    /// Forced login (seed 004): the idle timeout and status on no answer
+    /// apply to them when they also have a PIN.
+    pub forced_login: bool,
 }
 
 /// A SIP account a phone registers with, other than an employee's own.

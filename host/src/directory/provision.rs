@@ -184,6 +184,9 @@ pub struct NewEmployee {
     /// Department (hunt group id).
     #[serde(default)]
     pub department_id: Option<i64>,
+    /// Forced login (seed 004); default false.
+    #[serde(default)]
+    pub forced_login: Option<bool>,
 }
 
 /// Checks that `ext` may be given to a person or group in this tenant.
@@ -285,8 +288,8 @@ pub async fn create_employee(
         crate::credentials::hash_password(&e.password).map_err(|r| invalid("password", r))?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO employees (tenant_id, name, login, password_hash, ha1_md5, ha1_sha256, \
-         position, role, extension, email, mobile, voicemail_pin, department_id, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         position, role, extension, email, mobile, voicemail_pin, department_id, created_at, \
+         forced_login) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(dir.tenant.id)
     .bind(e.name.trim())
@@ -302,6 +305,7 @@ pub async fn create_employee(
     .bind(&e.voicemail_pin)
     .bind(e.department_id)
     .bind(now_ms())
+    .bind(i64::from(e.forced_login.unwrap_or(false)))
     .fetch_one(store.pool())
     .await?;
     Ok((id, extension))
@@ -602,6 +606,8 @@ pub struct EmployeePatch {
     pub voicemail_pin: Option<String>,
     /// Department (hunt group id).
     pub department_id: Option<i64>,
+    /// Forced login (seed 004).
+    pub forced_login: Option<bool>,
 }
 
 /// Updates an employee of `dir`'s tenant.
@@ -698,6 +704,13 @@ pub async fn update_employee(
     if let Some(pin) = &p.voicemail_pin {
         sqlx::query("UPDATE employees SET voicemail_pin = ? WHERE id = ?")
             .bind(pin)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(f) = p.forced_login {
+        sqlx::query("UPDATE employees SET forced_login = ? WHERE id = ?")
+            .bind(i64::from(f))
             .bind(id)
             .execute(&mut *tx)
             .await?;

@@ -69,6 +69,8 @@ pub struct CallView {
     pub attempt: u32,
     /// Extensions already routed to.
     pub history: Vec<String>,
+    /// The device account the call comes from, when it is one.
+    pub device: Option<String>,
 }
 
 /// Kind of event.
@@ -86,6 +88,10 @@ pub enum EventKind {
     MissedGroupCall,
     /// A plugin's timer fired.
     TimerFired,
+    /// An employee was logged in at a hotdesk device.
+    LoggedIn,
+    /// An employee was logged out of a hotdesk device.
+    LoggedOut,
 }
 
 /// What plugins are asked with.

@@ -54,6 +54,7 @@ fn call(c: &p::CallView) -> wit::CallInfo {
         },
         attempt: c.attempt,
         history: c.history.clone(),
+        device: c.device.clone(),
     }
 }
 
@@ -115,6 +116,8 @@ pub fn input(i: &p::Input) -> wit::PointInput {
                     p::EventKind::Ended => wit::EventKind::Ended,
                     p::EventKind::MissedGroupCall => wit::EventKind::MissedGroupCall,
                     p::EventKind::TimerFired => wit::EventKind::TimerFired,
+                    p::EventKind::LoggedIn => wit::EventKind::LoggedIn,
+                    p::EventKind::LoggedOut => wit::EventKind::LoggedOut,
                 },
                 subject: subject.clone(),
                 group: group.clone(),

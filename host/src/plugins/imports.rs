@@ -33,7 +33,34 @@ impl host_api::Host for CallState {
                 .and_then(|d| self.tenant.groups.get(&d))
                 .map(|g| g.extension.to_string()),
             has_pin: e.voicemail_pin.is_some(),
+            forced_login: e.forced_login,
         })
+    }
+
+    fn find_device(&mut self, username: String) -> Option<host_api::Device> {
+        let Some(Entry::Device(id)) = self.tenant.resolve(&username) else {
+            return None;
+        };
+        let d = self.tenant.devices.get(&id)?;
+        let owner = d
+            .employee_id
+            .and_then(|e| self.tenant.employees.get(&e))
+            .map(|e| e.extension.to_string());
+        Some(host_api::Device {
+            username: d.username.to_string(),
+            hotdesk: owner.is_none()
+                && self
+                    .tenant
+                    .tenant
+                    .hotdesk_range
+                    .contains(&d.username.number()),
+            owner,
+        })
+    }
+
+    fn verify_pin(&mut self, extension: String, pin: String) -> Result<(), String> {
+        self.shared
+            .verify_pin(self.tenant.tenant.id, &extension, &pin)
     }
 
     fn devices_of(&mut self, extension: String) -> Vec<String> {
@@ -76,6 +103,9 @@ impl host_api::Host for CallState {
             self.shared.presence(self.tenant.tenant.id, &extension);
         Presence {
             registered,
+            home_registered: self
+                .shared
+                .home_registered(self.tenant.tenant.id, &extension),
             active_calls,
             status: to_wit(status),
         }

@@ -47,7 +47,13 @@ pub mod builtin {
 }
 
 /// Built-in plugins offered to every tenant (test guests are not).
-pub const PRODUCT_PLUGINS: &[&str] = &["example-blocklist"];
+pub const PRODUCT_PLUGINS: &[&str] = &["hotdesk", "hunt-status", "example-blocklist"];
+
+/// The chain a new tenant starts with, in this order: feature codes and
+/// logins first (hotdesk, hunt-status), then who rings (delegation,
+/// schedules, diverts as they land). `example-blocklist` is offered, not
+/// enabled.
+pub const DEFAULT_CHAIN: &[&str] = &["hotdesk", "hunt-status"];
 
 /// Sandbox and fault settings.
 #[derive(Debug, Clone)]
@@ -101,8 +107,12 @@ pub enum PluginError {
 
 /// What the runtime needs to know about calls in progress.
 pub trait Presence: Send + Sync + std::fmt::Debug {
-    /// Whether the extension (or one of its devices) is registered.
+    /// Whether the extension (or one of its devices, or a hotdesk device
+    /// it is logged in at) is registered.
     fn is_registered(&self, tenant_id: i64, extension: &str) -> bool;
+    /// Whether the extension's own account or a device it owns is
+    /// registered (hotdesk logins not counted).
+    fn home_registered(&self, tenant_id: i64, extension: &str) -> bool;
     /// Answered calls the extension is on.
     fn active_calls(&self, tenant_id: i64, extension: &str) -> u32;
 }
@@ -322,12 +332,12 @@ impl PluginHost {
             .map_err(|e| PluginError::Invalid(format!("imports: {e:#}")))?;
         let pre = linker.instantiate_pre(&component).map_err(|e| {
             PluginError::Invalid(format!(
-                "does not fit world switchboard:plugin/plugin@0.1.0: {e:#}"
+                "does not fit world switchboard:plugin/plugin@0.2.0: {e:#}"
             ))
         })?;
         let pre = bindings::PluginPre::new(pre).map_err(|e| {
             PluginError::Invalid(format!(
-                "does not export switchboard:plugin/handler@0.1.0: {e:#}"
+                "does not export switchboard:plugin/handler@0.2.0: {e:#}"
             ))
         })?;
         let mut loaded = Loaded {
@@ -672,7 +682,7 @@ impl PluginHost {
             .into_iter()
             .map(|e| (e.plugin.name.clone(), e.enabled))
             .collect();
-        for name in PRODUCT_PLUGINS {
+        for name in DEFAULT_CHAIN {
             if !entries.iter().any(|(n, _)| n == name) {
                 entries.push(((*name).to_owned(), true));
             }

@@ -61,8 +61,13 @@ enum Write {
     Timer(i64, i64, String, i64, String),
     TimerDone(i64),
     Status(i64, String, Status, String),
-    Membership(i64, i64, bool, String, String),
-    Bind(i64, String, Option<String>, String),
+    Membership(i64, i64, bool, String, String, String),
+    Bind(i64, String, Option<String>),
+    /// (tenant, extension, what, cause): a line of the change record.
+    Change(i64, String, String, String),
+    /// Answered once everything sent before it is committed (and the
+    /// directory reloaded when memberships changed).
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// Shared plugin state.
@@ -81,7 +86,14 @@ pub struct PluginState {
     host: parking_lot::Mutex<Weak<PluginHost>>,
     /// Offset added to the wall clock (tests move the tenant clock).
     clock_offset_ms: std::sync::atomic::AtomicI64,
+    /// (tenant, extension) -> times of recent wrong PINs (rate limit).
+    pin_failures: DashMap<(i64, String), Vec<i64>>,
 }
+
+/// Wrong PINs for one extension allowed within [`PIN_WINDOW_MS`].
+pub const PIN_MAX_FAILURES: usize = 5;
+/// Window of the PIN rate limit, and how long a lock lasts.
+pub const PIN_WINDOW_MS: i64 = 10 * 60 * 1000;
 
 impl std::fmt::Debug for PluginState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -156,6 +168,7 @@ impl PluginState {
             writes: tx,
             host: parking_lot::Mutex::new(Weak::new()),
             clock_offset_ms: std::sync::atomic::AtomicI64::new(0),
+            pin_failures: DashMap::new(),
         }))
     }
 
@@ -376,12 +389,15 @@ impl PluginState {
             e.id,
             enabled,
             extension.to_owned(),
+            g.extension.to_string(),
             cause.to_owned(),
         ));
         Ok(())
     }
 
-    /// Binds a device to an employee (or releases it with `None`).
+    /// Binds a hotdesk device to an employee (or releases it with `None`).
+    /// Only devices in the tenant's hotdesk range that belong to nobody can
+    /// be bound. Tells the tenant's plugins who was logged in and out.
     pub fn bind_device(
         &self,
         tenant: i64,
@@ -391,8 +407,20 @@ impl PluginState {
     ) -> Result<(), String> {
         let snap = self.directory.snapshot();
         let t = snap.by_id(tenant).ok_or("unknown tenant")?;
-        if !matches!(t.resolve(device), Some(crate::directory::Entry::Device(_))) {
+        let Some(crate::directory::Entry::Device(id)) = t.resolve(device) else {
             return Err(format!("no device account {device}"));
+        };
+        let is_hotdesk = t.devices.get(&id).is_some_and(|d| {
+            d.employee_id.is_none() && t.tenant.hotdesk_range.contains(&d.username.number())
+        });
+        if !is_hotdesk {
+            return Err(format!("{device} is not a hotdesk device"));
+        }
+        let mut changes: Vec<(crate::pipeline::EventKind, String, String)> = Vec::new();
+        let key = (tenant, device.to_owned());
+        let holder = self.bindings.get(&key).map(|e| e.clone());
+        if holder.as_deref() == extension {
+            return Ok(());
         }
         if let Some(ext) = extension {
             if t.employee_by_extension(ext).is_none() {
@@ -407,22 +435,127 @@ impl PluginState {
                 .collect();
             for d in previous {
                 self.bindings.remove(&(tenant, d.clone()));
-                let _ = self
-                    .writes
-                    .send(Write::Bind(tenant, d, None, cause.to_owned()));
+                let _ = self.writes.send(Write::Bind(tenant, d.clone(), None));
+                changes.push((crate::pipeline::EventKind::LoggedOut, ext.to_owned(), d));
             }
-            self.bindings
-                .insert((tenant, device.to_owned()), ext.to_owned());
+            self.bindings.insert(key, ext.to_owned());
         } else {
-            self.bindings.remove(&(tenant, device.to_owned()));
+            self.bindings.remove(&key);
+        }
+        if let Some(h) = holder {
+            changes.push((crate::pipeline::EventKind::LoggedOut, h, device.to_owned()));
+        }
+        if let Some(ext) = extension {
+            changes.push((
+                crate::pipeline::EventKind::LoggedIn,
+                ext.to_owned(),
+                device.to_owned(),
+            ));
         }
         let _ = self.writes.send(Write::Bind(
             tenant,
             device.to_owned(),
             extension.map(str::to_owned),
-            cause.to_owned(),
         ));
+        for (kind, ext, dev) in &changes {
+            let what = match kind {
+                crate::pipeline::EventKind::LoggedIn => format!("logged in at {dev}"),
+                _ => format!("logged out of {dev}"),
+            };
+            let _ = self
+                .writes
+                .send(Write::Change(tenant, ext.clone(), what, cause.to_owned()));
+        }
+        self.announce(tenant, changes);
         Ok(())
+    }
+
+    /// Tells the tenant's plugins about logins and logouts. Runs later, on
+    /// its own task: the change may come from inside a plugin call.
+    fn announce(&self, tenant: i64, changes: Vec<(crate::pipeline::EventKind, String, String)>) {
+        let Some(host) = self.host.lock().upgrade() else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let directory = self.directory.clone();
+        rt.spawn_blocking(move || {
+            let Some(t) = directory.snapshot().by_id(tenant).cloned() else {
+                return;
+            };
+            for (kind, ext, device) in changes {
+                host.event(
+                    &t,
+                    &crate::pipeline::Input::Event {
+                        kind,
+                        subject: Some(ext),
+                        group: None,
+                        call: None,
+                        payload: Some(device),
+                    },
+                );
+            }
+        });
+    }
+
+    /// Checks an employee's voicemail PIN, with a lock after
+    /// [`PIN_MAX_FAILURES`] wrong ones within [`PIN_WINDOW_MS`].
+    pub fn verify_pin(&self, tenant: i64, extension: &str, pin: &str) -> Result<(), String> {
+        let snap = self.directory.snapshot();
+        let t = snap.by_id(tenant).ok_or("unknown tenant")?;
+        let e = t
+            .employee_by_extension(extension)
+            .ok_or("unknown extension")?;
+        let expected = e.voicemail_pin.as_deref().ok_or("no PIN set")?;
+        let now = crate::store::now_ms();
+        let key = (tenant, extension.to_owned());
+        let mut failures = self.pin_failures.entry(key.clone()).or_default();
+        failures.retain(|at| now - at < PIN_WINDOW_MS);
+        if failures.len() >= PIN_MAX_FAILURES {
+            return Err("locked".into());
+        }
+        // Compare without an early exit so timing says nothing of the PIN.
+        let same = expected.len() == pin.len()
+            && expected
+                .bytes()
+                .zip(pin.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if same {
+            drop(failures);
+            self.pin_failures.remove(&key);
+            Ok(())
+        } else {
+            failures.push(now);
+            Err("wrong PIN".into())
+        }
+    }
+
+    /// Waits until every change made so far is in the database (and
+    /// membership changes are in the directory).
+    pub async fn flush(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.writes.send(Write::Flush(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Every hotdesk login of a tenant: (device, employee extension).
+    pub fn bindings_of_tenant(&self, tenant: i64) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = self
+            .bindings
+            .iter()
+            .filter(|e| e.key().0 == tenant)
+            .map(|e| (e.key().1.clone(), e.value().clone()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The database (status change history).
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 
     /// The employee a device is bound to.
@@ -448,6 +581,11 @@ impl PluginState {
             self.presence.active_calls(tenant, extension),
             self.status(tenant, extension),
         )
+    }
+
+    /// Whether an employee's own account or devices are registered.
+    pub fn home_registered(&self, tenant: i64, extension: &str) -> bool {
+        self.presence.home_registered(tenant, extension)
     }
 
     /// The tenant clock (ms since the epoch).
@@ -484,12 +622,16 @@ async fn writer(db: Db, mut rx: mpsc::UnboundedReceiver<Write>, directory: Weak<
         if let Err(e) = commit(&db, &batch).await {
             tracing::error!(error = %e, "plugin state not written");
         }
-        batch.clear();
         if membership_changed {
             if let Some(d) = directory.upgrade() {
                 if let Err(e) = d.reload().await {
                     tracing::error!(error = %e, "directory reload after a membership change");
                 }
+            }
+        }
+        for w in batch.drain(..) {
+            if let Write::Flush(done) = w {
+                let _ = done.send(());
             }
         }
     }
@@ -559,10 +701,9 @@ async fn commit(db: &Db, batch: &[Write]) -> Result<(), sqlx::Error> {
                     .execute(&mut *tx)
                     .await?;
             }
-            Write::Bind(t, device, ext, cause) => {
-                match ext {
-                    Some(ext) => {
-                        sqlx::query(
+            Write::Bind(t, device, ext) => match ext {
+                Some(ext) => {
+                    sqlx::query(
                             "INSERT INTO device_bindings (tenant_id, device, extension, bound_at) VALUES (?, ?, ?, ?) \
                              ON CONFLICT (tenant_id, device) DO UPDATE SET extension = excluded.extension, \
                              bound_at = excluded.bound_at",
@@ -573,27 +714,27 @@ async fn commit(db: &Db, batch: &[Write]) -> Result<(), sqlx::Error> {
                         .bind(now_ms())
                         .execute(&mut *tx)
                         .await?;
-                    }
-                    None => {
-                        sqlx::query(
-                            "DELETE FROM device_bindings WHERE tenant_id = ? AND device = ?",
-                        )
+                }
+                None => {
+                    sqlx::query("DELETE FROM device_bindings WHERE tenant_id = ? AND device = ?")
                         .bind(t)
                         .bind(device)
                         .execute(&mut *tx)
                         .await?;
-                    }
                 }
+            },
+            Write::Change(t, ext, what, cause) => {
                 sqlx::query("INSERT INTO status_changes (tenant_id, extension, what, cause, changed_at) VALUES (?, ?, ?, ?, ?)")
                     .bind(t)
-                    .bind(ext.clone().unwrap_or_default())
-                    .bind(format!("device {device} bound to {}", ext.as_deref().unwrap_or("nobody")))
+                    .bind(ext)
+                    .bind(what)
                     .bind(cause)
                     .bind(now_ms())
                     .execute(&mut *tx)
                     .await?;
             }
-            Write::Membership(g, e, enabled, ext, cause) => {
+            Write::Flush(_) => {}
+            Write::Membership(g, e, enabled, ext, group_ext, cause) => {
                 sqlx::query("UPDATE hunt_group_members SET enabled = ? WHERE group_id = ? AND employee_id = ?")
                     .bind(i64::from(*enabled))
                     .bind(g)
@@ -605,7 +746,10 @@ async fn commit(db: &Db, batch: &[Write]) -> Result<(), sqlx::Error> {
                      SELECT tenant_id, ?, ?, ?, ? FROM hunt_groups WHERE id = ?",
                 )
                 .bind(ext)
-                .bind(format!("group {g} membership enabled={enabled}"))
+                .bind(format!(
+                    "membership of {group_ext} {}",
+                    if *enabled { "enabled" } else { "disabled" }
+                ))
                 .bind(cause)
                 .bind(now_ms())
                 .bind(g)

@@ -187,20 +187,35 @@ pub(super) async fn run(router: Arc<Router>, req: Request, from: Peer, txn: Arc<
         }
     };
 
-    // A device someone is logged in at calls as that person.
+    // A device calls as its owner, or as whoever is logged in at it.
     let mut caller = caller;
     let mut bound_identity = None;
+    let mut device = None;
     if caller.internal {
-        if let Some(user) = router
-            .plugins
-            .state()
-            .binding_of(tenant.tenant.id, &caller.id)
-        {
-            let name = tenant.employee_by_extension(&user).map(|e| e.name.clone());
-            caller.id = user.clone();
-            bound_identity = Some((user, name));
+        if let Some(Entry::Device(did)) = tenant.resolve(&caller.id) {
+            device = Some(caller.id.clone());
+            let user = router
+                .plugins
+                .state()
+                .binding_of(tenant.tenant.id, &caller.id)
+                .or_else(|| {
+                    tenant
+                        .devices
+                        .get(&did)
+                        .and_then(|d| d.employee_id)
+                        .and_then(|e| tenant.employees.get(&e))
+                        .map(|e| e.extension.to_string())
+                });
+            if let Some(user) = user {
+                let name = tenant.employee_by_extension(&user).map(|e| e.name.clone());
+                caller.id = user.clone();
+                bound_identity = Some((user, name));
+            }
         }
     }
+    let caller_logged_out = caller.internal
+        && router.plugins.state().status(tenant.tenant.id, &caller.id)
+            == crate::plugins::Status::LoggedOut;
 
     let (cancel_tx, mut cancel_rx) = mpsc::channel(1);
     *txn.cancel.lock() = Some(cancel_tx);
@@ -248,6 +263,7 @@ pub(super) async fn run(router: Arc<Router>, req: Request, from: Peer, txn: Arc<
         },
         attempt: 0,
         history: Vec::new(),
+        device,
     };
     let finish_early = |mut record: CallRecord, code: u16, reason: &str, outcome: Outcome| {
         record.outcome = outcome;
@@ -273,12 +289,17 @@ pub(super) async fn run(router: Arc<Router>, req: Request, from: Peer, txn: Arc<
     for input in points {
         let v = router.plugins.decide(&tenant, &input);
         record.annotate(&v.annotations);
+        if let Decision::Feature { success, message } = &v.decision {
+            // Feature codes are not calls: answered, not recorded.
+            let code = if *success { 200 } else { 403 };
+            return reply(code, Some(message));
+        }
+        // Logged off (seed 004): no calls but feature codes (to log back in).
+        if caller_logged_out && input.point() == crate::pipeline::Point::Originate {
+            return finish_early(record, 403, "Logged Off", Outcome::Rejected);
+        }
         match v.decision {
-            Decision::Feature { success, message } => {
-                // Feature codes are not calls: answered, not recorded.
-                let code = if success { 200 } else { 403 };
-                return reply(code, Some(&message));
-            }
+            Decision::Feature { .. } => {}
             Decision::Reject { status, reason } => {
                 return finish_early(record, status, &reason, Outcome::Rejected);
             }

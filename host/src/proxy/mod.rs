@@ -107,6 +107,15 @@ pub struct LivePresence {
 
 impl Presence for LivePresence {
     fn is_registered(&self, tenant_id: i64, extension: &str) -> bool {
+        self.home_registered(tenant_id, extension)
+            || self.bound.get().and_then(|s| s.upgrade()).is_some_and(|s| {
+                s.devices_bound_to(tenant_id, extension)
+                    .iter()
+                    .any(|d| self.location.is_registered(tenant_id, d))
+            })
+    }
+
+    fn home_registered(&self, tenant_id: i64, extension: &str) -> bool {
         if self.location.is_registered(tenant_id, extension) {
             return true;
         }
@@ -121,11 +130,6 @@ impl Presence for LivePresence {
             .devices_of(e.id)
             .any(|d| self.location.is_registered(tenant_id, d.username.as_str()));
         registered
-            || self.bound.get().and_then(|s| s.upgrade()).is_some_and(|s| {
-                s.devices_bound_to(tenant_id, extension)
-                    .iter()
-                    .any(|d| self.location.is_registered(tenant_id, d))
-            })
     }
 
     fn active_calls(&self, tenant_id: i64, extension: &str) -> u32 {
@@ -361,6 +365,29 @@ impl Router {
             );
         }
         resp
+    }
+
+    /// Tells plugins about accounts whose last registration expired.
+    pub fn registrations_expired(&self, aors: Vec<(i64, String)>) {
+        if aors.is_empty() {
+            return;
+        }
+        let snap = self.directory.snapshot();
+        for (tenant_id, user) in aors {
+            let Some(tenant) = snap.by_id(tenant_id).cloned() else {
+                continue;
+            };
+            self.plugins.event(
+                &tenant,
+                &Input::Event {
+                    kind: EventKind::Unregistered,
+                    subject: Some(user),
+                    group: None,
+                    call: None,
+                    payload: None,
+                },
+            );
+        }
     }
 
     /// Tells the tenant's plugins that an answered call ended.

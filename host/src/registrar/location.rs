@@ -251,12 +251,12 @@ impl Location {
         Ok(after)
     }
 
-    /// Drops expired bindings from memory; returns how many.
-    pub fn sweep(&self) -> usize {
+    /// Drops expired bindings from memory; returns the (tenant, AOR) pairs
+    /// that have no live contact left.
+    pub fn sweep(&self) -> Vec<(i64, String)> {
         let now = now_ms();
-        let mut n = 0;
-        self.map.retain(|_, list| {
-            let before = list.len();
+        let mut emptied = Vec::new();
+        self.map.retain(|key, list| {
             list.retain(|b| {
                 let live = b.expires_at > now;
                 if !live {
@@ -264,10 +264,12 @@ impl Location {
                 }
                 live
             });
-            n += before - list.len();
+            if list.is_empty() {
+                emptied.push(key.clone());
+            }
             !list.is_empty()
         });
-        n
+        emptied
     }
 
     /// Number of live contacts.

@@ -23,7 +23,10 @@ impl Guest for P {
             FailureReason::Busy => "busy",
             FailureReason::Unreachable => "unreachable",
         };
-        let _ = host::kv_set("last", &format!("{reason} {} tried={}", f.target, f.tried.join(",")));
+        let _ = host::kv_set(
+            "last",
+            &format!("{reason} {} tried={}", f.target, f.tried.join(",")),
+        );
         if call.attempt > 0 {
             return Decision::Continue;
         }
@@ -34,7 +37,11 @@ impl Guest for P {
             return Decision::Continue;
         };
         Decision::Route(Route {
-            targets: vec![Target { destination: Destination::Extension(to), delay_ms: 0, ring_ms: 0 }],
+            targets: vec![Target {
+                destination: Destination::Extension(to),
+                delay_ms: 0,
+                ring_ms: 0,
+            }],
             mode: RingMode::Parallel,
             total_ring_ms: 0,
             caller_id: None,

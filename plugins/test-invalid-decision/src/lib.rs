@@ -14,7 +14,10 @@ impl Guest for P {
         vec![DecisionPoint::Incoming]
     }
     fn decide(_p: DecisionPoint, _i: PointInput) -> Decision {
-        Decision::Reject(Rejection { status: 42, reason: "nonsense".into() })
+        Decision::Reject(Rejection {
+            status: 42,
+            reason: "nonsense".into(),
+        })
     }
     fn validate_settings(_s: String, _j: String) -> Result<(), String> {
         Ok(())

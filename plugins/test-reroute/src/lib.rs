@@ -25,7 +25,11 @@ impl Guest for P {
             return Decision::Continue;
         };
         Decision::Route(Route {
-            targets: vec![Target { destination: Destination::Extension(to), delay_ms: 0, ring_ms: 0 }],
+            targets: vec![Target {
+                destination: Destination::Extension(to),
+                delay_ms: 0,
+                ring_ms: 0,
+            }],
             mode: RingMode::Parallel,
             total_ring_ms: 0,
             caller_id: None,

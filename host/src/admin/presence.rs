@@ -1,0 +1,244 @@
+//! Who is logged in where and who takes calls: hotdesk logins (seed 000's
+//! portal "activate phone"), employee statuses and hunt group memberships
+//! (seed 004's status on no answer, restored by a user or an admin), and the
+//! record of every change with its time and cause.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, put};
+use axum::Router;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sqlx::Row;
+
+use super::{AdminState, ApiError, Json};
+use crate::directory::{Entry, TenantDirectory};
+use crate::plugins::Status;
+
+pub(super) fn routes() -> Router<AdminState> {
+    Router::new()
+        .route("/tenants/{tid}/hotdesk", get(list_logins))
+        .route("/tenants/{tid}/hotdesk/{device}", put(login).delete(logout))
+        .route("/tenants/{tid}/presence/{ext}", get(presence))
+        .route("/tenants/{tid}/presence/{ext}/status", put(set_status))
+        .route(
+            "/tenants/{tid}/presence/{ext}/memberships/{group}",
+            put(set_membership),
+        )
+        .route("/tenants/{tid}/presence/{ext}/changes", get(changes))
+}
+
+fn tenant(s: &AdminState, tid: i64) -> Result<Arc<TenantDirectory>, ApiError> {
+    s.directory
+        .snapshot()
+        .by_id(tid)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("tenant {tid}")))
+}
+
+fn employee(t: &TenantDirectory, ext: &str) -> Result<(), ApiError> {
+    t.employee_by_extension(ext)
+        .map(|_| ())
+        .ok_or_else(|| ApiError::not_found(format!("employee {ext}")))
+}
+
+fn unprocessable(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        message,
+        Some(field),
+    )
+}
+
+async fn list_logins(
+    State(s): State<AdminState>,
+    Path(tid): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let t = tenant(&s, tid)?;
+    let items: Vec<Value> = s
+        .router
+        .plugins()
+        .state()
+        .bindings_of_tenant(t.tenant.id)
+        .into_iter()
+        .map(|(device, extension)| json!({"device": device, "extension": extension}))
+        .collect();
+    Ok(Json(json!({"total": items.len(), "items": items})))
+}
+
+/// Body of a hotdesk login over HTTP.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    /// The employee to log in at the device.
+    extension: String,
+}
+
+async fn login(
+    State(s): State<AdminState>,
+    Path((tid, device)): Path<(i64, String)>,
+    Json(body): Json<LoginBody>,
+) -> Result<Json<Value>, ApiError> {
+    let t = tenant(&s, tid)?;
+    if !matches!(t.resolve(&device), Some(Entry::Device(_))) {
+        return Err(ApiError::not_found(format!("device {device}")));
+    }
+    employee(&t, &body.extension).map_err(|_| {
+        unprocessable(
+            "extension",
+            format!("no employee with extension {}", body.extension),
+        )
+    })?;
+    let state = s.router.plugins().state();
+    state
+        .bind_device(t.tenant.id, &device, Some(&body.extension), "http: admin")
+        .map_err(|e| unprocessable("device", e))?;
+    state.flush().await;
+    Ok(Json(json!({"device": device, "extension": body.extension})))
+}
+
+async fn logout(
+    State(s): State<AdminState>,
+    Path((tid, device)): Path<(i64, String)>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    let t = tenant(&s, tid)?;
+    if !matches!(t.resolve(&device), Some(Entry::Device(_))) {
+        return Err(ApiError::not_found(format!("device {device}")));
+    }
+    let state = s.router.plugins().state();
+    state
+        .bind_device(t.tenant.id, &device, None, "http: admin")
+        .map_err(|e| unprocessable("device", e))?;
+    state.flush().await;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+fn presence_json(s: &AdminState, t: &TenantDirectory, ext: &str) -> Result<Value, ApiError> {
+    let Some(e) = t.employee_by_extension(ext) else {
+        return Err(ApiError::not_found(format!("employee {ext}")));
+    };
+    let state = s.router.plugins().state();
+    let (registered, active_calls, status) = state.presence(t.tenant.id, ext);
+    let mut memberships: Vec<Value> = t
+        .groups
+        .values()
+        .filter_map(|g| {
+            g.members.iter().find(|m| m.employee_id == e.id).map(
+                |m| json!({"group": g.extension.as_str(), "name": g.name, "enabled": m.enabled}),
+            )
+        })
+        .collect();
+    memberships.sort_by(|a, b| a["group"].as_str().cmp(&b["group"].as_str()));
+    Ok(json!({
+        "extension": ext,
+        "status": status,
+        "registered": registered,
+        "active_calls": active_calls,
+        "hotdesk_devices": state.devices_bound_to(t.tenant.id, ext),
+        "memberships": memberships,
+    }))
+}
+
+async fn presence(
+    State(s): State<AdminState>,
+    Path((tid, ext)): Path<(i64, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let t = tenant(&s, tid)?;
+    Ok(Json(presence_json(&s, &t, &ext)?))
+}
+
+/// Body of a status change.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusBody {
+    /// `available`, `dnd` or `logged_out`.
+    status: Status,
+}
+
+async fn set_status(
+    State(s): State<AdminState>,
+    Path((tid, ext)): Path<(i64, String)>,
+    Json(body): Json<StatusBody>,
+) -> Result<Json<Value>, ApiError> {
+    let t = tenant(&s, tid)?;
+    employee(&t, &ext)?;
+    let state = s.router.plugins().state();
+    state
+        .set_status(t.tenant.id, &ext, body.status, "http: admin")
+        .map_err(|e| unprocessable("status", e))?;
+    state.flush().await;
+    Ok(Json(presence_json(&s, &t, &ext)?))
+}
+
+/// Body of a membership change.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MembershipBody {
+    /// Whether group calls are offered to the member.
+    enabled: bool,
+}
+
+async fn set_membership(
+    State(s): State<AdminState>,
+    Path((tid, ext, group)): Path<(i64, String, String)>,
+    Json(body): Json<MembershipBody>,
+) -> Result<Json<Value>, ApiError> {
+    let t = tenant(&s, tid)?;
+    employee(&t, &ext)?;
+    let state = s.router.plugins().state();
+    state
+        .set_membership(t.tenant.id, &group, &ext, body.enabled, "http: admin")
+        .map_err(|e| unprocessable("group", e))?;
+    state.flush().await;
+    let t = tenant(&s, tid)?;
+    Ok(Json(presence_json(&s, &t, &ext)?))
+}
+
+/// Paging of the change record.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Page {
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    offset: Option<i64>,
+}
+
+async fn changes(
+    State(s): State<AdminState>,
+    Path((tid, ext)): Path<(i64, String)>,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let t = tenant(&s, tid)?;
+    employee(&t, &ext)?;
+    let limit = page.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(unprocessable("limit", "must be 1 to 500"));
+    }
+    let offset = page.offset.unwrap_or(0).max(0);
+    let state = s.router.plugins().state();
+    state.flush().await;
+    let rows = sqlx::query(
+        "SELECT what, cause, changed_at FROM status_changes WHERE tenant_id = ? AND extension = ? \
+         ORDER BY changed_at DESC, rowid DESC LIMIT ? OFFSET ?",
+    )
+    .bind(t.tenant.id)
+    .bind(&ext)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(state.db().pool())
+    .await
+    .map_err(ApiError::internal)?;
+    let mut items = Vec::with_capacity(rows.len());
+    for r in rows {
+        items.push(json!({
+            "what": r.try_get::<String, _>("what").map_err(ApiError::internal)?,
+            "cause": r.try_get::<String, _>("cause").map_err(ApiError::internal)?,
+            "at_ms": r.try_get::<i64, _>("changed_at").map_err(ApiError::internal)?,
+        }));
+    }
+    Ok(Json(
+        json!({"items": items, "limit": limit, "offset": offset}),
+    ))
+}
