@@ -5,6 +5,7 @@
 mod admin;
 mod calls;
 mod hotdesk;
+mod hunt_status;
 mod plugins;
 mod registrar;
 mod robustness;
