@@ -56,9 +56,9 @@ async fn chain_order_decides_which_plugin_wins() {
 #[tokio::test]
 async fn the_failure_point_gets_the_reason_and_what_was_tried() {
     let r = TestRouter::start().await;
-    r.upload_guest("divert", "test-failure").await;
-    r.settings("divert", "tenant", json!({"to": "2004"})).await;
-    r.chain(&["divert"]).await;
+    r.upload_guest("failover", "test-failure").await;
+    r.settings("failover", "tenant", json!({"to": "2004"})).await;
+    r.chain(&["failover"]).await;
     let mut alice = r.phone("2001", Proto::Udp).await;
     let mut bob = r.phone("2002", Proto::Udp).await;
     let mut dave = r.phone("2004", Proto::Udp).await;
@@ -79,7 +79,7 @@ async fn the_failure_point_gets_the_reason_and_what_was_tried() {
         .router()
         .plugins()
         .state()
-        .kv_get(1, "divert", "last")
+        .kv_get(1, "failover", "last")
         .unwrap();
     assert_eq!(last, "busy 2002 tried=2002");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -99,9 +99,9 @@ async fn the_failure_point_gets_the_reason_and_what_was_tried() {
 #[tokio::test]
 async fn an_unregistered_callee_reaches_the_failure_point_as_unreachable() {
     let r = TestRouter::start().await;
-    r.upload_guest("divert", "test-failure").await;
-    r.settings("divert", "tenant", json!({"to": "2004"})).await;
-    r.chain(&["divert"]).await;
+    r.upload_guest("failover", "test-failure").await;
+    r.settings("failover", "tenant", json!({"to": "2004"})).await;
+    r.chain(&["failover"]).await;
     let mut alice = r.phone("2001", Proto::Udp).await;
     let mut dave = r.phone("2004", Proto::Udp).await;
     alice.call("2003").await; // not registered
@@ -111,7 +111,7 @@ async fn an_unregistered_callee_reaches_the_failure_point_as_unreachable() {
         .router()
         .plugins()
         .state()
-        .kv_get(1, "divert", "last")
+        .kv_get(1, "failover", "last")
         .unwrap();
     assert!(last.starts_with("unreachable 2003"), "{last}");
 }

@@ -71,6 +71,8 @@ pub struct CallView {
     pub history: Vec<String>,
     /// The device account the call comes from, when it is one.
     pub device: Option<String>,
+    /// The extension in the Referred-By header (a transfer's INVITE).
+    pub referred_by: Option<String>,
 }
 
 /// Kind of event.
@@ -212,6 +214,55 @@ pub enum OnFailure {
     Drop,
 }
 
+/// Why a call was diverted (RFC 5806 `reason` values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiversionReason {
+    /// Forward always.
+    Unconditional,
+    /// Busy.
+    UserBusy,
+    /// No answer.
+    NoAnswer,
+    /// Unreachable.
+    Unavailable,
+    /// Outside working hours.
+    TimeOfDay,
+    /// Absent.
+    Away,
+    /// Delegation.
+    Deflection,
+    /// Other.
+    Unknown,
+}
+
+impl DiversionReason {
+    /// The `reason` parameter value of a Diversion header.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiversionReason::Unconditional => "unconditional",
+            DiversionReason::UserBusy => "user-busy",
+            DiversionReason::NoAnswer => "no-answer",
+            DiversionReason::Unavailable => "unavailable",
+            DiversionReason::TimeOfDay => "time-of-day",
+            DiversionReason::Away => "away",
+            DiversionReason::Deflection => "deflection",
+            DiversionReason::Unknown => "unknown",
+        }
+    }
+}
+
+/// A diversion of a call away from an extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diversion {
+    /// The extension the call was for.
+    pub from: Extension,
+    /// Why.
+    pub reason: DiversionReason,
+}
+
+/// Most diversions one call may go through (RFC 5806 `counter`).
+pub const MAX_DIVERSIONS: usize = 5;
+
 /// A validated route decision.
 #[derive(Debug, Clone)]
 pub struct RouteDecision {
@@ -229,6 +280,8 @@ pub struct RouteDecision {
     pub on_failure: OnFailure,
     /// Why (history).
     pub reason: Option<String>,
+    /// The diversion this route makes, if it diverts.
+    pub diversion: Option<Diversion>,
 }
 
 /// Most targets one decision may name.

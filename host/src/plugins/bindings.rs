@@ -55,6 +55,7 @@ fn call(c: &p::CallView) -> wit::CallInfo {
         attempt: c.attempt,
         history: c.history.clone(),
         device: c.device.clone(),
+        referred_by: c.referred_by.clone(),
     }
 }
 
@@ -250,6 +251,24 @@ pub fn decision(
                     wit::OnFailure::Drop => OnFailure::Drop,
                 },
                 reason: r.reason.map(|n| clean_reason(&n)),
+                diversion: match r.diversion {
+                    None => None,
+                    Some(d) => Some(p::Diversion {
+                        from: known_extension(dir, &d.from, "diversion from")?,
+                        reason: match d.reason {
+                            wit::DiversionReason::Unconditional => {
+                                p::DiversionReason::Unconditional
+                            }
+                            wit::DiversionReason::UserBusy => p::DiversionReason::UserBusy,
+                            wit::DiversionReason::NoAnswer => p::DiversionReason::NoAnswer,
+                            wit::DiversionReason::Unavailable => p::DiversionReason::Unavailable,
+                            wit::DiversionReason::TimeOfDay => p::DiversionReason::TimeOfDay,
+                            wit::DiversionReason::Away => p::DiversionReason::Away,
+                            wit::DiversionReason::Deflection => p::DiversionReason::Deflection,
+                            wit::DiversionReason::Unknown => p::DiversionReason::Unknown,
+                        },
+                    }),
+                },
             })
         }
     })

@@ -34,7 +34,28 @@ impl host_api::Host for CallState {
                 .map(|g| g.extension.to_string()),
             has_pin: e.voicemail_pin.is_some(),
             forced_login: e.forced_login,
+            role: match e.role {
+                crate::directory::Role::Administrator => host_api::Role::Administrator,
+                crate::directory::Role::DepartmentHead => host_api::Role::DepartmentHead,
+                crate::directory::Role::User => host_api::Role::User,
+                crate::directory::Role::RestrictedUser => host_api::Role::RestrictedUser,
+            },
         })
+    }
+
+    fn groups_of(&mut self, extension: String) -> Vec<String> {
+        let Some(e) = self.tenant.employee_by_extension(&extension) else {
+            return Vec::new();
+        };
+        let mut v: Vec<String> = self
+            .tenant
+            .groups
+            .values()
+            .filter(|g| g.members.iter().any(|m| m.employee_id == e.id))
+            .map(|g| g.extension.to_string())
+            .collect();
+        v.sort();
+        v
     }
 
     fn find_device(&mut self, username: String) -> Option<host_api::Device> {

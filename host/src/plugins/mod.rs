@@ -47,13 +47,21 @@ pub mod builtin {
 }
 
 /// Built-in plugins offered to every tenant (test guests are not).
-pub const PRODUCT_PLUGINS: &[&str] = &["hotdesk", "hunt-status", "example-blocklist"];
+pub const PRODUCT_PLUGINS: &[&str] = &[
+    "hotdesk",
+    "hunt-status",
+    "delegation",
+    "schedule",
+    "divert",
+    "example-blocklist",
+];
 
 /// The chain a new tenant starts with, in this order: feature codes and
-/// logins first (hotdesk, hunt-status), then who rings (delegation,
-/// schedules, diverts as they land). `example-blocklist` is offered, not
-/// enabled.
-pub const DEFAULT_CHAIN: &[&str] = &["hotdesk", "hunt-status"];
+/// logins first (hotdesk, hunt-status), then who rings: delegation (a boss's
+/// calls go to the delegates, whatever the boss's diverts say), schedules
+/// (absences and working hours before diverts), diverts last.
+/// `example-blocklist` is offered, not enabled.
+pub const DEFAULT_CHAIN: &[&str] = &["hotdesk", "hunt-status", "delegation", "schedule", "divert"];
 
 /// Sandbox and fault settings.
 #[derive(Debug, Clone)]

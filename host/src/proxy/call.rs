@@ -68,6 +68,8 @@ pub(crate) struct Plan {
     pub caller_name: Option<String>,
     /// The hunt group whose members ring (for missed-call events).
     pub group: Option<String>,
+    /// Diversion header values, newest first (RFC 5806).
+    pub diversions: Vec<String>,
 }
 
 impl Plan {
@@ -87,6 +89,7 @@ impl Plan {
             caller_id: None,
             caller_name: None,
             group: None,
+            diversions: Vec::new(),
         }
     }
 }
@@ -213,6 +216,21 @@ pub(super) async fn run(router: Arc<Router>, req: Request, from: Peer, txn: Arc<
             }
         }
     }
+    // A transfer's INVITE names the transferor: their plugins decide it
+    // (`##20` back to the boss) even when the transferee is outside.
+    let referred_by = sip::header(&req.headers, "Referred-By")
+        .map(params::uri_of)
+        .and_then(params::uri_user)
+        .and_then(|u| match tenant.resolve(u) {
+            Some(Entry::Employee(_)) => Some(u.to_owned()),
+            Some(Entry::Device(d)) => tenant
+                .devices
+                .get(&d)
+                .and_then(|d| d.employee_id)
+                .and_then(|e| tenant.employees.get(&e))
+                .map(|e| e.extension.to_string()),
+            _ => None,
+        });
     let caller_logged_out = caller.internal
         && router.plugins.state().status(tenant.tenant.id, &caller.id)
             == crate::plugins::Status::LoggedOut;
@@ -264,6 +282,7 @@ pub(super) async fn run(router: Arc<Router>, req: Request, from: Peer, txn: Arc<
         attempt: 0,
         history: Vec::new(),
         device,
+        referred_by: referred_by.clone(),
     };
     let finish_early = |mut record: CallRecord, code: u16, reason: &str, outcome: Outcome| {
         record.outcome = outcome;
@@ -276,8 +295,12 @@ pub(super) async fn run(router: Arc<Router>, req: Request, from: Peer, txn: Arc<
     // Decision points before anything rings: originate (the caller's
     // plugins: feature codes, caller ID), then incoming (the callee's).
     let mut decided: Option<Plan> = None;
+    // Diversions so far, newest first: those the call arrived with, then ours.
+    let mut diversions: Vec<String> = sip::header_all(&req.headers, "Diversion")
+        .map(str::to_owned)
+        .collect();
     let mut points = Vec::new();
-    if caller.internal {
+    if caller.internal || referred_by.is_some() {
         points.push(Input::Originate { call: view.clone() });
     }
     if tenant.resolve(&callee).is_some() {
@@ -307,7 +330,22 @@ pub(super) async fn run(router: Arc<Router>, req: Request, from: Peer, txn: Arc<
                 if let Some(why) = &r.reason {
                     record.annotate(std::slice::from_ref(why));
                 }
-                decided = Some(plan_from_route(&router, &tenant, &r));
+                if !add_diversion(&mut diversions, &r, &tenant.tenant.domain) {
+                    return finish_early(record, 482, "Loop Detected", Outcome::Rejected);
+                }
+                // Calling on someone's behalf (a secretary as the boss): the
+                // call is the boss's in history, as the callee sees it.
+                if let (crate::pipeline::Point::Originate, Some(id)) =
+                    (input.point(), r.caller_id.as_deref())
+                {
+                    if id != caller.id && tenant.employee_by_extension(id).is_some() {
+                        record.annotate(&[format!("placed by {}", caller.id)]);
+                        record.caller = id.to_owned();
+                    }
+                }
+                let mut plan = plan_from_route(&router, &tenant, &r);
+                plan.diversions = diversions.clone();
+                decided = Some(plan);
                 break;
             }
             Decision::Continue | Decision::Members(_) => {}
@@ -353,6 +391,7 @@ pub(super) async fn run(router: Arc<Router>, req: Request, from: Peer, txn: Arc<
                         caller.internal,
                     ),
                 };
+                f.view = Some(view.clone());
                 let end = f.run(&mut cancel_rx).await;
                 fork = Some(f);
                 (end, target)
@@ -405,10 +444,11 @@ pub(super) async fn run(router: Arc<Router>, req: Request, from: Peer, txn: Arc<
                 None => record.annotate(&v.annotations),
             }
             match v.decision {
-                Decision::Route(r) => {
+                Decision::Route(r) if add_diversion(&mut diversions, &r, &tenant.tenant.domain) => {
                     view.attempt += 1;
                     let why = r.reason.clone();
-                    let plan = plan_from_route(&router, &tenant, &r);
+                    let mut plan = plan_from_route(&router, &tenant, &r);
+                    plan.diversions = diversions.clone();
                     if let Some(why) = why {
                         match fork.as_mut() {
                             Some(f) => f.record.annotate(&[why]),
@@ -434,6 +474,26 @@ pub(super) async fn run(router: Arc<Router>, req: Request, from: Peer, txn: Arc<
         }
         return;
     }
+}
+
+/// Records a route's diversion as a Diversion header value (RFC 5806),
+/// newest first; false when the call has had too many.
+fn add_diversion(diversions: &mut Vec<String>, r: &RouteDecision, domain: &str) -> bool {
+    let Some(d) = &r.diversion else {
+        return true;
+    };
+    if diversions.len() >= crate::pipeline::MAX_DIVERSIONS {
+        return false;
+    }
+    diversions.insert(
+        0,
+        format!(
+            "<sip:{}@{domain}>;reason={};counter=1",
+            d.from,
+            d.reason.as_str()
+        ),
+    );
+    true
 }
 
 /// Turns a plugin's route into a plan: destinations become contacts.
@@ -498,6 +558,7 @@ fn plan_from_route(router: &Router, tenant: &TenantDirectory, r: &RouteDecision)
         caller_id: r.caller_id.clone(),
         caller_name: r.caller_name.clone(),
         group: None,
+        diversions: Vec::new(),
     }
 }
 
@@ -688,6 +749,7 @@ fn plan_for(
                 caller_id: None,
                 caller_name: None,
                 group: Some(callee.to_owned()),
+                diversions: Vec::new(),
             })
         }
         None => {
@@ -740,6 +802,8 @@ struct Fork {
     cancelled: bool,
     /// Forwarded INVITEs by branch (for ACK/BYE of a stray 2xx).
     sent: Vec<(Request, Peer)>,
+    /// The call as plugins see it (for the answered event).
+    view: Option<CallView>,
 }
 
 impl Fork {
@@ -772,6 +836,7 @@ impl Fork {
             answered: false,
             cancelled: false,
             sent: Vec::new(),
+            view: None,
         }
     }
 
@@ -936,6 +1001,12 @@ impl Fork {
                 self.plan.caller_id.as_deref(),
                 self.plan.caller_name.as_deref(),
             );
+        }
+        if !self.plan.diversions.is_empty() {
+            sip::remove_headers(&mut out.headers, "Diversion");
+            for d in &self.plan.diversions {
+                sip::push_header(&mut out.headers, "Diversion", d.clone());
+            }
         }
         // Credentials were for us, not for the callee.
         out.headers
@@ -1182,7 +1253,7 @@ impl Fork {
                     kind: EventKind::Answered,
                     subject: parties.last().cloned(),
                     group: self.plan.group.clone(),
-                    call: None,
+                    call: self.view.clone(),
                     payload: None,
                 },
             );

@@ -182,6 +182,16 @@ pub fn push_header(headers: &mut Headers, name: &str, value: impl Into<String>) 
     headers.push(Header::Other(name.to_owned(), value.into()));
 }
 
+/// Removes every header with this name (case-insensitive).
+pub fn remove_headers(headers: &mut Headers, name: &str) {
+    let kept: Vec<Header> = headers
+        .iter()
+        .filter(|h| value_if(h, name).is_none())
+        .cloned()
+        .collect();
+    *headers = kept.into();
+}
+
 /// A random token for tags and branches (hex, 64 bits of entropy).
 pub fn random_token() -> String {
     format!("{:016x}", rand::random::<u64>())

@@ -48,6 +48,7 @@ impl Guest for P {
             caller_name: None,
             on_failure: OnFailure::Drop,
             reason: Some(format!("diverted: {reason}")),
+            diversion: None,
         })
     }
     fn validate_settings(_s: String, _j: String) -> Result<(), String> {

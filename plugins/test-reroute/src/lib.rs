@@ -36,6 +36,7 @@ impl Guest for P {
             caller_name: None,
             on_failure: OnFailure::Drop,
             reason: Some("rerouted".into()),
+            diversion: None,
         })
     }
     fn validate_settings(_s: String, json: String) -> Result<(), String> {

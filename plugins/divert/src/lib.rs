@@ -1,0 +1,340 @@
+//! Four-way call diverts (seed 001), written against the WIT contract only.
+//!
+//! Per employee, four independent triggers, each `off`, to `voicemail`, to
+//! another extension of the tenant, or to an external number in
+//! international digits (`441234567890`):
+//!
+//! - `always`: nothing rings, the call goes straight to the target;
+//! - `no_answer`: after the ring time (`no_answer_ring_s`, default 300 s);
+//! - `busy`: the phone answered busy, or they are already on a call when
+//!   the tenant counts that as busy, or their status is logged off or DND
+//!   (seed 004's Logged Off treats personal calls as busy);
+//! - `unreachable`: no registration, or the phone does not respond.
+//!
+//! Settings, scope `employee:<ext>`:
+//! ```json
+//! {"always": "off", "no_answer": "voicemail", "busy": {"extension": "2002"},
+//!  "unreachable": {"number": "441234567890"}, "no_answer_ring_s": 20}
+//! ```
+//! Employees with the User or Restricted user role may divert to an
+//! external number only when it is their own mobile (toll fraud).
+//!
+//! Diverted calls carry a `Diversion` header (the host adds it from the
+//! route's `diversion`) and call history says `diverted: busy` etc.
+//! Loops end: a divert to an extension the call has already been routed to
+//! (or that was dialed) is not taken, a chain of forward-always settings is
+//! followed at most 5 hops, and the host refuses a sixth diversion. The call
+//! then ends at the last target with its failure.
+
+wit_bindgen::generate!({ path: "../../wit", world: "plugin" });
+
+use exports::switchboard::plugin::handler::Guest;
+use serde_json::Value;
+use switchboard::plugin::host::{self, Role};
+use switchboard::plugin::types::*;
+
+/// Seed 001: "rings for more than the default time (300 seconds)".
+const NO_ANSWER_DEFAULT_S: u64 = 300;
+const NO_ANSWER_MIN_S: u64 = 5;
+const NO_ANSWER_MAX_S: u64 = 600;
+/// Forward-always settings followed in a row before giving up.
+const MAX_CHAIN: usize = 5;
+
+/// Where a trigger sends the call.
+#[derive(Clone, Debug, PartialEq)]
+enum DivertTo {
+    Voicemail,
+    Extension(String),
+    Number(String),
+}
+
+#[derive(Clone, Copy)]
+enum Trigger {
+    Always,
+    NoAnswer,
+    Busy,
+    Unreachable,
+}
+
+impl Trigger {
+    fn key(self) -> &'static str {
+        match self {
+            Trigger::Always => "always",
+            Trigger::NoAnswer => "no_answer",
+            Trigger::Busy => "busy",
+            Trigger::Unreachable => "unreachable",
+        }
+    }
+
+    fn reason(self) -> DiversionReason {
+        match self {
+            Trigger::Always => DiversionReason::Unconditional,
+            Trigger::NoAnswer => DiversionReason::NoAnswer,
+            Trigger::Busy => DiversionReason::UserBusy,
+            Trigger::Unreachable => DiversionReason::Unavailable,
+        }
+    }
+
+    fn history(self) -> &'static str {
+        match self {
+            Trigger::Always => "diverted: always",
+            Trigger::NoAnswer => "diverted: no answer",
+            Trigger::Busy => "diverted: busy",
+            Trigger::Unreachable => "diverted: unreachable",
+        }
+    }
+}
+
+const TRIGGERS: [Trigger; 4] = [
+    Trigger::Always,
+    Trigger::NoAnswer,
+    Trigger::Busy,
+    Trigger::Unreachable,
+];
+
+fn is_international(n: &str) -> bool {
+    (6..=15).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()) && !n.starts_with('0')
+}
+
+/// Parses one trigger's value; `Ok(None)` is off.
+fn parse_target(field: &str, v: &Value) -> Result<Option<DivertTo>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) if s == "off" => Ok(None),
+        Value::String(s) if s == "voicemail" => Ok(Some(DivertTo::Voicemail)),
+        Value::Object(m) if m.len() == 1 => {
+            if let Some(x) = m.get("extension") {
+                let x = x.as_str().unwrap_or_default();
+                if x.is_empty() || !x.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(format!("{field}.extension: `{x}` is not an extension"));
+                }
+                Ok(Some(DivertTo::Extension(x.to_owned())))
+            } else if let Some(n) = m.get("number") {
+                let n = n.as_str().unwrap_or_default();
+                if !is_international(n) {
+                    return Err(format!(
+                        "{field}.number: `{n}` must be international digits like 441234567890"
+                    ));
+                }
+                Ok(Some(DivertTo::Number(n.to_owned())))
+            } else {
+                Err(format!("{field}: use \"off\", \"voicemail\", {{\"extension\": ...}} or {{\"number\": ...}}"))
+            }
+        }
+        _ => Err(format!(
+            "{field}: use \"off\", \"voicemail\", {{\"extension\": ...}} or {{\"number\": ...}}"
+        )),
+    }
+}
+
+fn settings_of(ext: &str) -> Value {
+    host::setting(&format!("employee:{ext}"))
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(Value::Null)
+}
+
+fn target_of(ext: &str, trigger: Trigger) -> Option<DivertTo> {
+    let s = settings_of(ext);
+    parse_target(trigger.key(), &s[trigger.key()])
+        .ok()
+        .flatten()
+}
+
+fn destination(t: &DivertTo, diverting: &str) -> Destination {
+    match t {
+        DivertTo::Voicemail => Destination::Voicemail(diverting.to_owned()),
+        DivertTo::Extension(x) => Destination::Extension(x.clone()),
+        DivertTo::Number(n) => Destination::External(n.clone()),
+    }
+}
+
+fn route(t: &DivertTo, from: &str, trigger: Trigger) -> Decision {
+    Decision::Route(Route {
+        targets: vec![Target {
+            destination: destination(t, from),
+            delay_ms: 0,
+            ring_ms: 0,
+        }],
+        mode: RingMode::Parallel,
+        total_ring_ms: 0,
+        caller_id: None,
+        caller_name: None,
+        on_failure: OnFailure::AskAgain,
+        reason: Some(trigger.history().into()),
+        diversion: Some(Diversion {
+            from: from.to_owned(),
+            reason: trigger.reason(),
+        }),
+    })
+}
+
+/// Extensions this call has been to (or was for): diverting there again
+/// would loop.
+fn visited(call: &CallInfo) -> Vec<String> {
+    let mut v = call.history.clone();
+    v.push(call.dialed.clone());
+    v
+}
+
+fn incoming(call: &CallInfo, callee: &str) -> Decision {
+    if host::find_employee(callee).is_none() {
+        return Decision::Continue;
+    }
+    let mut seen = visited(call);
+    seen.push(callee.to_owned());
+    // Forward always: follow the chain of forward-always settings, stopping
+    // before a loop or after MAX_CHAIN hops.
+    let mut from = callee.to_owned();
+    let mut target = None;
+    for _ in 0..MAX_CHAIN {
+        let Some(t) = target_of(&from, Trigger::Always) else {
+            break;
+        };
+        match &t {
+            DivertTo::Extension(x) if seen.contains(x) => break,
+            DivertTo::Extension(x) => {
+                seen.push(x.clone());
+                target = Some((t.clone(), from.clone()));
+                from = x.clone();
+            }
+            _ => {
+                target = Some((t, from.clone()));
+                break;
+            }
+        }
+    }
+    if let Some((t, from)) = target {
+        return route(&t, &from, Trigger::Always);
+    }
+    // A no-answer divert rings the callee for its own ring time first.
+    if target_of(callee, Trigger::NoAnswer).is_some() {
+        let ring_s = settings_of(callee)["no_answer_ring_s"]
+            .as_u64()
+            .unwrap_or(NO_ANSWER_DEFAULT_S);
+        let ring_ms = (ring_s * 1000).min(u64::from(u32::MAX)) as u32;
+        return Decision::Route(Route {
+            targets: vec![Target {
+                destination: Destination::Extension(callee.to_owned()),
+                delay_ms: 0,
+                ring_ms,
+            }],
+            mode: RingMode::Parallel,
+            total_ring_ms: ring_ms,
+            caller_id: None,
+            caller_name: None,
+            on_failure: OnFailure::AskAgain,
+            reason: None,
+            diversion: None,
+        });
+    }
+    Decision::Continue
+}
+
+fn failure(call: &CallInfo, f: &FailureInfo) -> Decision {
+    let who = f.target.as_str();
+    if host::find_employee(who).is_none() {
+        return Decision::Continue;
+    }
+    let trigger = match f.reason {
+        FailureReason::NoAnswer => Trigger::NoAnswer,
+        FailureReason::Busy => Trigger::Busy,
+        FailureReason::Unreachable => Trigger::Unreachable,
+    };
+    let Some(t) = target_of(who, trigger) else {
+        return Decision::Continue;
+    };
+    if let DivertTo::Extension(x) = &t {
+        if x == who || visited(call).contains(x) {
+            host::log(
+                host::Level::Info,
+                &format!("divert of {who} to {x} not taken: the call was there already"),
+            );
+            return Decision::Continue;
+        }
+    }
+    route(&t, who, trigger)
+}
+
+fn validate(scope: &str, json: &str) -> Result<(), String> {
+    let Some(ext) = scope.strip_prefix("employee:") else {
+        return Err(format!("scope {scope}: use employee:<extension>"));
+    };
+    let Some(me) = host::find_employee(ext) else {
+        return Err(format!("scope {scope}: no employee {ext}"));
+    };
+    let v: Value = serde_json::from_str(json).map_err(|e| format!("not JSON: {e}"))?;
+    let Some(map) = v.as_object() else {
+        return Err("settings must be a JSON object".into());
+    };
+    let allowed = [
+        "always",
+        "no_answer",
+        "busy",
+        "unreachable",
+        "no_answer_ring_s",
+    ];
+    if let Some(k) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(format!(
+            "{k}: unknown setting (allowed: {})",
+            allowed.join(", ")
+        ));
+    }
+    for trigger in TRIGGERS {
+        let field = trigger.key();
+        match parse_target(field, &v[field])? {
+            Some(DivertTo::Extension(x)) => {
+                if x == ext {
+                    return Err(format!("{field}.extension: cannot divert to yourself"));
+                }
+                if host::find_employee(&x).is_none() && host::find_hunt_group(&x).is_none() {
+                    return Err(format!(
+                        "{field}.extension: no extension {x} in this organisation"
+                    ));
+                }
+            }
+            Some(DivertTo::Number(n)) => {
+                let restricted = matches!(me.role, Role::User | Role::RestrictedUser);
+                if restricted && me.mobile.as_deref() != Some(n.as_str()) {
+                    return Err(format!(
+                        "{field}.number: a user with this role may divert only to their own mobile"
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    match v.get("no_answer_ring_s") {
+        None | Some(Value::Null) => Ok(()),
+        Some(x) => match x.as_u64() {
+            Some(n) if (NO_ANSWER_MIN_S..=NO_ANSWER_MAX_S).contains(&n) => Ok(()),
+            _ => Err(format!(
+                "no_answer_ring_s: must be {NO_ANSWER_MIN_S} to {NO_ANSWER_MAX_S} seconds"
+            )),
+        },
+    }
+}
+
+struct Divert;
+
+impl Guest for Divert {
+    fn points() -> Vec<DecisionPoint> {
+        vec![DecisionPoint::Incoming, DecisionPoint::Failure]
+    }
+
+    fn decide(point: DecisionPoint, input: PointInput) -> Decision {
+        let Some(call) = input.call else {
+            return Decision::Continue;
+        };
+        match (point, input.callee, input.failure) {
+            (DecisionPoint::Incoming, Some(callee), _) => incoming(&call, &callee),
+            (DecisionPoint::Failure, _, Some(f)) => failure(&call, &f),
+            _ => Decision::Continue,
+        }
+    }
+
+    fn validate_settings(scope: String, json: String) -> Result<(), String> {
+        validate(&scope, &json)
+    }
+}
+
+export!(Divert);
