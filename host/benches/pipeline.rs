@@ -118,6 +118,7 @@ fn input() -> Input {
             attempt: 0,
             history: Vec::new(),
             device: None,
+            referred_by: None,
         },
         callee: "2002".into(),
     }
