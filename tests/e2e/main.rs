@@ -4,6 +4,7 @@
 
 mod admin;
 mod calls;
+mod diverts;
 mod hotdesk;
 mod hunt_status;
 mod plugins;

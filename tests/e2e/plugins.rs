@@ -57,7 +57,8 @@ async fn chain_order_decides_which_plugin_wins() {
 async fn the_failure_point_gets_the_reason_and_what_was_tried() {
     let r = TestRouter::start().await;
     r.upload_guest("failover", "test-failure").await;
-    r.settings("failover", "tenant", json!({"to": "2004"})).await;
+    r.settings("failover", "tenant", json!({"to": "2004"}))
+        .await;
     r.chain(&["failover"]).await;
     let mut alice = r.phone("2001", Proto::Udp).await;
     let mut bob = r.phone("2002", Proto::Udp).await;
@@ -100,7 +101,8 @@ async fn the_failure_point_gets_the_reason_and_what_was_tried() {
 async fn an_unregistered_callee_reaches_the_failure_point_as_unreachable() {
     let r = TestRouter::start().await;
     r.upload_guest("failover", "test-failure").await;
-    r.settings("failover", "tenant", json!({"to": "2004"})).await;
+    r.settings("failover", "tenant", json!({"to": "2004"}))
+        .await;
     r.chain(&["failover"]).await;
     let mut alice = r.phone("2001", Proto::Udp).await;
     let mut dave = r.phone("2004", Proto::Udp).await;

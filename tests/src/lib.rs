@@ -231,6 +231,36 @@ impl TestRouter {
         assert_eq!(status, 200, "{body}");
     }
 
+    /// Adds an employee (password `pw-<ext>-secret`); returns their id.
+    pub async fn add_employee(&self, ext: &str, extra: serde_json::Value) -> i64 {
+        let mut body = serde_json::json!({"name": format!("User {ext}"), "password": password(ext), "extension": ext});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let (status, resp) = self
+            .api(
+                "POST",
+                "/tenants/1/employees",
+                Some(body.to_string().into_bytes()),
+            )
+            .await;
+        assert_eq!(status, 201, "{resp}");
+        resp["id"].as_i64().unwrap()
+    }
+
+    /// Changes tenant 1 (`trunk_uri`, `voicemail_uri`, ...).
+    pub async fn patch_tenant(&self, patch: serde_json::Value) {
+        let (status, resp) = self
+            .api("PATCH", "/tenants/1", Some(patch.to_string().into_bytes()))
+            .await;
+        assert_eq!(status, 200, "{resp}");
+    }
+
+    /// Moves the tenant clock forward (schedules, absences).
+    pub fn advance_clock(&self, by: Duration) {
+        self.running.router().plugins().state().advance_clock(by);
+    }
+
     /// Adds a hotdesk device account (password `pw-<username>-secret`).
     pub async fn add_device(&self, username: &str) {
         let body = serde_json::json!({"username": username, "password": password(username)});
@@ -403,6 +433,8 @@ pub struct Outgoing {
     pub to_user: String,
     /// Authorization header the INVITE carried, if any.
     pub auth: Option<String>,
+    /// Extra header lines (each ending in CRLF).
+    pub extra: String,
 }
 
 fn rand_hex() -> String {
@@ -644,8 +676,9 @@ impl Phone {
         format!(
             "INVITE sip:{to}@{DOMAIN} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n\
              From: <sip:{u}@{DOMAIN}>;tag={ft}\r\nTo: <sip:{to}@{DOMAIN}>\r\nCall-ID: {cid}\r\n\
-             CSeq: {cseq} INVITE\r\nContact: {contact}\r\n{auth}Content-Type: application/sdp\r\n\
+             CSeq: {cseq} INVITE\r\nContact: {contact}\r\n{auth}{extra}Content-Type: application/sdp\r\n\
              Content-Length: {len}\r\n\r\n{sdp}",
+            extra = call.extra,
             to = call.to_user,
             via = self.via(&call.branch),
             u = self.user,
@@ -667,6 +700,7 @@ impl Phone {
             cseq: self.cseq,
             to_user: to_user.into(),
             auth: None,
+            extra: String::new(),
         };
         let text = self.invite_text(&call);
         self.send_raw(&text).await;
@@ -676,7 +710,23 @@ impl Phone {
     /// Calls `to_user`, answering the 407 challenge; returns once the
     /// authenticated INVITE is sent.
     pub async fn call(&mut self, to_user: &str) -> Outgoing {
-        let mut call = self.invite_unauthenticated(to_user).await;
+        self.call_with(to_user, "").await
+    }
+
+    /// Like [`Phone::call`] with extra header lines (`"Referred-By: ...\r\n"`).
+    pub async fn call_with(&mut self, to_user: &str, extra: &str) -> Outgoing {
+        self.cseq += 1;
+        let mut call = Outgoing {
+            call_id: format!("call-{}", rand_hex()),
+            from_tag: rand_hex(),
+            branch: format!("z9hG4bK{}", rand_hex()),
+            cseq: self.cseq,
+            to_user: to_user.into(),
+            auth: None,
+            extra: extra.into(),
+        };
+        let text = self.invite_text(&call);
+        self.send_raw(&text).await;
         let r = self
             .final_response(Duration::from_secs(5))
             .await
