@@ -4,6 +4,7 @@
 
 mod admin;
 mod calls;
+mod delegation;
 mod diverts;
 mod hotdesk;
 mod hunt_status;
