@@ -11,3 +11,4 @@ mod hunt_status;
 mod plugins;
 mod registrar;
 mod robustness;
+mod schedule;
