@@ -229,12 +229,13 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
         addr: config.http.listen,
         source,
     })?;
-    let app = admin::app(admin::AdminState {
-        store: store.clone(),
-        directory: directory.clone(),
-        admin_token: admin_token.clone(),
-        router: router.clone(),
-    });
+    let app = admin::app(admin::AdminState::new(
+        store.clone(),
+        directory.clone(),
+        admin_token.clone(),
+        router.clone(),
+    ))
+    .into_make_service_with_connect_info::<std::net::SocketAddr>();
     tasks.push(
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {

@@ -142,7 +142,7 @@ async fn busy_wrap_up_stays_until_restored_over_http() {
     let (_, changes) = r.api("GET", "/tenants/1/presence/2003/changes", None).await;
     let items = changes["items"].as_array().unwrap();
     assert_eq!(items[0]["what"], "membership of 2110 enabled");
-    assert_eq!(items[0]["cause"], "http: admin");
+    assert_eq!(items[0]["cause"], "http: operator");
     assert_eq!(items[1]["what"], "membership of 2110 disabled");
     assert!(
         items[1]["cause"].as_str().unwrap().contains("busy wrap-up"),

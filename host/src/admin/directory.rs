@@ -3,51 +3,123 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
+use axum::http::Method;
 use axum::http::StatusCode;
 use axum::routing::{get, put};
-use axum::Router;
 use serde_json::{json, Value};
 
+use super::api::{Access, Api};
+use super::auth::Principal;
 use super::{AdminState, ApiError, Json};
 use crate::directory::provision::{
     self, EmployeePatch, MemberSpec, NewDevice, NewEmployee, NewHuntGroup, NewTenant, TenantPatch,
 };
 use crate::directory::TenantDirectory;
 
-pub(super) fn routes() -> Router<AdminState> {
-    Router::new()
-        .route("/tenants", get(list_tenants).post(create_tenant))
+pub(super) fn routes() -> Api {
+    use Access::*;
+    Api::new()
+        .route(
+            "/tenants",
+            &[
+                (Method::GET, Operator, "List tenants"),
+                (
+                    Method::POST,
+                    Operator,
+                    "Create a tenant (it gets the default plugin chain)",
+                ),
+            ],
+            get(list_tenants).post(create_tenant),
+        )
         .route(
             "/tenants/{tid}",
+            &[
+                (Method::GET, Member, "Read a tenant"),
+                (
+                    Method::PATCH,
+                    Admin,
+                    "Change a tenant's settings (trunk, voicemail, time zone, history scopes)",
+                ),
+                (
+                    Method::DELETE,
+                    Operator,
+                    "Delete a tenant and everything in it",
+                ),
+            ],
             get(get_tenant).patch(patch_tenant).delete(delete_tenant),
         )
         .route(
             "/tenants/{tid}/employees",
+            &[
+                (Method::GET, Admin, "List employees"),
+                (
+                    Method::POST,
+                    Admin,
+                    "Create an employee (extension auto-assigned if absent)",
+                ),
+            ],
             get(list_employees).post(create_employee),
         )
         .route(
             "/tenants/{tid}/employees/{id}",
+            &[
+                (
+                    Method::GET,
+                    Member,
+                    "Read an employee (themselves, or anyone for administrators)",
+                ),
+                (Method::PATCH, Admin, "Change an employee"),
+                (Method::DELETE, Admin, "Delete an employee"),
+            ],
             get(get_employee)
                 .patch(patch_employee)
                 .delete(delete_employee),
         )
         .route(
             "/tenants/{tid}/devices",
+            &[
+                (Method::GET, Admin, "List device accounts"),
+                (
+                    Method::POST,
+                    Admin,
+                    "Create a device account (hotdesk range: owned by nobody)",
+                ),
+            ],
             get(list_devices).post(create_device),
         )
         .route(
             "/tenants/{tid}/devices/{id}",
+            &[
+                (Method::GET, Admin, "Read a device account"),
+                (Method::DELETE, Admin, "Delete a device account"),
+            ],
             get(get_device).delete(delete_device),
         )
         .route(
             "/tenants/{tid}/hunt-groups",
+            &[
+                (Method::GET, Admin, "List hunt groups"),
+                (Method::POST, Admin, "Create a hunt group"),
+            ],
             get(list_groups).post(create_group),
         )
         .route(
             "/tenants/{tid}/hunt-groups/{id}",
+            &[
+                (Method::GET, Admin, "Read a hunt group"),
+                (Method::DELETE, Admin, "Delete a hunt group"),
+            ],
             get(get_group).delete(delete_group),
         )
-        .route("/tenants/{tid}/hunt-groups/{id}/members", put(put_members))
+        .route(
+            "/tenants/{tid}/hunt-groups/{id}/members",
+            &[(
+                Method::PUT,
+                Admin,
+                "Replace a hunt group's members, in ring order",
+            )],
+            put(put_members),
+        )
 }
 
 fn tenant(s: &AdminState, tid: i64) -> Result<Arc<TenantDirectory>, ApiError> {
@@ -138,6 +210,7 @@ async fn create_employee(
 
 async fn get_employee(
     State(s): State<AdminState>,
+    axum::Extension(p): axum::Extension<Arc<Principal>>,
     Path((tid, id)): Path<(i64, i64)>,
 ) -> Result<Json<Value>, ApiError> {
     let t = tenant(&s, tid)?;
@@ -145,6 +218,9 @@ async fn get_employee(
         .employees
         .get(&id)
         .ok_or_else(|| ApiError::not_found(format!("employee {id}")))?;
+    if !p.is_self_or_admin(tid, e.extension.as_str()) {
+        return Err(super::auth::forbidden("employees may read only themselves"));
+    }
     Ok(Json(json!(e)))
 }
 

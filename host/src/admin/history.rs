@@ -1,20 +1,66 @@
 //! Registrations and call history.
 
 use axum::extract::{Path, Query, State};
+use std::sync::Arc;
+
+use axum::http::Method;
 use axum::routing::get;
-use axum::Router;
+use axum::Extension;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::Row;
 
+use super::api::{Access, Api};
+use super::auth::Principal;
 use super::{AdminState, ApiError, Json};
+use crate::directory::{HistoryScope, Role};
 use crate::store::now_ms;
 
-pub(super) fn routes() -> Router<AdminState> {
-    Router::new()
-        .route("/tenants/{tid}/registrations", get(registrations))
-        .route("/tenants/{tid}/calls", get(calls))
-        .route("/tenants/{tid}/calls/{id}", get(call))
+pub(super) fn routes() -> Api {
+    use Access::*;
+    Api::new()
+        .route(
+            "/tenants/{tid}/registrations",
+            &[(Method::GET, Admin, "Live registrations")],
+            get(registrations),
+        )
+        .route(
+            "/tenants/{tid}/live-calls",
+            &[(Method::GET, Admin, "Answered calls in progress")],
+            get(live_calls),
+        )
+        .route(
+            "/tenants/{tid}/calls",
+            &[(
+                Method::GET,
+                Member,
+                "Call history, filtered and paged; what each role sees follows seed 002",
+            )],
+            get(calls),
+        )
+        .route(
+            "/tenants/{tid}/calls/{id}",
+            &[(
+                Method::GET,
+                Member,
+                "One call with its legs, if the role may see it",
+            )],
+            get(call),
+        )
+        .route(
+            "/tenants/{tid}/audit",
+            &[(Method::GET, Admin, "Who changed what, when (newest first)")],
+            get(tenant_audit),
+        )
+        .route(
+            "/audit",
+            &[(
+                Method::GET,
+                Operator,
+                "The audit log of every tenant and the platform",
+            )],
+            get(all_audit),
+        )
 }
 
 fn check_tenant(s: &AdminState, tid: i64) -> Result<(), ApiError> {
@@ -112,12 +158,70 @@ async fn call_json(s: &AdminState, r: &sqlx::sqlite::SqliteRow) -> Result<Value,
     }))
 }
 
+/// What part of a tenant's history a principal sees (seed 002's table).
+struct Visibility {
+    /// Only calls with one of these as caller, callee or answerer.
+    extensions: Option<Vec<String>>,
+    /// No extension-to-extension calls.
+    exclude_internal: bool,
+}
+
+fn visibility(s: &AdminState, p: &Principal, tid: i64) -> Result<Visibility, ApiError> {
+    let Principal::Employee(e) = p else {
+        return Ok(Visibility {
+            extensions: None,
+            exclude_internal: false,
+        });
+    };
+    let t = super::tenant_of(s, tid)?;
+    let department = || -> Vec<String> {
+        let mut v: Vec<String> = match e.department_id {
+            Some(d) => t
+                .employees
+                .values()
+                .filter(|x| x.department_id == Some(d))
+                .map(|x| x.extension.to_string())
+                .chain(t.groups.get(&d).map(|g| g.extension.to_string()))
+                .collect(),
+            None => Vec::new(),
+        };
+        if !v.contains(&e.extension) {
+            v.push(e.extension.clone());
+        }
+        v
+    };
+    let scoped = |scope: HistoryScope| match scope {
+        HistoryScope::Company => None,
+        HistoryScope::Department => Some(department()),
+    };
+    Ok(match e.role {
+        Role::Administrator => Visibility {
+            extensions: None,
+            exclude_internal: false,
+        },
+        Role::DepartmentHead => Visibility {
+            extensions: scoped(t.tenant.head_history_scope),
+            exclude_internal: false,
+        },
+        Role::User => Visibility {
+            extensions: scoped(t.tenant.user_history_scope),
+            exclude_internal: true,
+        },
+        Role::RestrictedUser => Visibility {
+            extensions: Some(vec![e.extension.clone()]),
+            exclude_internal: true,
+        },
+    })
+}
+
 async fn calls(
     State(s): State<AdminState>,
+    Extension(p): Extension<Arc<Principal>>,
     Path(tid): Path<i64>,
     Query(q): Query<CallQuery>,
 ) -> Result<Json<Value>, ApiError> {
     check_tenant(&s, tid)?;
+    let vis = visibility(&s, &p, tid)?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::new(
@@ -131,6 +235,30 @@ async fn calls(
     let filter = "tenant_id = ? AND (? IS NULL OR started_at >= ?) AND (? IS NULL OR started_at < ?) \
         AND (? IS NULL OR caller = ? OR callee = ? OR answered_by = ?) AND (? IS NULL OR outcome = ?) \
         AND (? IS NULL OR direction = ?)";
+    let mut filter = filter.to_owned();
+    if vis.exclude_internal {
+        filter.push_str(" AND direction <> 'internal'");
+    }
+    let visible: &[String] = vis.extensions.as_deref().unwrap_or(&[]);
+    if vis.extensions.is_some() {
+        let marks = vec!["?"; visible.len().max(1)].join(", ");
+        filter.push_str(&format!(
+            " AND (caller IN ({marks}) OR callee IN ({marks}) OR answered_by IN ({marks}))"
+        ));
+    }
+    // An empty list still needs one placeholder: bind one no extension has.
+    let visible_binds: Vec<&str> = if vis.extensions.is_none() {
+        Vec::new()
+    } else if visible.is_empty() {
+        vec![""; 3]
+    } else {
+        visible
+            .iter()
+            .chain(visible)
+            .chain(visible)
+            .map(String::as_str)
+            .collect()
+    };
     macro_rules! bind_filter {
         ($query:expr) => {
             $query
@@ -149,18 +277,24 @@ async fn calls(
                 .bind(&q.direction)
         };
     }
-    let total: i64 = bind_filter!(sqlx::query_scalar(&format!(
-        "SELECT COUNT(*) FROM calls WHERE {filter}"
-    )))
-    .fetch_one(s.store.pool())
-    .await?;
-    let rows = bind_filter!(sqlx::query(&format!(
+    let count_sql = format!("SELECT COUNT(*) FROM calls WHERE {filter}");
+    let mut count = bind_filter!(sqlx::query_scalar(&count_sql));
+    for v in &visible_binds {
+        count = count.bind(*v);
+    }
+    let total: i64 = count.fetch_one(s.store.pool()).await?;
+    let rows_sql = format!(
         "SELECT {CALL_COLUMNS} FROM calls WHERE {filter} ORDER BY started_at DESC LIMIT ? OFFSET ?"
-    )))
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(s.store.pool())
-    .await?;
+    );
+    let mut rows = bind_filter!(sqlx::query(&rows_sql));
+    for v in &visible_binds {
+        rows = rows.bind(*v);
+    }
+    let rows = rows
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(s.store.pool())
+        .await?;
     let mut items = Vec::with_capacity(rows.len());
     for r in &rows {
         items.push(call_json(&s, r).await?);
@@ -172,9 +306,11 @@ async fn calls(
 
 async fn call(
     State(s): State<AdminState>,
+    Extension(p): Extension<Arc<Principal>>,
     Path((tid, id)): Path<(i64, String)>,
 ) -> Result<Json<Value>, ApiError> {
     check_tenant(&s, tid)?;
+    let vis = visibility(&s, &p, tid)?;
     let row = sqlx::query(&format!(
         "SELECT {CALL_COLUMNS} FROM calls WHERE tenant_id = ? AND id = ?"
     ))
@@ -183,5 +319,94 @@ async fn call(
     .fetch_optional(s.store.pool())
     .await?
     .ok_or_else(|| ApiError::not_found(format!("call {id}")))?;
+    let party = |c: &str| row.try_get::<Option<String>, _>(c).ok().flatten();
+    let direction = party("direction").unwrap_or_default();
+    let involved = ["caller", "callee", "answered_by"]
+        .iter()
+        .filter_map(|c| party(c))
+        .any(|x| vis.extensions.as_ref().is_none_or(|v| v.contains(&x)));
+    if !involved || (vis.exclude_internal && direction == "internal") {
+        return Err(ApiError::not_found(format!("call {id}")));
+    }
     Ok(Json(call_json(&s, &row).await?))
+}
+
+async fn live_calls(
+    State(s): State<AdminState>,
+    Path(tid): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    check_tenant(&s, tid)?;
+    let items: Vec<Value> = s
+        .router
+        .dialogs()
+        .of_tenant(tid)
+        .into_iter()
+        .map(|(record_id, parties, secs)| {
+            json!({"call_id": record_id, "parties": parties, "duration_s": secs})
+        })
+        .collect();
+    Ok(Json(json!({"total": items.len(), "items": items})))
+}
+
+/// Paging of the audit log.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+async fn audit(
+    s: &AdminState,
+    tenant: Option<i64>,
+    q: &AuditQuery,
+) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "limit must be 1 to 500",
+            Some("limit"),
+        ));
+    }
+    let offset = q.offset.unwrap_or(0).max(0);
+    let rows = sqlx::query(
+        "SELECT tenant_id, actor, method, path, status, at FROM audit_log          WHERE (? IS NULL OR tenant_id = ?) ORDER BY id DESC LIMIT ? OFFSET ?",
+    )
+    .bind(tenant)
+    .bind(tenant)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(s.store.pool())
+    .await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for r in rows {
+        items.push(json!({
+            "tenant_id": r.try_get::<Option<i64>, _>("tenant_id")?,
+            "actor": r.try_get::<String, _>("actor")?,
+            "method": r.try_get::<String, _>("method")?,
+            "path": r.try_get::<String, _>("path")?,
+            "status": r.try_get::<i64, _>("status")?,
+            "at": r.try_get::<i64, _>("at")?,
+        }));
+    }
+    Ok(Json(
+        json!({"items": items, "limit": limit, "offset": offset}),
+    ))
+}
+
+async fn tenant_audit(
+    State(s): State<AdminState>,
+    Path(tid): Path<i64>,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<Value>, ApiError> {
+    check_tenant(&s, tid)?;
+    audit(&s, Some(tid), &q).await
+}
+
+async fn all_audit(
+    State(s): State<AdminState>,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<Value>, ApiError> {
+    audit(&s, None, &q).await
 }

@@ -1,21 +1,27 @@
 //! The HTTP admin API (axum): provisioning of tenants, employees, device
-//! accounts and hunt groups, registrations and call history, behind a bearer
-//! token; plus `/healthz` and Prometheus `/metrics`.
+//! accounts and hunt groups, plugins and their settings, presence, call
+//! history, tokens and the audit log, with roles (seed 002) enforced per
+//! operation (see [`api`]); plus `/healthz` and Prometheus `/metrics`.
 
+pub mod api;
+pub mod auth;
 mod directory;
 mod error;
+mod features;
 mod history;
 mod plugins;
 mod presence;
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequest, Request, State};
-use axum::http::StatusCode;
-use axum::middleware::{self, Next};
+use axum::extract::{FromRequest, State};
+use axum::http::Method;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use axum::Router;
+
+use api::Access;
 
 pub use error::ApiError;
 
@@ -29,10 +35,102 @@ pub struct AdminState {
     pub store: Store,
     /// Directory (reloaded after every write).
     pub directory: Arc<crate::directory::Directory>,
-    /// Bearer token of the bootstrap administrator.
+    /// Bearer token of the platform operator.
     pub admin_token: String,
     /// The SIP router, for live views.
     pub router: Arc<SipRouter>,
+    /// The route table (access rules, OpenAPI).
+    registry: Arc<api::Registry>,
+    /// Failed logins.
+    logins: Arc<auth::LoginLimiter>,
+}
+
+impl AdminState {
+    /// State for [`app`].
+    pub fn new(
+        store: Store,
+        directory: Arc<crate::directory::Directory>,
+        admin_token: String,
+        router: Arc<SipRouter>,
+    ) -> AdminState {
+        AdminState {
+            store,
+            directory,
+            admin_token,
+            router,
+            registry: Arc::default(),
+            logins: Arc::default(),
+        }
+    }
+}
+
+/// The tenant with this id, or 404.
+fn tenant_of(s: &AdminState, tid: i64) -> Result<Arc<crate::directory::TenantDirectory>, ApiError> {
+    s.directory
+        .snapshot()
+        .by_id(tid)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("tenant {tid}")))
+}
+
+/// Every route of the API, with its access rules.
+pub fn routes() -> (Router<AdminState>, api::Registry) {
+    api::Api::new()
+        .route(
+            "/login",
+            &[(
+                Method::POST,
+                Access::Public,
+                "Log in with an employee's login and password; returns an expiring bearer token",
+            )],
+            post(auth::login),
+        )
+        .route(
+            "/logout",
+            &[(Method::POST, Access::Anyone, "Revoke the token presented")],
+            post(auth::logout),
+        )
+        .route(
+            "/me",
+            &[(Method::GET, Access::Anyone, "Who the token belongs to")],
+            get(auth::me),
+        )
+        .route(
+            "/openapi.json",
+            &[(Method::GET, Access::Public, "This document")],
+            get(openapi),
+        )
+        .route(
+            "/tenants/{tid}/api-tokens",
+            &[
+                (
+                    Method::GET,
+                    Access::Admin,
+                    "List the tenant's tokens (never their secrets)",
+                ),
+                (
+                    Method::POST,
+                    Access::Admin,
+                    "Create a long-lived API token for an employee",
+                ),
+            ],
+            get(auth::list_tokens).post(auth::create_token),
+        )
+        .route(
+            "/tenants/{tid}/api-tokens/{id}",
+            &[(Method::DELETE, Access::Admin, "Revoke a token")],
+            delete(auth::delete_token),
+        )
+        .merge(directory::routes())
+        .merge(history::routes())
+        .merge(plugins::routes())
+        .merge(presence::routes())
+        .merge(features::routes())
+        .into_parts()
+}
+
+async fn openapi(State(s): State<AdminState>) -> axum::Json<serde_json::Value> {
+    axum::Json(api::openapi(&s.registry))
 }
 
 /// JSON body extractor whose rejections are [`ApiError`]s naming the field.
@@ -48,23 +146,27 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
 
 /// The whole HTTP app.
 pub fn app(state: AdminState) -> Router {
-    let api = Router::new()
-        .merge(directory::routes())
-        .merge(history::routes())
-        .merge(plugins::routes())
-        .merge(presence::routes())
+    let (api, registry) = routes();
+    let state = AdminState {
+        registry: Arc::new(registry),
+        ..state
+    };
+    let api = api
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            api::authorize,
+        ))
         // Plugin uploads are bigger than axum's 2 MiB default.
         .layer(axum::extract::DefaultBodyLimit::max(
             state.router.plugins().config().max_upload + (64 << 10),
-        ))
-        .layer(middleware::from_fn_with_state(state.clone(), require_token));
+        ));
     Router::new()
         .route(
             "/healthz",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
         )
         .route("/metrics", get(metrics))
-        .nest("/api/v1", api)
+        .nest(api::PREFIX, api)
         .with_state(state)
 }
 
@@ -81,22 +183,4 @@ async fn metrics(State(s): State<AdminState>) -> String {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-async fn require_token(State(s): State<AdminState>, req: Request, next: Next) -> Response {
-    let presented = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !constant_time_eq(presented.as_bytes(), s.admin_token.as_bytes()) {
-        return ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token",
-            None,
-        )
-        .into_response();
-    }
-    next.run(req).await
 }

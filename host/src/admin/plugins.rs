@@ -3,22 +3,40 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::http::Method;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
-use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::api::{Access, Api};
 use super::{AdminState, ApiError, Json};
 use crate::plugins::{ChainEntry, Loaded, PluginError};
 
-pub(super) fn routes() -> Router<AdminState> {
-    Router::new()
-        .route("/tenants/{tid}/plugins", get(list))
-        .route("/tenants/{tid}/plugins/{name}", post(upload))
-        .route("/tenants/{tid}/plugin-chain", put(set_chain))
+pub(super) fn routes() -> Api {
+    use Access::*;
+    Api::new()
+        .route(
+            "/tenants/{tid}/plugins",
+            &[(Method::GET, Admin, "Plugins the tenant can use (built-in and uploaded: version, sha256, points, calls, faults) and its chain")],
+            get(list),
+        )
+        .route(
+            "/tenants/{tid}/plugins/{name}",
+            &[(Method::POST, Admin, "Upload a component (application/wasm); validated before it is stored; a new version serves new calls")],
+            post(upload),
+        )
+        .route(
+            "/tenants/{tid}/plugin-chain",
+            &[(Method::PUT, Admin, "Set the chain: order and on/off; applies to the next call")],
+            put(set_chain),
+        )
         .route(
             "/tenants/{tid}/plugins/{name}/settings/{scope}",
+            &[
+                (Method::GET, Admin, "A plugin's settings for a scope (tenant, employee:<ext>)"),
+                (Method::PUT, Admin, "Store settings after the plugin validated them (its error comes back in the 422)"),
+            ],
             put(put_settings).get(get_settings),
         )
 }
@@ -58,7 +76,7 @@ fn chain_json(c: &[ChainEntry]) -> Value {
         .collect::<Vec<_>>())
 }
 
-fn plugin_error(e: PluginError) -> ApiError {
+pub(super) fn plugin_error(e: PluginError) -> ApiError {
     match e {
         PluginError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m, Some("wasm")),
         PluginError::Settings(m) => {
@@ -162,7 +180,7 @@ async fn set_chain(
     Ok(Json(json!({"chain": chain_json(&host.chain(tid))})))
 }
 
-async fn put_settings(
+pub(super) async fn put_settings(
     State(s): State<AdminState>,
     Path((tid, name, scope)): Path<(i64, String, String)>,
     body: Bytes,
@@ -183,7 +201,7 @@ async fn put_settings(
     Ok(Json(json!({"plugin": name, "scope": scope, "settings": v})))
 }
 
-async fn get_settings(
+pub(super) async fn get_settings(
     State(s): State<AdminState>,
     Path((tid, name, scope)): Path<(i64, String, String)>,
 ) -> Result<Json<Value>, ApiError> {

@@ -6,27 +6,69 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
+use axum::http::Method;
 use axum::routing::{get, put};
-use axum::Router;
+use axum::Extension;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::Row;
 
+use super::api::{Access, Api};
+use super::auth::Principal;
 use super::{AdminState, ApiError, Json};
 use crate::directory::{Entry, TenantDirectory};
 use crate::plugins::Status;
 
-pub(super) fn routes() -> Router<AdminState> {
-    Router::new()
-        .route("/tenants/{tid}/hotdesk", get(list_logins))
-        .route("/tenants/{tid}/hotdesk/{device}", put(login).delete(logout))
-        .route("/tenants/{tid}/presence/{ext}", get(presence))
-        .route("/tenants/{tid}/presence/{ext}/status", put(set_status))
+pub(super) fn routes() -> Api {
+    use Access::*;
+    Api::new()
+        .route(
+            "/tenants/{tid}/hotdesk",
+            &[(Method::GET, Admin, "Hotdesk logins: device -> employee")],
+            get(list_logins),
+        )
+        .route(
+            "/tenants/{tid}/hotdesk/{device}",
+            &[
+                (Method::PUT, Member, "Activate a hotdesk phone for an employee (employees: for themselves)"),
+                (Method::DELETE, Member, "Release a hotdesk phone (employees: their own login)"),
+            ],
+            put(login).delete(logout),
+        )
+        .route(
+            "/tenants/{tid}/presence/{ext}",
+            &[(Method::GET, Member, "Status, registrations, calls, memberships and hotdesk logins (employees: their own)")],
+            get(presence),
+        )
+        .route(
+            "/tenants/{tid}/presence/{ext}/status",
+            &[(Method::PUT, Member, "Set the status: available, dnd, logged_out (employees: their own)")],
+            put(set_status),
+        )
         .route(
             "/tenants/{tid}/presence/{ext}/memberships/{group}",
+            &[(Method::PUT, Member, "Enable or disable a hunt group membership (employees: their own)")],
             put(set_membership),
         )
-        .route("/tenants/{tid}/presence/{ext}/changes", get(changes))
+        .route(
+            "/tenants/{tid}/presence/{ext}/changes",
+            &[(Method::GET, Member, "Every status, membership and login change with time and cause")],
+            get(changes),
+        )
+}
+
+fn only_self(p: &Principal, tid: i64, ext: &str) -> Result<(), ApiError> {
+    if p.is_self_or_admin(tid, ext) {
+        Ok(())
+    } else {
+        Err(super::auth::forbidden(
+            "employees may change only themselves",
+        ))
+    }
+}
+
+fn cause(p: &Principal) -> String {
+    format!("http: {}", p.actor())
 }
 
 fn tenant(s: &AdminState, tid: i64) -> Result<Arc<TenantDirectory>, ApiError> {
@@ -77,10 +119,12 @@ struct LoginBody {
 
 async fn login(
     State(s): State<AdminState>,
+    Extension(p): Extension<Arc<Principal>>,
     Path((tid, device)): Path<(i64, String)>,
     Json(body): Json<LoginBody>,
 ) -> Result<Json<Value>, ApiError> {
     let t = tenant(&s, tid)?;
+    only_self(&p, tid, &body.extension)?;
     if !matches!(t.resolve(&device), Some(Entry::Device(_))) {
         return Err(ApiError::not_found(format!("device {device}")));
     }
@@ -92,7 +136,7 @@ async fn login(
     })?;
     let state = s.router.plugins().state();
     state
-        .bind_device(t.tenant.id, &device, Some(&body.extension), "http: admin")
+        .bind_device(t.tenant.id, &device, Some(&body.extension), &cause(&p))
         .map_err(|e| unprocessable("device", e))?;
     state.flush().await;
     Ok(Json(json!({"device": device, "extension": body.extension})))
@@ -100,6 +144,7 @@ async fn login(
 
 async fn logout(
     State(s): State<AdminState>,
+    Extension(p): Extension<Arc<Principal>>,
     Path((tid, device)): Path<(i64, String)>,
 ) -> Result<axum::http::StatusCode, ApiError> {
     let t = tenant(&s, tid)?;
@@ -107,8 +152,12 @@ async fn logout(
         return Err(ApiError::not_found(format!("device {device}")));
     }
     let state = s.router.plugins().state();
+    let holder = state.binding_of(t.tenant.id, &device).unwrap_or_default();
+    if !p.is_admin_of(tid) {
+        only_self(&p, tid, &holder)?;
+    }
     state
-        .bind_device(t.tenant.id, &device, None, "http: admin")
+        .bind_device(t.tenant.id, &device, None, &cause(&p))
         .map_err(|e| unprocessable("device", e))?;
     state.flush().await;
     Ok(axum::http::StatusCode::NO_CONTENT)
@@ -142,9 +191,11 @@ fn presence_json(s: &AdminState, t: &TenantDirectory, ext: &str) -> Result<Value
 
 async fn presence(
     State(s): State<AdminState>,
+    Extension(p): Extension<Arc<Principal>>,
     Path((tid, ext)): Path<(i64, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let t = tenant(&s, tid)?;
+    only_self(&p, tid, &ext)?;
     Ok(Json(presence_json(&s, &t, &ext)?))
 }
 
@@ -158,14 +209,16 @@ struct StatusBody {
 
 async fn set_status(
     State(s): State<AdminState>,
+    Extension(p): Extension<Arc<Principal>>,
     Path((tid, ext)): Path<(i64, String)>,
     Json(body): Json<StatusBody>,
 ) -> Result<Json<Value>, ApiError> {
     let t = tenant(&s, tid)?;
+    only_self(&p, tid, &ext)?;
     employee(&t, &ext)?;
     let state = s.router.plugins().state();
     state
-        .set_status(t.tenant.id, &ext, body.status, "http: admin")
+        .set_status(t.tenant.id, &ext, body.status, &cause(&p))
         .map_err(|e| unprocessable("status", e))?;
     state.flush().await;
     Ok(Json(presence_json(&s, &t, &ext)?))
@@ -181,14 +234,16 @@ struct MembershipBody {
 
 async fn set_membership(
     State(s): State<AdminState>,
+    Extension(p): Extension<Arc<Principal>>,
     Path((tid, ext, group)): Path<(i64, String, String)>,
     Json(body): Json<MembershipBody>,
 ) -> Result<Json<Value>, ApiError> {
     let t = tenant(&s, tid)?;
+    only_self(&p, tid, &ext)?;
     employee(&t, &ext)?;
     let state = s.router.plugins().state();
     state
-        .set_membership(t.tenant.id, &group, &ext, body.enabled, "http: admin")
+        .set_membership(t.tenant.id, &group, &ext, body.enabled, &cause(&p))
         .map_err(|e| unprocessable("group", e))?;
     state.flush().await;
     let t = tenant(&s, tid)?;
@@ -207,10 +262,12 @@ struct Page {
 
 async fn changes(
     State(s): State<AdminState>,
+    Extension(p): Extension<Arc<Principal>>,
     Path((tid, ext)): Path<(i64, String)>,
     Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
     let t = tenant(&s, tid)?;
+    only_self(&p, tid, &ext)?;
     employee(&t, &ext)?;
     let limit = page.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {

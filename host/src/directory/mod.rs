@@ -13,8 +13,8 @@ use parking_lot::RwLock;
 use sqlx::Row;
 
 pub use model::{
-    ha1_pair, is_international_number, Device, Employee, Extension, HuntGroup, Member,
-    NoAnswerAppliesTo, RingStrategy, Role, Tenant, EMERGENCY_NUMBERS,
+    ha1_pair, is_international_number, Device, Employee, Extension, HistoryScope, HuntGroup,
+    Member, NoAnswerAppliesTo, RingStrategy, Role, Tenant, EMERGENCY_NUMBERS,
 };
 
 use crate::store::Store;
@@ -71,6 +71,8 @@ impl TenantDirectory {
                 voicemail_uri: None,
                 hotdesk_range: 5400..=5499,
                 busy_on_active_call: false,
+                head_history_scope: HistoryScope::Department,
+                user_history_scope: HistoryScope::Department,
             },
             employees: HashMap::new(),
             devices: HashMap::new(),
@@ -225,7 +227,7 @@ async fn load_snapshot(store: &Store) -> Result<Snapshot, sqlx::Error> {
     let mut dirs: HashMap<i64, TenantDirectory> = HashMap::new();
     for row in sqlx::query(
         "SELECT id, domain, name, time_zone, trunk_uri, voicemail_uri, hotdesk_first, \
-         hotdesk_last, busy_on_active_call FROM tenants",
+         hotdesk_last, busy_on_active_call, head_history_scope, user_history_scope FROM tenants",
     )
     .fetch_all(pool)
     .await?
@@ -240,6 +242,12 @@ async fn load_snapshot(store: &Store) -> Result<Snapshot, sqlx::Error> {
             hotdesk_range: (row.try_get::<i64, _>("hotdesk_first")? as u32)
                 ..=(row.try_get::<i64, _>("hotdesk_last")? as u32),
             busy_on_active_call: row.try_get::<i64, _>("busy_on_active_call")? != 0,
+            head_history_scope: HistoryScope::parse(
+                &row.try_get::<String, _>("head_history_scope")?,
+            ),
+            user_history_scope: HistoryScope::parse(
+                &row.try_get::<String, _>("user_history_scope")?,
+            ),
         };
         dirs.insert(
             tenant.id,

@@ -84,6 +84,39 @@ pub struct Tenant {
     pub hotdesk_range: RangeInclusive<u32>,
     /// A second call to someone already on a call counts as busy.
     pub busy_on_active_call: bool,
+    /// Whose call history department heads see (seed 002).
+    pub head_history_scope: HistoryScope,
+    /// Whose call history users see (seed 002; never internal calls).
+    pub user_history_scope: HistoryScope,
+}
+
+/// How much call history a role sees (the tenant's role settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryScope {
+    /// Calls of their own department.
+    Department,
+    /// Calls of the whole company.
+    Company,
+}
+
+impl HistoryScope {
+    /// Stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HistoryScope::Department => "department",
+            HistoryScope::Company => "company",
+        }
+    }
+
+    /// Parses the stored form (anything unknown is the narrower scope).
+    pub fn parse(s: &str) -> HistoryScope {
+        if s == "company" {
+            HistoryScope::Company
+        } else {
+            HistoryScope::Department
+        }
+    }
 }
 
 /// Role of an employee (seed 002's table).

@@ -4,8 +4,8 @@
 use serde::Deserialize;
 
 use super::{
-    ha1_pair, is_international_number, Extension, NoAnswerAppliesTo, RingStrategy, Role,
-    TenantDirectory,
+    ha1_pair, is_international_number, Extension, HistoryScope, NoAnswerAppliesTo, RingStrategy,
+    Role, TenantDirectory,
 };
 use crate::store::{now_ms, Store};
 
@@ -459,6 +459,10 @@ pub struct TenantPatch {
     pub voicemail_uri: Option<String>,
     /// A second call to someone on a call is busy.
     pub busy_on_active_call: Option<bool>,
+    /// Whose history department heads see: `department` or `company`.
+    pub head_history_scope: Option<HistoryScope>,
+    /// Whose history users see: `department` or `company`.
+    pub user_history_scope: Option<HistoryScope>,
 }
 
 fn optional_uri(
@@ -515,6 +519,18 @@ pub async fn update_tenant(store: &Store, id: i64, p: &TenantPatch) -> Result<()
             .bind(id)
             .execute(&mut *tx)
             .await?;
+    }
+    for (column, scope) in [
+        ("head_history_scope", p.head_history_scope),
+        ("user_history_scope", p.user_history_scope),
+    ] {
+        if let Some(scope) = scope {
+            sqlx::query(&format!("UPDATE tenants SET {column} = ? WHERE id = ?"))
+                .bind(scope.as_str())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
     }
     if let Some(v) = voicemail {
         sqlx::query("UPDATE tenants SET voicemail_uri = ? WHERE id = ?")

@@ -89,6 +89,25 @@ impl Dialogs {
             .collect()
     }
 
+    /// A tenant's answered calls in progress: (call record id, parties,
+    /// seconds since the answer).
+    pub fn of_tenant(&self, tenant_id: i64) -> Vec<(String, Vec<String>, u64)> {
+        let mut v: Vec<(String, Vec<String>, u64)> = self
+            .by_call_id
+            .iter()
+            .filter(|d| d.tenant_id == tenant_id)
+            .map(|d| {
+                (
+                    d.record_id.clone(),
+                    d.parties.clone(),
+                    d.since.elapsed().as_secs(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
     /// Number of live dialogs.
     pub fn len(&self) -> usize {
         self.by_call_id.len()

@@ -1,0 +1,458 @@
+//! Who is calling the API: the platform operator (the bootstrap token from
+//! the config), or an employee through a session token (from a login with
+//! their login and password, expiring) or an API token (for automation,
+//! until revoked). Tokens are random 256-bit values; only their SHA-256 is
+//! stored. Failed logins are rate limited per account and per source
+//! address.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::StatusCode;
+use axum::Extension;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use super::{AdminState, ApiError, Json};
+use crate::directory::Role;
+use crate::store::now_ms;
+
+/// How long a login session lasts.
+pub const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
+/// Failed logins allowed per account within [`LOGIN_WINDOW`].
+pub const ACCOUNT_FAILURES: usize = 5;
+/// Failed logins allowed per source address within [`LOGIN_WINDOW`].
+pub const SOURCE_FAILURES: usize = 20;
+/// Window of the login rate limits.
+pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// An authenticated caller of the API.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// The platform operator: every tenant.
+    Operator,
+    /// An employee, with their role as it is now.
+    Employee(EmployeePrincipal),
+}
+
+/// An employee calling the API.
+#[derive(Debug, Clone)]
+pub struct EmployeePrincipal {
+    /// Their tenant.
+    pub tenant_id: i64,
+    /// Their id.
+    pub employee_id: i64,
+    /// Their extension.
+    pub extension: String,
+    /// Their role.
+    pub role: Role,
+    /// Their department (hunt group id).
+    pub department_id: Option<i64>,
+    /// The token they presented.
+    pub token_id: i64,
+}
+
+impl Principal {
+    /// For the audit log.
+    pub fn actor(&self) -> String {
+        match self {
+            Principal::Operator => "operator".into(),
+            Principal::Employee(e) => format!("employee {} ({:?})", e.extension, e.role),
+        }
+    }
+
+    /// Whether this principal administers the tenant.
+    pub fn is_admin_of(&self, tenant_id: i64) -> bool {
+        match self {
+            Principal::Operator => true,
+            Principal::Employee(e) => e.tenant_id == tenant_id && e.role == Role::Administrator,
+        }
+    }
+
+    /// Whether this principal is the employee with this extension, or
+    /// administers their tenant.
+    pub fn is_self_or_admin(&self, tenant_id: i64, extension: &str) -> bool {
+        self.is_admin_of(tenant_id)
+            || matches!(self, Principal::Employee(e) if e.tenant_id == tenant_id && e.extension == extension)
+    }
+}
+
+/// 403 naming what is missing.
+pub fn forbidden(why: &str) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, why, None)
+}
+
+fn hash(token: &str) -> String {
+    let d = Sha256::digest(token.as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn new_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The principal a bearer token stands for, if it is valid now.
+pub async fn authenticate(s: &AdminState, token: &str) -> Result<Option<Principal>, ApiError> {
+    if super::constant_time_eq(token.as_bytes(), s.admin_token.as_bytes()) {
+        return Ok(Some(Principal::Operator));
+    }
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let row = sqlx::query(
+        "SELECT id, tenant_id, employee_id, expires_at, revoked_at FROM api_tokens WHERE token_hash = ?",
+    )
+    .bind(hash(token))
+    .fetch_optional(s.store.pool())
+    .await
+    .map_err(ApiError::internal)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let expires: Option<i64> = row.try_get("expires_at").map_err(ApiError::internal)?;
+    let revoked: Option<i64> = row.try_get("revoked_at").map_err(ApiError::internal)?;
+    if revoked.is_some() || expires.is_some_and(|e| e <= now_ms()) {
+        return Ok(None);
+    }
+    let tenant_id: i64 = row.try_get("tenant_id").map_err(ApiError::internal)?;
+    let employee_id: i64 = row.try_get("employee_id").map_err(ApiError::internal)?;
+    let snap = s.directory.snapshot();
+    let Some(e) = snap
+        .by_id(tenant_id)
+        .and_then(|t| t.employees.get(&employee_id))
+    else {
+        return Ok(None); // the employee is gone
+    };
+    Ok(Some(Principal::Employee(EmployeePrincipal {
+        tenant_id,
+        employee_id,
+        extension: e.extension.to_string(),
+        role: e.role,
+        department_id: e.department_id,
+        token_id: row.try_get("id").map_err(ApiError::internal)?,
+    })))
+}
+
+async fn issue(
+    s: &AdminState,
+    tenant_id: i64,
+    employee_id: i64,
+    kind: &str,
+    label: &str,
+    ttl: Option<Duration>,
+) -> Result<(i64, String, Option<i64>), ApiError> {
+    let token = new_token();
+    let expires_at = ttl.map(|t| now_ms() + t.as_millis() as i64);
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO api_tokens (token_hash, tenant_id, employee_id, kind, label, created_at, expires_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(hash(&token))
+    .bind(tenant_id)
+    .bind(employee_id)
+    .bind(kind)
+    .bind(label)
+    .bind(now_ms())
+    .bind(expires_at)
+    .fetch_one(s.store.pool())
+    .await
+    .map_err(ApiError::internal)?;
+    Ok((id, token, expires_at))
+}
+
+/// Failed login attempts by key (`account:...`, `source:...`).
+#[derive(Debug, Default)]
+pub struct LoginLimiter {
+    failures: parking_lot::Mutex<HashMap<String, Vec<Instant>>>,
+}
+
+impl LoginLimiter {
+    /// Seconds until `key` may try again, if it is over `limit`.
+    fn blocked(&self, key: &str, limit: usize) -> Option<u64> {
+        let mut map = self.failures.lock();
+        let list = map.get_mut(key)?;
+        list.retain(|t| t.elapsed() < LOGIN_WINDOW);
+        if list.len() < limit {
+            return None;
+        }
+        let oldest = list.first()?;
+        Some(
+            LOGIN_WINDOW
+                .saturating_sub(oldest.elapsed())
+                .as_secs()
+                .max(1),
+        )
+    }
+
+    fn fail(&self, key: String) {
+        let mut map = self.failures.lock();
+        // Bound memory under a flood of distinct keys.
+        if map.len() > 100_000 {
+            map.retain(|_, l| l.last().is_some_and(|t| t.elapsed() < LOGIN_WINDOW));
+        }
+        map.entry(key).or_default().push(Instant::now());
+    }
+
+    fn clear(&self, key: &str) {
+        self.failures.lock().remove(key);
+    }
+}
+
+/// Body of `POST /login`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LoginBody {
+    /// The tenant's SIP domain.
+    domain: String,
+    /// The employee's login.
+    login: String,
+    /// Their password.
+    password: String,
+}
+
+fn too_many(retry_after: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("too many failed logins; try again in {retry_after} s"),
+        None,
+    )
+}
+
+pub(super) async fn login(
+    State(s): State<AdminState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Json(body): Json<LoginBody>,
+) -> Result<Json<Value>, ApiError> {
+    let source = format!("source:{}", source_key(peer.ip()));
+    let account = format!(
+        "account:{}:{}",
+        body.domain.to_ascii_lowercase(),
+        body.login
+    );
+    let limiter = &s.logins;
+    if let Some(wait) = limiter
+        .blocked(&account, ACCOUNT_FAILURES)
+        .or_else(|| limiter.blocked(&source, SOURCE_FAILURES))
+    {
+        return Err(too_many(wait));
+    }
+    let tenant = s.directory.tenant_for(&body.domain.to_ascii_lowercase());
+    let row = match &tenant {
+        Some(t) => {
+            sqlx::query("SELECT id, password_hash FROM employees WHERE tenant_id = ? AND login = ?")
+                .bind(t.tenant.id)
+                .bind(&body.login)
+                .fetch_optional(s.store.pool())
+                .await
+                .map_err(ApiError::internal)?
+        }
+        None => None,
+    };
+    let (id, phc) = match row {
+        Some(r) => (
+            Some(r.try_get::<i64, _>("id").map_err(ApiError::internal)?),
+            r.try_get::<String, _>("password_hash")
+                .map_err(ApiError::internal)?,
+        ),
+        // Hash anyway, so an unknown login takes as long as a wrong password.
+        None => (None, dummy_hash().to_owned()),
+    };
+    let password = body.password.clone();
+    let ok =
+        tokio::task::spawn_blocking(move || crate::credentials::verify_password(&password, &phc))
+            .await
+            .unwrap_or(false);
+    let (Some(t), Some(id), true) = (tenant, id, ok) else {
+        crate::metrics::count_auth_failure();
+        limiter.fail(account);
+        limiter.fail(source);
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "wrong domain, login or password",
+            None,
+        ));
+    };
+    limiter.clear(&account);
+    let (_, token, expires_at) =
+        issue(&s, t.tenant.id, id, "session", "login", Some(SESSION_TTL)).await?;
+    let e = t.employees.get(&id);
+    Ok(Json(json!({
+        "token": token,
+        "expires_at": expires_at,
+        "tenant_id": t.tenant.id,
+        "extension": e.map(|e| e.extension.to_string()),
+        "role": e.map(|e| e.role),
+    })))
+}
+
+/// IPv6 clients are limited per /64, as they usually own one.
+fn source_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| {
+        crate::credentials::hash_password("not a password of anyone").unwrap_or_default()
+    })
+}
+
+pub(super) async fn logout(
+    State(s): State<AdminState>,
+    Extension(p): Extension<Arc<Principal>>,
+) -> Result<StatusCode, ApiError> {
+    let Principal::Employee(e) = p.as_ref() else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "the operator token is set in the config and cannot be logged out",
+            None,
+        ));
+    };
+    revoke(&s, e.tenant_id, e.token_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn revoke(s: &AdminState, tenant_id: i64, id: i64) -> Result<(), ApiError> {
+    let n = sqlx::query(
+        "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND tenant_id = ? AND revoked_at IS NULL",
+    )
+    .bind(now_ms())
+    .bind(id)
+    .bind(tenant_id)
+    .execute(s.store.pool())
+    .await
+    .map_err(ApiError::internal)?
+    .rows_affected();
+    if n == 0 {
+        return Err(ApiError::not_found(format!("token {id}")));
+    }
+    Ok(())
+}
+
+pub(super) async fn me(Extension(p): Extension<Arc<Principal>>) -> Json<Value> {
+    Json(match p.as_ref() {
+        Principal::Operator => json!({"operator": true}),
+        Principal::Employee(e) => json!({
+            "operator": false,
+            "tenant_id": e.tenant_id,
+            "employee_id": e.employee_id,
+            "extension": e.extension,
+            "role": e.role,
+        }),
+    })
+}
+
+/// Body of `POST /tenants/{tid}/api-tokens`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewToken {
+    /// What it is for.
+    label: String,
+    /// Whose token (default: the caller; the operator must say).
+    #[serde(default)]
+    employee_id: Option<i64>,
+    /// Lifetime in days; absent = until revoked.
+    #[serde(default)]
+    expires_in_days: Option<u32>,
+}
+
+pub(super) async fn create_token(
+    State(s): State<AdminState>,
+    Extension(p): Extension<Arc<Principal>>,
+    Path(tid): Path<i64>,
+    Json(body): Json<NewToken>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let t = super::tenant_of(&s, tid)?;
+    let employee_id = match (body.employee_id, p.as_ref()) {
+        (Some(id), _) => id,
+        (None, Principal::Employee(e)) => e.employee_id,
+        (None, Principal::Operator) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "the operator must name the employee",
+                Some("employee_id"),
+            ))
+        }
+    };
+    if !t.employees.contains_key(&employee_id) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("no employee {employee_id} in tenant {tid}"),
+            Some("employee_id"),
+        ));
+    }
+    let label = body.label.trim();
+    if label.is_empty() || label.len() > 100 {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "must be 1 to 100 characters",
+            Some("label"),
+        ));
+    }
+    if body.expires_in_days == Some(0) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "must be at least 1",
+            Some("expires_in_days"),
+        ));
+    }
+    let ttl = body
+        .expires_in_days
+        .map(|d| Duration::from_secs(u64::from(d) * 86_400));
+    let (id, token, expires_at) = issue(&s, tid, employee_id, "api", label, ttl).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({"id": id, "token": token, "expires_at": expires_at, "employee_id": employee_id}),
+        ),
+    ))
+}
+
+pub(super) async fn list_tokens(
+    State(s): State<AdminState>,
+    Path(tid): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    super::tenant_of(&s, tid)?;
+    let rows = sqlx::query(
+        "SELECT id, employee_id, kind, label, created_at, expires_at, revoked_at FROM api_tokens \
+         WHERE tenant_id = ? ORDER BY id",
+    )
+    .bind(tid)
+    .fetch_all(s.store.pool())
+    .await
+    .map_err(ApiError::internal)?;
+    let mut items = Vec::with_capacity(rows.len());
+    for r in rows {
+        items.push(json!({
+            "id": r.try_get::<i64, _>("id").map_err(ApiError::internal)?,
+            "employee_id": r.try_get::<i64, _>("employee_id").map_err(ApiError::internal)?,
+            "kind": r.try_get::<String, _>("kind").map_err(ApiError::internal)?,
+            "label": r.try_get::<String, _>("label").map_err(ApiError::internal)?,
+            "created_at": r.try_get::<i64, _>("created_at").map_err(ApiError::internal)?,
+            "expires_at": r.try_get::<Option<i64>, _>("expires_at").map_err(ApiError::internal)?,
+            "revoked_at": r.try_get::<Option<i64>, _>("revoked_at").map_err(ApiError::internal)?,
+        }));
+    }
+    Ok(Json(json!({"total": items.len(), "items": items})))
+}
+
+pub(super) async fn delete_token(
+    State(s): State<AdminState>,
+    Path((tid, id)): Path<(i64, i64)>,
+) -> Result<StatusCode, ApiError> {
+    super::tenant_of(&s, tid)?;
+    revoke(&s, tid, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
