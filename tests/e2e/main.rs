@@ -11,4 +11,5 @@ mod hunt_status;
 mod plugins;
 mod registrar;
 mod robustness;
+mod roles;
 mod schedule;

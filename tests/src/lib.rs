@@ -141,21 +141,34 @@ impl TestRouter {
         TestRouter { running, dir }
     }
 
-    /// An admin API request; returns status and JSON body.
+    /// An admin API request as the platform operator; returns status and
+    /// JSON body.
     pub async fn api(
         &self,
         method: &str,
         path: &str,
         body: Option<Vec<u8>>,
     ) -> (u16, serde_json::Value) {
+        self.api_as("test-admin-token", method, path, body).await
+    }
+
+    /// An admin API request with a bearer token (empty: none).
+    pub async fn api_as(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> (u16, serde_json::Value) {
         let client = reqwest::Client::new();
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = client
-            .request(
-                method,
-                format!("http://{}/api/v1{path}", self.running.http_addr),
-            )
-            .bearer_auth("test-admin-token");
+        let mut req = client.request(
+            method,
+            format!("http://{}/api/v1{path}", self.running.http_addr),
+        );
+        if !token.is_empty() {
+            req = req.bearer_auth(token);
+        }
         if let Some(b) = body {
             let kind = if b.first() == Some(&b'{') {
                 "application/json"
@@ -217,6 +230,17 @@ impl TestRouter {
             .employee_by_extension(ext)
             .unwrap()
             .id
+    }
+
+    /// Logs in as tenant 1's employee `ext` (login = extension); returns
+    /// the session token.
+    pub async fn login(&self, ext: &str) -> String {
+        let body = serde_json::json!({"domain": DOMAIN, "login": ext, "password": password(ext)});
+        let (status, resp) = self
+            .api_as("", "POST", "/login", Some(body.to_string().into_bytes()))
+            .await;
+        assert_eq!(status, 200, "login {ext}: {resp}");
+        resp["token"].as_str().unwrap().to_owned()
     }
 
     /// Changes tenant 1's employee `ext` over the admin API.

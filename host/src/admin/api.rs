@@ -173,10 +173,11 @@ pub(super) async fn authorize(
     };
     // Every tenant route starts /tenants/{tid}.
     let tid: Option<i64> = if template.starts_with("/tenants/{tid}") {
-        req.uri()
-            .path()
-            .strip_prefix(PREFIX)
-            .and_then(|p| p.split('/').nth(2))
+        let path = req.uri().path();
+        path.strip_prefix(PREFIX)
+            .unwrap_or(path)
+            .split('/')
+            .nth(2)
             .and_then(|t| t.parse().ok())
     } else {
         None
@@ -191,7 +192,11 @@ pub(super) async fn authorize(
     });
     req.extensions_mut().insert(Arc::new(principal));
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    // Nesting strips the prefix from the URI the middleware sees.
+    let path = match req.uri().path() {
+        p if p.starts_with(PREFIX) => p.to_owned(),
+        p => format!("{PREFIX}{p}"),
+    };
     let resp = next.run(req).await;
     if method != Method::GET && resp.status().as_u16() < 400 {
         let r = sqlx::query(
