@@ -68,7 +68,7 @@ async fn login_returns_an_expiring_token_that_names_the_employee() {
     assert_eq!(status, 200, "{resp}");
     let expires = resp["expires_at"].as_i64().unwrap();
     let now = switchboard::store::now_ms();
-    assert!((now + 7 * 3600_000..=now + 8 * 3600_000 + 1000).contains(&expires));
+    assert!((now + 7 * 3_600_000..=now + 8 * 3_600_000 + 1000).contains(&expires));
     let (status, me) = r
         .api_as(resp["token"].as_str().unwrap(), "GET", "/me", None)
         .await;
