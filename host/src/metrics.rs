@@ -17,9 +17,159 @@ static PLUGIN_CALLS: AtomicU64 = AtomicU64::new(0);
 pub fn count_received() {
     RECEIVED.fetch_add(1, Relaxed);
 }
-/// A message was handed to a socket.
-pub fn count_sent() {
+/// Request methods counted by name; anything else is `other`.
+const METHODS: [&str; 14] = [
+    "INVITE",
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "REGISTER",
+    "OPTIONS",
+    "INFO",
+    "UPDATE",
+    "PRACK",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "REFER",
+    "MESSAGE",
+    "PUBLISH",
+];
+static REQUESTS_IN: [AtomicU64; 15] = [const { AtomicU64::new(0) }; 15];
+static REQUESTS_OUT: [AtomicU64; 15] = [const { AtomicU64::new(0) }; 15];
+/// By status code, 100-699.
+static RESPONSES_IN: [AtomicU64; 600] = [const { AtomicU64::new(0) }; 600];
+static RESPONSES_OUT: [AtomicU64; 600] = [const { AtomicU64::new(0) }; 600];
+
+fn method_index(m: &[u8]) -> usize {
+    METHODS
+        .iter()
+        .position(|x| x.as_bytes() == m)
+        .unwrap_or(METHODS.len())
+}
+
+/// A request with this method arrived.
+pub fn count_request_in(method: &str) {
+    REQUESTS_IN[method_index(method.as_bytes())].fetch_add(1, Relaxed);
+}
+
+/// A response with this status arrived.
+pub fn count_response_in(code: u16) {
+    if let Some(c) = RESPONSES_IN.get(usize::from(code).wrapping_sub(100)) {
+        c.fetch_add(1, Relaxed);
+    }
+}
+
+/// A message was handed to a socket: counted by the method or status on
+/// its first line, read from the bytes (no parsing on the way out).
+pub fn count_sent(bytes: &[u8]) {
     SENT.fetch_add(1, Relaxed);
+    if let Some(status) = bytes.strip_prefix(b"SIP/2.0 ") {
+        let code = status
+            .get(..3)
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .and_then(|d| d.parse::<usize>().ok());
+        if let Some(c) = code.and_then(|c| RESPONSES_OUT.get(c.wrapping_sub(100))) {
+            c.fetch_add(1, Relaxed);
+        }
+    } else {
+        let method = bytes.split(|b| *b == b' ').next().unwrap_or_default();
+        REQUESTS_OUT[method_index(method)].fetch_add(1, Relaxed);
+    }
+}
+
+/// Upper bounds of the plugin call latency buckets, in microseconds.
+const LATENCY_BUCKETS_US: [u64; 12] = [
+    5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 50_000,
+];
+
+/// A latency histogram (cumulative on output).
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [AtomicU64; 13],
+    sum_ns: AtomicU64,
+}
+
+fn plugin_latency() -> &'static dashmap::DashMap<String, Histogram> {
+    static H: std::sync::OnceLock<dashmap::DashMap<String, Histogram>> = std::sync::OnceLock::new();
+    H.get_or_init(dashmap::DashMap::new)
+}
+
+/// A plugin call took `d` (trap and timeout included).
+pub fn observe_plugin_call(plugin: &str, d: std::time::Duration) {
+    let us = d.as_micros() as u64;
+    let i = LATENCY_BUCKETS_US
+        .iter()
+        .position(|b| us <= *b)
+        .unwrap_or(LATENCY_BUCKETS_US.len());
+    let map = plugin_latency();
+    if let Some(h) = map.get(plugin) {
+        h.buckets[i].fetch_add(1, Relaxed);
+        h.sum_ns.fetch_add(d.as_nanos() as u64, Relaxed);
+        return;
+    }
+    let h = map.entry(plugin.to_owned()).or_default();
+    h.buckets[i].fetch_add(1, Relaxed);
+    h.sum_ns.fetch_add(d.as_nanos() as u64, Relaxed);
+}
+
+fn render_labelled(out: &mut String) {
+    out.push_str("# TYPE switchboard_sip_requests_total counter\n");
+    for (direction, table) in [("in", &REQUESTS_IN), ("out", &REQUESTS_OUT)] {
+        for (i, c) in table.iter().enumerate() {
+            let n = c.load(Relaxed);
+            if n > 0 {
+                let method = METHODS.get(i).copied().unwrap_or("other");
+                out.push_str(&format!(
+                    "switchboard_sip_requests_total{{direction=\"{direction}\",method=\"{method}\"}} {n}\n"
+                ));
+            }
+        }
+    }
+    out.push_str("# TYPE switchboard_sip_responses_total counter\n");
+    for (direction, table) in [("in", &RESPONSES_IN), ("out", &RESPONSES_OUT)] {
+        for (i, c) in table.iter().enumerate() {
+            let n = c.load(Relaxed);
+            if n > 0 {
+                out.push_str(&format!(
+                    "switchboard_sip_responses_total{{direction=\"{direction}\",status=\"{}\"}} {n}\n",
+                    i + 100
+                ));
+            }
+        }
+    }
+    out.push_str("# TYPE switchboard_plugin_call_duration_seconds histogram\n");
+    let mut names: Vec<String> = plugin_latency().iter().map(|e| e.key().clone()).collect();
+    names.sort();
+    for name in names {
+        let Some(h) = plugin_latency().get(&name).map(|h| {
+            (
+                h.buckets
+                    .iter()
+                    .map(|b| b.load(Relaxed))
+                    .collect::<Vec<_>>(),
+                h.sum_ns.load(Relaxed),
+            )
+        }) else {
+            continue;
+        };
+        let (buckets, sum_ns) = h;
+        let mut cumulative = 0;
+        for (i, n) in buckets.iter().enumerate() {
+            cumulative += n;
+            let le = LATENCY_BUCKETS_US
+                .get(i)
+                .map(|us| format!("{}", *us as f64 / 1e6))
+                .unwrap_or_else(|| "+Inf".into());
+            out.push_str(&format!(
+                "switchboard_plugin_call_duration_seconds_bucket{{plugin=\"{name}\",le=\"{le}\"}} {cumulative}\n"
+            ));
+        }
+        out.push_str(&format!(
+            "switchboard_plugin_call_duration_seconds_sum{{plugin=\"{name}\"}} {}\n\
+             switchboard_plugin_call_duration_seconds_count{{plugin=\"{name}\"}} {cumulative}\n",
+            sum_ns as f64 / 1e9
+        ));
+    }
 }
 /// Bytes did not parse as SIP.
 pub fn count_malformed() {
@@ -71,5 +221,6 @@ pub fn render() -> String {
             v.load(Relaxed)
         ));
     }
+    render_labelled(&mut out);
     out
 }

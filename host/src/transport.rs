@@ -237,7 +237,7 @@ impl Transport {
     /// Sends without waiting: UDP directly, TCP on an existing connection
     /// (or a new one, connected in the background). Failures are logged.
     pub fn send(self: &Arc<Self>, peer: Peer, bytes: Bytes) {
-        crate::metrics::count_sent();
+        crate::metrics::count_sent(&bytes);
         match peer.proto {
             Proto::Udp => match self.udp.try_send_to(&bytes, peer.addr) {
                 Ok(_) => {}
@@ -271,7 +271,7 @@ impl Transport {
     pub async fn send_async(self: &Arc<Self>, peer: Peer, bytes: Bytes) -> Result<(), SendError> {
         match peer.proto {
             Proto::Udp => {
-                crate::metrics::count_sent();
+                crate::metrics::count_sent(&bytes);
                 self.udp
                     .send_to(&bytes, peer.addr)
                     .await
@@ -293,7 +293,7 @@ impl Transport {
                         self.clone().adopt(stream, peer.addr, handler)
                     }
                 };
-                crate::metrics::count_sent();
+                crate::metrics::count_sent(&bytes);
                 tx.try_send(bytes).map_err(|_| SendError::Closed(peer))
             }
         }

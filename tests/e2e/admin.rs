@@ -251,3 +251,36 @@ async fn demo_seed_creates_the_demo_tenant_once() {
     assert_eq!(t.devices.len(), 2);
     assert_eq!(t.groups.len(), 1);
 }
+
+#[tokio::test]
+async fn metrics_count_sip_messages_by_method_and_status_and_time_plugin_calls() {
+    let r = TestRouter::start().await;
+    r.chain(&["divert"]).await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut bob = r.phone("2002", Proto::Udp).await;
+    alice.call("2002").await;
+    let inv = bob.expect_invite(Duration::from_secs(4)).await.unwrap();
+    bob.respond(&inv, 486, "Busy Here", "b").await;
+    alice.final_response(Duration::from_secs(4)).await.unwrap();
+    let text = reqwest::get(format!("http://{}/metrics", r.running.http_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "switchboard_sip_requests_total{direction=\"in\",method=\"INVITE\"}",
+        "switchboard_sip_requests_total{direction=\"in\",method=\"REGISTER\"}",
+        "switchboard_sip_requests_total{direction=\"out\",method=\"INVITE\"}",
+        "switchboard_sip_responses_total{direction=\"out\",status=\"407\"}",
+        "switchboard_sip_responses_total{direction=\"in\",status=\"486\"}",
+        "switchboard_plugin_call_duration_seconds_bucket{plugin=\"divert\",le=\"+Inf\"}",
+        "switchboard_plugin_call_duration_seconds_count{plugin=\"divert\"}",
+    ] {
+        let value = text
+            .lines()
+            .find_map(|l| l.strip_prefix(line))
+            .unwrap_or_else(|| panic!("{line} missing from\n{text}"));
+        assert!(value.trim().parse::<f64>().unwrap() >= 1.0, "{line}{value}");
+    }
+}

@@ -477,6 +477,7 @@ impl PluginHost {
             let plugin = &entry.plugin;
             plugin.calls.fetch_add(1, Ordering::Relaxed);
             crate::metrics::count_plugin_call();
+            let started = Instant::now();
             let res = self.with_instance(
                 plugin,
                 Some(tenant.clone()),
@@ -487,6 +488,7 @@ impl PluginHost {
                         .call_decide(store, point.into(), &wit_input)
                 },
             );
+            crate::metrics::observe_plugin_call(&plugin.name, started.elapsed());
             let decision = match res {
                 Ok((d, notes)) => {
                     verdict.annotations.extend(notes);

@@ -144,10 +144,35 @@ pub struct RouterHandler(pub Arc<Router>);
 impl Handler for RouterHandler {
     fn on_message(&self, msg: SipMessage, from: Peer) {
         crate::metrics::count_received();
+        match &msg {
+            SipMessage::Request(r) => crate::metrics::count_request_in(method_name(&r.method)),
+            SipMessage::Response(r) => crate::metrics::count_response_in(r.status_code.code()),
+        }
         match msg {
             SipMessage::Request(r) => self.0.on_request(r, from),
             SipMessage::Response(r) => self.0.on_response(r, from),
         }
+    }
+}
+
+/// The method's name without allocating (metrics on the hot path).
+fn method_name(m: &rsip::Method) -> &'static str {
+    use rsip::Method::*;
+    match m {
+        Ack => "ACK",
+        Bye => "BYE",
+        Cancel => "CANCEL",
+        Info => "INFO",
+        Invite => "INVITE",
+        Message => "MESSAGE",
+        Notify => "NOTIFY",
+        Options => "OPTIONS",
+        PRack => "PRACK",
+        Publish => "PUBLISH",
+        Refer => "REFER",
+        Register => "REGISTER",
+        Subscribe => "SUBSCRIBE",
+        Update => "UPDATE",
     }
 }
 
