@@ -776,6 +776,19 @@ impl Phone {
             .await
             .expect("an answer to the feature code");
         self.ack_failure(&call, &resp).await;
+        if resp.status() == Some(200) {
+            // No announcement to play: the router hangs up at once.
+            let bye = self
+                .recv_until(Duration::from_secs(3), |m| m.method() == Some("BYE"))
+                .await
+                .expect("the router ends an answered feature call with BYE");
+            assert_eq!(
+                bye.header("Call-ID"),
+                resp.header("Call-ID"),
+                "BYE in the feature call's dialog"
+            );
+            self.respond(&bye, 200, "OK", "").await;
+        }
         resp
     }
 

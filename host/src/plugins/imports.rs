@@ -127,6 +127,11 @@ impl host_api::Host for CallState {
             home_registered: self
                 .shared
                 .home_registered(self.tenant.tenant.id, &extension),
+            hotdesk_device: self
+                .shared
+                .devices_bound_to(self.tenant.tenant.id, &extension)
+                .into_iter()
+                .next(),
             active_calls,
             status: to_wit(status),
         }

@@ -314,8 +314,27 @@ pub(super) async fn run(router: Arc<Router>, req: Request, from: Peer, txn: Arc<
         record.annotate(&v.annotations);
         if let Decision::Feature { success, message } = &v.decision {
             // Feature codes are not calls: answered, not recorded.
-            let code = if *success { 200 } else { 403 };
-            return reply(code, Some(message));
+            if !*success {
+                return reply(403, Some(message));
+            }
+            // A phone shows the 200's reason phrase as the call connects;
+            // with no announcement to play, we hang up right after.
+            let tag = sip::random_token();
+            let mut ok = sip::response_to(&req, 200, Some(message), Some(&tag));
+            let t = if from.proto == sip::Proto::Tcp {
+                ";transport=tcp"
+            } else {
+                ""
+            };
+            let s = &router.settings;
+            sip::push_header(
+                &mut ok.headers,
+                "Contact",
+                format!("<sip:{}:{}{t}>", s.host, s.port),
+            );
+            router.respond(&txn, ok);
+            hang_up_feature_call(&router, &req, from, &tag);
+            return;
         }
         // Logged off (seed 004): no calls but feature codes (to log back in).
         if caller_logged_out && input.point() == crate::pipeline::Point::Originate {
@@ -474,6 +493,47 @@ pub(super) async fn run(router: Arc<Router>, req: Request, from: Peer, txn: Arc<
         }
         return;
     }
+}
+
+/// Sends BYE for a feature call we answered (UAS side of the dialog).
+fn hang_up_feature_call(router: &Arc<Router>, invite: &Request, to: Peer, our_tag: &str) {
+    let Some(target) = sip::header(&invite.headers, "Contact")
+        .map(|c| params::uri_of(c).to_owned())
+        .and_then(|u| rsip::Uri::try_from(u.as_str()).ok())
+    else {
+        return;
+    };
+    let (Some(from), Some(to_hdr), Some(call_id)) = (
+        sip::header(&invite.headers, "From"),
+        sip::header(&invite.headers, "To"),
+        sip::call_id(&invite.headers),
+    ) else {
+        return;
+    };
+    let mut headers = rsip::Headers::default();
+    let branch = format!("{}{}", sip::BRANCH_COOKIE, sip::random_token());
+    route::push_via(router, &mut headers, to.proto, &branch);
+    sip::push_header(&mut headers, "Max-Forwards", "70");
+    headers.push(Header::From(rsip::headers::From::new(format!(
+        "{to_hdr};tag={our_tag}"
+    ))));
+    headers.push(Header::To(rsip::headers::To::new(from.to_owned())));
+    sip::push_header(&mut headers, "Call-ID", call_id.to_owned());
+    sip::push_header(&mut headers, "CSeq", "1 BYE");
+    sip::push_header(&mut headers, "Content-Length", "0");
+    let bye = Request {
+        method: rsip::Method::Bye,
+        uri: target,
+        version: rsip::Version::V2,
+        headers,
+        body: Vec::new(),
+    };
+    let (transport, txns) = (router.transport.clone(), router.txns.clone());
+    tokio::spawn(async move {
+        // Leave the phone time to ACK the 200 first.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _ = crate::transaction::non_invite(&transport, &txns, bye, to).await;
+    });
 }
 
 /// Records a route's diversion as a Diversion header value (RFC 5806),

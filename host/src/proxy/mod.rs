@@ -485,8 +485,9 @@ impl Router {
                 }
             }
         }
-        if !had_our_route && req.method != Method::Ack && self.is_us(&req.uri.to_string()) {
-            // Addressed to us with no dialog state to route on.
+        if !had_our_route && self.is_us(&req.uri.to_string()) {
+            // Addressed to us with no dialog state to route on (an ACK for
+            // the 200 of a feature code ends here).
             if let Some(t) = txn {
                 self.respond(
                     &t,
