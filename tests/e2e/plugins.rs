@@ -359,3 +359,89 @@ async fn a_bound_device_rings_for_its_user_and_calls_as_them() {
     );
     assert!(inv.header("P-Asserted-Identity").unwrap().contains("2003"));
 }
+
+#[tokio::test]
+async fn a_core_module_is_refused_as_not_a_component() {
+    let r = TestRouter::start().await;
+    // `(module)`: valid WebAssembly, but a core module.
+    let module = b"\0asm\x01\0\0\0".to_vec();
+    let (status, body) = r.api("POST", "/tenants/1/plugins/core", Some(module)).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("component"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_component_of_another_world_is_refused_naming_ours() {
+    let r = TestRouter::start().await;
+    // `(component)`: a valid component that exports nothing.
+    let empty = b"\0asm\x0d\0\x01\0".to_vec();
+    let (status, body) = r.api("POST", "/tenants/1/plugins/empty", Some(empty)).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("switchboard:plugin"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn an_upload_over_the_size_limit_gets_413() {
+    let r = TestRouter::start().await;
+    let big = vec![0u8; (4 << 20) + 1];
+    let (status, body) = r.api("POST", "/tenants/1/plugins/big", Some(big)).await;
+    assert_eq!(status, 413, "{body}");
+}
+
+#[tokio::test]
+async fn a_built_in_plugins_name_cannot_be_taken() {
+    let r = TestRouter::start().await;
+    let (status, body) = r.upload_guest("divert", "test-reroute").await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["field"], "name");
+}
+
+#[tokio::test]
+async fn a_disabled_plugin_is_skipped_from_the_next_call() {
+    let r = TestRouter::start().await;
+    r.upload_guest("reroute", "test-reroute").await;
+    r.settings("reroute", "tenant", json!({"to": "2003"})).await;
+    let body = json!({"chain": [{"name": "reroute", "enabled": false}]});
+    let (status, _) = r
+        .api(
+            "PUT",
+            "/tenants/1/plugin-chain",
+            Some(body.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut bob = r.phone("2002", Proto::Udp).await;
+    alice.call("2002").await;
+    assert!(bob.expect_invite(T).await.is_some(), "not rerouted");
+}
+
+#[tokio::test]
+async fn a_new_version_of_a_plugin_decides_the_next_call() {
+    let r = TestRouter::start().await;
+    r.upload_guest("mine", "test-continue").await;
+    r.chain(&["mine"]).await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut bob = r.phone("2002", Proto::Udp).await;
+    let mut carol = r.phone("2003", Proto::Udp).await;
+    let call = alice.call("2002").await;
+    let inv = bob.expect_invite(T).await.expect("version 1 lets it ring");
+    bob.respond(&inv, 486, "Busy Here", "b").await;
+    let busy = alice.final_response(T).await.unwrap();
+    alice.ack_failure(&call, &busy).await;
+    let (status, v2) = r.upload_guest("mine", "test-reroute").await;
+    assert_eq!(status, 201);
+    assert_eq!(v2["version"], 2);
+    r.settings("mine", "tenant", json!({"to": "2003"})).await;
+    alice.call("2002").await;
+    assert!(carol.expect_invite(T).await.is_some(), "version 2 reroutes");
+}
