@@ -251,3 +251,50 @@ async fn hash_hash_20_transfers_the_call_back_to_the_boss_without_delegating_aga
         "not delegated again"
     );
 }
+
+#[tokio::test]
+async fn a_blind_transfer_to_hash_hash_20_is_relayed_and_reaches_the_boss() {
+    let r = setup(ring_all()).await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut bob = r.phone("2002", Proto::Udp).await;
+    let mut s1 = r.phone("2005", Proto::Udp).await;
+    let _s2 = r.phone("2006", Proto::Udp).await;
+    alice.call("2002").await;
+    let inv = s1.expect_invite(T).await.unwrap();
+    s1.respond(&inv, 200, "OK", "s1").await;
+    assert!(alice
+        .recv_until(T, |m| m.status() == Some(200))
+        .await
+        .is_some());
+    // The secretary's phone sends REFER in the dialog, through the router.
+    let referred_by = format!("<sip:2005@{DOMAIN}>");
+    s1.request_as_callee(
+        &inv,
+        "s1",
+        "REFER",
+        1,
+        &format!("Refer-To: <sip:%23%2320@{DOMAIN}>\r\nReferred-By: {referred_by}\r\n"),
+    )
+    .await;
+    let refer = alice
+        .recv_until(T, |m| m.method() == Some("REFER"))
+        .await
+        .expect("the REFER reaches the transferee");
+    assert!(refer.header("Refer-To").unwrap().contains("%23%2320"));
+    alice.respond(&refer, 202, "Accepted", "").await;
+    assert_eq!(
+        s1.recv_until(T, |m| m.status().is_some())
+            .await
+            .unwrap()
+            .status(),
+        Some(202)
+    );
+    // The transferee's phone follows the REFER.
+    alice
+        .call_with(
+            "%23%2320",
+            &format!("Referred-By: {}\r\n", refer.header("Referred-By").unwrap()),
+        )
+        .await;
+    assert!(bob.expect_invite(T).await.is_some(), "the boss rings");
+}

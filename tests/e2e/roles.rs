@@ -445,3 +445,46 @@ async fn the_openapi_document_matches_the_routes() {
         }
     }
 }
+
+#[tokio::test]
+async fn statistics_count_what_the_role_may_see() {
+    let r = setup().await;
+    add_call(&r, "c1", "2001", "2002", "internal").await;
+    add_call(&r, "c2", "441234567890", "2003", "inbound").await;
+    add_call(&r, "c3", "2004", "441234567890", "outbound").await;
+    add_call(&r, "c4", "441234567890", "2001", "inbound").await;
+    let total = |v: &serde_json::Value| v["total"].as_i64().unwrap();
+    let (_, all) = r
+        .api_as(&r.login("2001").await, "GET", "/tenants/1/stats", None)
+        .await;
+    assert_eq!(total(&all), 4, "{all}");
+    assert_eq!(all["by_direction"]["inbound"], 2);
+    assert_eq!(all["by_outcome"]["answered"], 4);
+    let (_, head) = r
+        .api_as(&r.login("2002").await, "GET", "/tenants/1/stats", None)
+        .await;
+    assert_eq!(total(&head), 3, "{head}");
+    let (_, user) = r
+        .api_as(&r.login("2003").await, "GET", "/tenants/1/stats", None)
+        .await;
+    assert_eq!(total(&user), 2, "{user}");
+    let restricted = r.login("2004").await;
+    assert_eq!(
+        r.api_as(&restricted, "GET", "/tenants/1/stats", None)
+            .await
+            .0,
+        403
+    );
+}
+
+#[tokio::test]
+async fn a_new_password_ends_the_old_sessions() {
+    let r = setup().await;
+    let session = r.login("2003").await;
+    let path = format!("/tenants/1/employees/{}", r.employee_id("2003"));
+    let (status, _) = r
+        .api("PATCH", &path, body(json!({"password": "a-new-secret"})))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(r.api_as(&session, "GET", "/me", None).await.0, 401);
+}

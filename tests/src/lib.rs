@@ -865,6 +865,40 @@ impl Phone {
             .await
     }
 
+    /// Sends a request inside the dialog of an INVITE this phone answered
+    /// with To-tag `my_tag` (the callee's side: route set from the
+    /// INVITE's Record-Route, target its Contact).
+    pub async fn request_as_callee(
+        &mut self,
+        invite: &Msg,
+        my_tag: &str,
+        method: &str,
+        cseq: u32,
+        extra: &str,
+    ) {
+        let target = invite
+            .header("Contact")
+            .map(|c| c.trim_start_matches('<').split('>').next().unwrap_or(c))
+            .unwrap_or_default()
+            .to_owned();
+        let routes: String = invite
+            .headers_all("Record-Route")
+            .map(|v| format!("Route: {v}\r\n"))
+            .collect();
+        let branch = format!("z9hG4bK{}", rand_hex());
+        let text = format!(
+            "{method} {target} SIP/2.0\r\nVia: {via}\r\n{routes}Max-Forwards: 70\r\n\
+             From: {to};tag={my_tag}\r\nTo: {from}\r\nCall-ID: {cid}\r\nCSeq: {cseq} {method}\r\n\
+             Contact: {contact}\r\n{extra}Content-Length: 0\r\n\r\n",
+            via = self.via(&branch),
+            to = invite.header("To").unwrap_or_default(),
+            from = invite.header("From").unwrap_or_default(),
+            cid = invite.header("Call-ID").unwrap_or_default(),
+            contact = self.contact(),
+        );
+        self.send_raw(&text).await;
+    }
+
     /// Answers a request (as UAS) with `code`; the To tag is `tag`.
     pub async fn respond(&mut self, req: &Msg, code: u16, reason: &str, tag: &str) {
         let vias: String = req

@@ -341,6 +341,25 @@ async fn revoke(s: &AdminState, tenant_id: i64, id: i64) -> Result<(), ApiError>
     Ok(())
 }
 
+/// Revokes an employee's login sessions (API tokens stay).
+pub(super) async fn revoke_sessions(
+    s: &AdminState,
+    tenant_id: i64,
+    employee_id: i64,
+) -> Result<(), ApiError> {
+    sqlx::query(
+        "UPDATE api_tokens SET revoked_at = ? WHERE tenant_id = ? AND employee_id = ? \
+         AND kind = 'session' AND revoked_at IS NULL",
+    )
+    .bind(now_ms())
+    .bind(tenant_id)
+    .bind(employee_id)
+    .execute(s.store.pool())
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(())
+}
+
 pub(super) async fn me(Extension(p): Extension<Arc<Principal>>) -> Json<Value> {
     Json(match p.as_ref() {
         Principal::Operator => json!({"operator": true}),

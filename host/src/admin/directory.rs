@@ -231,6 +231,10 @@ async fn patch_employee(
 ) -> Result<Json<Value>, ApiError> {
     let t = tenant(&s, tid)?;
     provision::update_employee(&s.store, &t, id, &body).await?;
+    if body.password.is_some() {
+        // A new password ends the sessions opened with the old one.
+        super::auth::revoke_sessions(&s, tid, id).await?;
+    }
     reload(&s).await?;
     let t = tenant(&s, tid)?;
     Ok(Json(json!(t.employees.get(&id))))

@@ -39,6 +39,11 @@ pub(super) fn routes() -> Api {
             get(calls),
         )
         .route(
+            "/tenants/{tid}/stats",
+            &[(Method::GET, Member, "Call statistics by outcome and direction over the history the role sees (not restricted users)")],
+            get(stats),
+        )
+        .route(
             "/tenants/{tid}/calls/{id}",
             &[(
                 Method::GET,
@@ -329,6 +334,90 @@ async fn call(
         return Err(ApiError::not_found(format!("call {id}")));
     }
     Ok(Json(call_json(&s, &row).await?))
+}
+
+/// Time window of the statistics.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatsQuery {
+    /// Unix ms, inclusive.
+    from: Option<i64>,
+    /// Unix ms, exclusive.
+    to: Option<i64>,
+}
+
+async fn stats(
+    State(s): State<AdminState>,
+    Extension(p): Extension<Arc<Principal>>,
+    Path(tid): Path<i64>,
+    Query(q): Query<StatsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    check_tenant(&s, tid)?;
+    if matches!(p.as_ref(), Principal::Employee(e) if e.role == Role::RestrictedUser) {
+        return Err(super::auth::forbidden(
+            "restricted users see only their own calls, not statistics",
+        ));
+    }
+    let vis = visibility(&s, &p, tid)?;
+    let mut filter = String::from(
+        "tenant_id = ? AND (? IS NULL OR started_at >= ?) AND (? IS NULL OR started_at < ?)",
+    );
+    if vis.exclude_internal {
+        filter.push_str(" AND direction <> 'internal'");
+    }
+    let visible: Vec<String> = vis.extensions.clone().unwrap_or_default();
+    if vis.extensions.is_some() {
+        let marks = vec!["?"; visible.len().max(1)].join(", ");
+        filter.push_str(&format!(
+            " AND (caller IN ({marks}) OR callee IN ({marks}) OR answered_by IN ({marks}))"
+        ));
+    }
+    let sql = format!(
+        "SELECT outcome, direction, COUNT(*) AS n, \
+         SUM(CASE WHEN answered_at IS NOT NULL AND ended_at IS NOT NULL THEN ended_at - answered_at ELSE 0 END) AS talk_ms \
+         FROM calls WHERE {filter} GROUP BY outcome, direction"
+    );
+    let mut query = sqlx::query(&sql)
+        .bind(tid)
+        .bind(q.from)
+        .bind(q.from)
+        .bind(q.to)
+        .bind(q.to);
+    if vis.extensions.is_some() {
+        let padded: Vec<String> = if visible.is_empty() {
+            vec![String::new()]
+        } else {
+            visible.clone()
+        };
+        for _ in 0..3 {
+            for v in &padded {
+                query = query.bind(v.clone());
+            }
+        }
+    }
+    let rows = query.fetch_all(s.store.pool()).await?;
+    let mut by_outcome = serde_json::Map::new();
+    let mut by_direction = serde_json::Map::new();
+    let (mut total, mut talk_ms) = (0i64, 0i64);
+    for r in rows {
+        let n: i64 = r.try_get("n")?;
+        let outcome: String = r.try_get("outcome")?;
+        let direction: String = r.try_get("direction")?;
+        talk_ms += r.try_get::<Option<i64>, _>("talk_ms")?.unwrap_or(0);
+        total += n;
+        let add = |m: &mut serde_json::Map<String, Value>, k: String| {
+            let v = m.get(&k).and_then(Value::as_i64).unwrap_or(0) + n;
+            m.insert(k, json!(v));
+        };
+        add(&mut by_outcome, outcome);
+        add(&mut by_direction, direction);
+    }
+    Ok(Json(json!({
+        "total": total,
+        "by_outcome": by_outcome,
+        "by_direction": by_direction,
+        "talk_time_s": talk_ms / 1000,
+    })))
 }
 
 async fn live_calls(
