@@ -51,6 +51,11 @@ async fn main() -> anyhow::Result<()> {
             println!("  user {ext:<5} password {password:<14} ({name})");
         }
         println!("then dial another extension, e.g. 2002, or the Sales hunt group 2100.");
+        println!("From 5401, dial *88*2003*3333 to log Carol in at that desk, *89 to log out.");
+        println!(
+            "Admin API as an employee: POST /api/v1/login {{\"domain\": \"{}\", \"login\": \"alice\", \"password\": \"alice-2001-pw\"}}",
+            demo.domain
+        );
     }
     tokio::signal::ctrl_c()
         .await
