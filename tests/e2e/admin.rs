@@ -284,3 +284,25 @@ async fn metrics_count_sip_messages_by_method_and_status_and_time_plugin_calls()
         assert!(value.trim().parse::<f64>().unwrap() >= 1.0, "{line}{value}");
     }
 }
+
+#[tokio::test]
+async fn live_calls_show_answered_calls_in_progress() {
+    let r = TestRouter::start().await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut bob = r.phone("2002", Proto::Udp).await;
+    let call = alice.call("2002").await;
+    let inv = bob.expect_invite(Duration::from_secs(4)).await.unwrap();
+    bob.respond(&inv, 200, "OK", "b").await;
+    let ok = alice
+        .recv_until(Duration::from_secs(4), |m| m.status() == Some(200))
+        .await
+        .unwrap();
+    let (status, live) = r.api("GET", "/tenants/1/live-calls", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(live["total"], 1, "{live}");
+    assert_eq!(live["items"][0]["parties"], json!(["2001", "2002"]));
+    alice.in_dialog(&call, &ok, "BYE", 3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, live) = r.api("GET", "/tenants/1/live-calls", None).await;
+    assert_eq!(live["total"], 0, "{live}");
+}
