@@ -99,6 +99,22 @@ fn setup(
                 .unwrap();
             chain.push((name, true));
         }
+        if chain_len == 0 {
+            // The product's default chain, with a no-answer divert for the
+            // callee so that the last plugin decides.
+            chain = switchboard::plugins::DEFAULT_CHAIN
+                .iter()
+                .map(|n| ((*n).to_owned(), true))
+                .collect();
+            host.set_settings(
+                &t,
+                "divert",
+                "employee:2002",
+                r#"{"no_answer": "voicemail", "no_answer_ring_s": 20}"#,
+            )
+            .await
+            .unwrap();
+        }
         host.set_chain(t.tenant.id, &chain).await.unwrap();
         (host, t, dir)
     })
@@ -136,6 +152,11 @@ fn bench(c: &mut Criterion) {
     c.bench_function("decision point, chain of 5 plugins", |b| {
         let _g = rt.enter();
         b.iter(|| five.decide(&t5, &input))
+    });
+    let (default, td, _dd) = setup(&rt, 0);
+    c.bench_function("incoming, the default chain (divert decides)", |b| {
+        let _g = rt.enter();
+        b.iter(|| default.decide(&td, &input))
     });
 }
 
