@@ -356,3 +356,28 @@ async fn logins_survive_a_router_restart() {
     assert!(desk.expect_invite(T).await.is_some(), "still logged in");
     drop(dir);
 }
+
+#[tokio::test]
+async fn an_employee_activates_a_desk_for_themselves_only() {
+    let r = hotdesk_router().await;
+    let carol = r.login("2003").await;
+    let put = |ext: &str| Some(json!({"extension": ext}).to_string().into_bytes());
+    let (status, body) = r
+        .api_as(&carol, "PUT", "/tenants/1/hotdesk/5401", put("2003"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = r
+        .api_as(&carol, "PUT", "/tenants/1/hotdesk/5402", put("2004"))
+        .await;
+    assert_eq!(status, 403, "not for someone else");
+    let dave = r.login("2004").await;
+    let (status, _) = r
+        .api_as(&dave, "DELETE", "/tenants/1/hotdesk/5401", None)
+        .await;
+    assert_eq!(status, 403, "nor release someone else's desk");
+    let (status, _) = r
+        .api_as(&carol, "DELETE", "/tenants/1/hotdesk/5401", None)
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(logins(&r).await, json!([]));
+}
