@@ -252,3 +252,47 @@ async fn a_vacation_comes_before_a_forward_always_divert() {
     );
     assert!(carol.expect_invite(SHORT).await.is_none(), "not the divert");
 }
+
+#[tokio::test]
+async fn out_of_hours_drop_answers_the_caller_unavailable() {
+    let (r, _, _) = setup().await;
+    schedule(&r, "2002", json!({"week": {}, "out_of_hours": "drop"})).await;
+    let mut bob = r.phone("2002", Proto::Udp).await;
+    let mut dave = r.phone("2004", Proto::Udp).await;
+    dave.call("2002").await;
+    assert_eq!(dave.final_response(T).await.unwrap().status(), Some(480));
+    assert!(bob.expect_invite(SHORT).await.is_none());
+}
+
+#[tokio::test]
+async fn out_of_hours_calls_can_go_to_the_department() {
+    let (r, _, _) = setup().await;
+    let dept = r
+        .running
+        .directory()
+        .tenant_for(switchboard_e2e::DOMAIN)
+        .unwrap()
+        .groups
+        .values()
+        .find(|g| g.extension.as_str() == "2101")
+        .unwrap()
+        .id;
+    r.patch_employee("2002", json!({"department_id": dept}))
+        .await;
+    schedule(
+        &r,
+        "2002",
+        json!({"week": {}, "out_of_hours": "department"}),
+    )
+    .await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut carol = r.phone("2003", Proto::Udp).await;
+    alice.call("2002").await;
+    let inv = carol
+        .expect_invite(T)
+        .await
+        .expect("the department (2101) rings");
+    assert!(inv
+        .headers_all("Diversion")
+        .any(|d| d.contains("sip:2002@")));
+}
