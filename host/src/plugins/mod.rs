@@ -272,10 +272,19 @@ impl PluginHost {
         {
             let engine = engine.clone();
             let stop = stop.clone();
+            // The ticker is a thread, not a task: it must tick while every
+            // runtime worker is busy running plugins. It also ends with the
+            // runtime that started it (whose task holds `alive`), so a host
+            // that is never stopped explicitly does not tick forever.
+            let (alive, watch) = tokio::sync::watch::channel(());
+            tokio::spawn(async move {
+                let _alive = alive;
+                std::future::pending::<()>().await;
+            });
             std::thread::Builder::new()
                 .name("plugin-epoch".into())
                 .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
+                    while !stop.load(Ordering::Relaxed) && watch.has_changed().is_ok() {
                         std::thread::sleep(Duration::from_millis(1));
                         engine.increment_epoch();
                     }
