@@ -82,34 +82,44 @@ const LATENCY_BUCKETS_US: [u64; 12] = [
     5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 50_000,
 ];
 
-/// A latency histogram (cumulative on output).
+/// A latency histogram, kept by whoever is measured (each loaded plugin
+/// owns one): observing is two relaxed atomic adds, no lookup.
 #[derive(Debug, Default)]
-struct Histogram {
+pub struct Histogram {
     buckets: [AtomicU64; 13],
     sum_ns: AtomicU64,
 }
 
-fn plugin_latency() -> &'static dashmap::DashMap<String, Histogram> {
-    static H: std::sync::OnceLock<dashmap::DashMap<String, Histogram>> = std::sync::OnceLock::new();
-    H.get_or_init(dashmap::DashMap::new)
-}
-
-/// A plugin call took `d` (trap and timeout included).
-pub fn observe_plugin_call(plugin: &str, d: std::time::Duration) {
-    let us = d.as_micros() as u64;
-    let i = LATENCY_BUCKETS_US
-        .iter()
-        .position(|b| us <= *b)
-        .unwrap_or(LATENCY_BUCKETS_US.len());
-    let map = plugin_latency();
-    if let Some(h) = map.get(plugin) {
-        h.buckets[i].fetch_add(1, Relaxed);
-        h.sum_ns.fetch_add(d.as_nanos() as u64, Relaxed);
-        return;
+impl Histogram {
+    /// Records one duration.
+    pub fn observe(&self, d: std::time::Duration) {
+        let us = d.as_micros() as u64;
+        let i = LATENCY_BUCKETS_US
+            .iter()
+            .position(|b| us <= *b)
+            .unwrap_or(LATENCY_BUCKETS_US.len());
+        self.buckets[i].fetch_add(1, Relaxed);
+        self.sum_ns.fetch_add(d.as_nanos() as u64, Relaxed);
     }
-    let h = map.entry(plugin.to_owned()).or_default();
-    h.buckets[i].fetch_add(1, Relaxed);
-    h.sum_ns.fetch_add(d.as_nanos() as u64, Relaxed);
+
+    /// Prometheus lines for `name` with these labels (`plugin="x"`).
+    pub fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (i, b) in self.buckets.iter().enumerate() {
+            cumulative += b.load(Relaxed);
+            let le = LATENCY_BUCKETS_US
+                .get(i)
+                .map(|us| format!("{}", *us as f64 / 1e6))
+                .unwrap_or_else(|| "+Inf".into());
+            out.push_str(&format!(
+                "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}\n"
+            ));
+        }
+        out.push_str(&format!(
+            "{name}_sum{{{labels}}} {}\n{name}_count{{{labels}}} {cumulative}\n",
+            self.sum_ns.load(Relaxed) as f64 / 1e9
+        ));
+    }
 }
 
 fn render_labelled(out: &mut String) {
@@ -137,40 +147,8 @@ fn render_labelled(out: &mut String) {
             }
         }
     }
-    out.push_str("# TYPE switchboard_plugin_call_duration_seconds histogram\n");
-    let mut names: Vec<String> = plugin_latency().iter().map(|e| e.key().clone()).collect();
-    names.sort();
-    for name in names {
-        let Some(h) = plugin_latency().get(&name).map(|h| {
-            (
-                h.buckets
-                    .iter()
-                    .map(|b| b.load(Relaxed))
-                    .collect::<Vec<_>>(),
-                h.sum_ns.load(Relaxed),
-            )
-        }) else {
-            continue;
-        };
-        let (buckets, sum_ns) = h;
-        let mut cumulative = 0;
-        for (i, n) in buckets.iter().enumerate() {
-            cumulative += n;
-            let le = LATENCY_BUCKETS_US
-                .get(i)
-                .map(|us| format!("{}", *us as f64 / 1e6))
-                .unwrap_or_else(|| "+Inf".into());
-            out.push_str(&format!(
-                "switchboard_plugin_call_duration_seconds_bucket{{plugin=\"{name}\",le=\"{le}\"}} {cumulative}\n"
-            ));
-        }
-        out.push_str(&format!(
-            "switchboard_plugin_call_duration_seconds_sum{{plugin=\"{name}\"}} {}\n\
-             switchboard_plugin_call_duration_seconds_count{{plugin=\"{name}\"}} {cumulative}\n",
-            sum_ns as f64 / 1e9
-        ));
-    }
 }
+
 /// Bytes did not parse as SIP.
 pub fn count_malformed() {
     MALFORMED.fetch_add(1, Relaxed);

@@ -274,8 +274,8 @@ async fn metrics_count_sip_messages_by_method_and_status_and_time_plugin_calls()
         "switchboard_sip_requests_total{direction=\"out\",method=\"INVITE\"}",
         "switchboard_sip_responses_total{direction=\"out\",status=\"407\"}",
         "switchboard_sip_responses_total{direction=\"in\",status=\"486\"}",
-        "switchboard_plugin_call_duration_seconds_bucket{plugin=\"divert\",le=\"+Inf\"}",
-        "switchboard_plugin_call_duration_seconds_count{plugin=\"divert\"}",
+        "switchboard_plugin_call_duration_seconds_bucket{plugin=\"divert\",version=\"1\",owner=\"builtin\",le=\"+Inf\"}",
+        "switchboard_plugin_call_duration_seconds_count{plugin=\"divert\",version=\"1\",owner=\"builtin\"}",
     ] {
         let value = text
             .lines()

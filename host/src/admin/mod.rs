@@ -172,6 +172,7 @@ pub fn app(state: AdminState) -> Router {
 
 async fn metrics(State(s): State<AdminState>) -> String {
     let mut body = crate::metrics::render();
+    s.router.plugins().render_latency(&mut body);
     body.push_str(&format!(
         "# TYPE switchboard_registered_contacts gauge\nswitchboard_registered_contacts {}\n\
          # TYPE switchboard_active_dialogs gauge\nswitchboard_active_dialogs {}\n",

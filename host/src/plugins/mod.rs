@@ -142,6 +142,8 @@ pub struct Loaded {
     pub calls: AtomicU64,
     /// Faults.
     pub faults: AtomicU64,
+    /// How long its decisions take.
+    pub latency: crate::metrics::Histogram,
 }
 
 impl std::fmt::Debug for Loaded {
@@ -320,6 +322,27 @@ impl PluginHost {
         self.stop.store(true, Ordering::Relaxed);
     }
 
+    /// Prometheus histograms of every loaded plugin version's call latency.
+    pub fn render_latency(&self, out: &mut String) {
+        let mut all: Vec<Arc<Loaded>> = self.plugins.read().values().cloned().collect();
+        all.sort_by(|a, b| (&a.name, a.owner, a.version).cmp(&(&b.name, b.owner, b.version)));
+        out.push_str("# TYPE switchboard_plugin_call_duration_seconds histogram\n");
+        for p in all {
+            let owner = p
+                .owner
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "builtin".into());
+            p.latency.render(
+                out,
+                "switchboard_plugin_call_duration_seconds",
+                &format!(
+                    "plugin=\"{}\",version=\"{}\",owner=\"{owner}\"",
+                    p.name, p.version
+                ),
+            );
+        }
+    }
+
     /// The shared plugin state (settings, key-value, statuses).
     pub fn state(&self) -> &Arc<PluginState> {
         &self.state
@@ -366,6 +389,7 @@ impl PluginHost {
             pre,
             calls: AtomicU64::new(0),
             faults: AtomicU64::new(0),
+            latency: crate::metrics::Histogram::default(),
         };
         let (points, _) = self
             .with_instance(&loaded, None, "", ADMIN_DEADLINE, |p, store| {
@@ -497,7 +521,7 @@ impl PluginHost {
                         .call_decide(store, point.into(), &wit_input)
                 },
             );
-            crate::metrics::observe_plugin_call(&plugin.name, started.elapsed());
+            plugin.latency.observe(started.elapsed());
             let decision = match res {
                 Ok((d, notes)) => {
                     verdict.annotations.extend(notes);
