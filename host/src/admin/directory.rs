@@ -10,11 +10,10 @@ use serde_json::{json, Value};
 
 use super::api::{Access, Api};
 use super::auth::Principal;
-use super::{AdminState, ApiError, Json};
+use super::{tenant_of, AdminState, ApiError, Json};
 use crate::directory::provision::{
     self, EmployeePatch, MemberSpec, NewDevice, NewEmployee, NewHuntGroup, NewTenant, TenantPatch,
 };
-use crate::directory::TenantDirectory;
 
 pub(super) fn routes() -> Api {
     use Access::*;
@@ -122,14 +121,6 @@ pub(super) fn routes() -> Api {
         )
 }
 
-fn tenant(s: &AdminState, tid: i64) -> Result<Arc<TenantDirectory>, ApiError> {
-    s.directory
-        .snapshot()
-        .by_id(tid)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(format!("tenant {tid}")))
-}
-
 async fn reload(s: &AdminState) -> Result<(), ApiError> {
     s.directory.reload().await.map_err(ApiError::internal)
 }
@@ -156,7 +147,7 @@ async fn create_tenant(
         .enable_defaults(id)
         .await
         .map_err(ApiError::internal)?;
-    let t = tenant(&s, id)?;
+    let t = tenant_of(&s, id)?;
     Ok(created(json!(t.tenant)))
 }
 
@@ -164,7 +155,7 @@ async fn get_tenant(
     State(s): State<AdminState>,
     Path(tid): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(tenant(&s, tid)?.tenant)))
+    Ok(Json(json!(tenant_of(&s, tid)?.tenant)))
 }
 
 async fn patch_tenant(
@@ -174,7 +165,7 @@ async fn patch_tenant(
 ) -> Result<Json<Value>, ApiError> {
     provision::update_tenant(&s.store, tid, &body).await?;
     reload(&s).await?;
-    Ok(Json(json!(tenant(&s, tid)?.tenant)))
+    Ok(Json(json!(tenant_of(&s, tid)?.tenant)))
 }
 
 async fn delete_tenant(
@@ -190,7 +181,7 @@ async fn list_employees(
     State(s): State<AdminState>,
     Path(tid): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
-    let t = tenant(&s, tid)?;
+    let t = tenant_of(&s, tid)?;
     let mut items: Vec<_> = t.employees.values().cloned().collect();
     items.sort_by(|a, b| a.extension.cmp(&b.extension));
     Ok(Json(json!({"items": items, "total": items.len()})))
@@ -201,10 +192,10 @@ async fn create_employee(
     Path(tid): Path<i64>,
     Json(body): Json<NewEmployee>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let t = tenant(&s, tid)?;
+    let t = tenant_of(&s, tid)?;
     let (id, _) = provision::create_employee(&s.store, &t, &body).await?;
     reload(&s).await?;
-    let t = tenant(&s, tid)?;
+    let t = tenant_of(&s, tid)?;
     Ok(created(json!(t.employees.get(&id))))
 }
 
@@ -213,7 +204,7 @@ async fn get_employee(
     axum::Extension(p): axum::Extension<Arc<Principal>>,
     Path((tid, id)): Path<(i64, i64)>,
 ) -> Result<Json<Value>, ApiError> {
-    let t = tenant(&s, tid)?;
+    let t = tenant_of(&s, tid)?;
     let e = t
         .employees
         .get(&id)
@@ -229,14 +220,14 @@ async fn patch_employee(
     Path((tid, id)): Path<(i64, i64)>,
     Json(body): Json<EmployeePatch>,
 ) -> Result<Json<Value>, ApiError> {
-    let t = tenant(&s, tid)?;
+    let t = tenant_of(&s, tid)?;
     provision::update_employee(&s.store, &t, id, &body).await?;
     if body.password.is_some() {
         // A new password ends the sessions opened with the old one.
         super::auth::revoke_sessions(&s, tid, id).await?;
     }
     reload(&s).await?;
-    let t = tenant(&s, tid)?;
+    let t = tenant_of(&s, tid)?;
     Ok(Json(json!(t.employees.get(&id))))
 }
 
@@ -244,7 +235,7 @@ async fn delete_employee(
     State(s): State<AdminState>,
     Path((tid, id)): Path<(i64, i64)>,
 ) -> Result<StatusCode, ApiError> {
-    tenant(&s, tid)?;
+    tenant_of(&s, tid)?;
     provision::delete_employee(&s.store, tid, id).await?;
     reload(&s).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -254,7 +245,7 @@ async fn list_devices(
     State(s): State<AdminState>,
     Path(tid): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
-    let t = tenant(&s, tid)?;
+    let t = tenant_of(&s, tid)?;
     let mut items: Vec<_> = t.devices.values().cloned().collect();
     items.sort_by(|a, b| a.username.cmp(&b.username));
     Ok(Json(json!({"items": items, "total": items.len()})))
@@ -265,10 +256,10 @@ async fn create_device(
     Path(tid): Path<i64>,
     Json(body): Json<NewDevice>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let t = tenant(&s, tid)?;
+    let t = tenant_of(&s, tid)?;
     let id = provision::create_device(&s.store, &t, &body).await?;
     reload(&s).await?;
-    let t = tenant(&s, tid)?;
+    let t = tenant_of(&s, tid)?;
     Ok(created(json!(t.devices.get(&id))))
 }
 
@@ -276,7 +267,7 @@ async fn get_device(
     State(s): State<AdminState>,
     Path((tid, id)): Path<(i64, i64)>,
 ) -> Result<Json<Value>, ApiError> {
-    let t = tenant(&s, tid)?;
+    let t = tenant_of(&s, tid)?;
     let d = t
         .devices
         .get(&id)
@@ -288,7 +279,7 @@ async fn delete_device(
     State(s): State<AdminState>,
     Path((tid, id)): Path<(i64, i64)>,
 ) -> Result<StatusCode, ApiError> {
-    tenant(&s, tid)?;
+    tenant_of(&s, tid)?;
     provision::delete_device(&s.store, tid, id).await?;
     reload(&s).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -298,7 +289,7 @@ async fn list_groups(
     State(s): State<AdminState>,
     Path(tid): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
-    let t = tenant(&s, tid)?;
+    let t = tenant_of(&s, tid)?;
     let mut items: Vec<_> = t.groups.values().cloned().collect();
     items.sort_by(|a, b| a.extension.cmp(&b.extension));
     Ok(Json(json!({"items": items, "total": items.len()})))
@@ -309,10 +300,10 @@ async fn create_group(
     Path(tid): Path<i64>,
     Json(body): Json<NewHuntGroup>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let t = tenant(&s, tid)?;
+    let t = tenant_of(&s, tid)?;
     let id = provision::create_hunt_group(&s.store, &t, &body).await?;
     reload(&s).await?;
-    let t = tenant(&s, tid)?;
+    let t = tenant_of(&s, tid)?;
     Ok(created(json!(t.groups.get(&id))))
 }
 
@@ -320,7 +311,7 @@ async fn get_group(
     State(s): State<AdminState>,
     Path((tid, id)): Path<(i64, i64)>,
 ) -> Result<Json<Value>, ApiError> {
-    let t = tenant(&s, tid)?;
+    let t = tenant_of(&s, tid)?;
     let g = t
         .groups
         .get(&id)
@@ -332,7 +323,7 @@ async fn delete_group(
     State(s): State<AdminState>,
     Path((tid, id)): Path<(i64, i64)>,
 ) -> Result<StatusCode, ApiError> {
-    tenant(&s, tid)?;
+    tenant_of(&s, tid)?;
     provision::delete_hunt_group(&s.store, tid, id).await?;
     reload(&s).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -349,9 +340,9 @@ async fn put_members(
     Path((tid, id)): Path<(i64, i64)>,
     Json(body): Json<Members>,
 ) -> Result<Json<Value>, ApiError> {
-    let t = tenant(&s, tid)?;
+    let t = tenant_of(&s, tid)?;
     provision::set_members(&s.store, &t, id, &body.members).await?;
     reload(&s).await?;
-    let t = tenant(&s, tid)?;
+    let t = tenant_of(&s, tid)?;
     Ok(Json(json!(t.groups.get(&id))))
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::api::{Access, Api};
-use super::{AdminState, ApiError, Json};
+use super::{tenant_of, AdminState, ApiError, Json};
 use crate::plugins::{ChainEntry, Loaded, PluginError};
 
 pub(super) fn routes() -> Api {
@@ -39,17 +39,6 @@ pub(super) fn routes() -> Api {
             ],
             put(put_settings).get(get_settings),
         )
-}
-
-fn tenant(
-    s: &AdminState,
-    tid: i64,
-) -> Result<std::sync::Arc<crate::directory::TenantDirectory>, ApiError> {
-    s.directory
-        .snapshot()
-        .by_id(tid)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(format!("tenant {tid}")))
 }
 
 fn plugin_json(p: &Loaded) -> Value {
@@ -89,7 +78,7 @@ pub(super) fn plugin_error(e: PluginError) -> ApiError {
 }
 
 async fn list(State(s): State<AdminState>, Path(tid): Path<i64>) -> Result<Json<Value>, ApiError> {
-    tenant(&s, tid)?;
+    tenant_of(&s, tid)?;
     let host = s.router.plugins();
     let available: Vec<Value> = host.available(tid).iter().map(|p| plugin_json(p)).collect();
     Ok(Json(
@@ -102,7 +91,7 @@ async fn upload(
     Path((tid, name)): Path<(i64, String)>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    tenant(&s, tid)?;
+    tenant_of(&s, tid)?;
     let host = s.router.plugins();
     if crate::plugins::PRODUCT_PLUGINS.contains(&name.as_str()) {
         return Err(ApiError::new(
@@ -152,7 +141,7 @@ async fn set_chain(
     Path(tid): Path<i64>,
     Json(body): Json<ChainBody>,
 ) -> Result<Json<Value>, ApiError> {
-    tenant(&s, tid)?;
+    tenant_of(&s, tid)?;
     let mut seen = std::collections::HashSet::new();
     for i in &body.chain {
         if !seen.insert(i.name.clone()) {
@@ -185,7 +174,7 @@ pub(super) async fn put_settings(
     Path((tid, name, scope)): Path<(i64, String, String)>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let t = tenant(&s, tid)?;
+    let t = tenant_of(&s, tid)?;
     let text = std::str::from_utf8(&body).map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -205,7 +194,7 @@ pub(super) async fn get_settings(
     State(s): State<AdminState>,
     Path((tid, name, scope)): Path<(i64, String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    tenant(&s, tid)?;
+    tenant_of(&s, tid)?;
     let text = s
         .router
         .plugins()

@@ -15,7 +15,7 @@ use sqlx::Row;
 
 use super::api::{Access, Api};
 use super::auth::Principal;
-use super::{AdminState, ApiError, Json};
+use super::{tenant_of, AdminState, ApiError, Json};
 use crate::directory::{Entry, TenantDirectory};
 use crate::plugins::Status;
 
@@ -71,14 +71,6 @@ fn cause(p: &Principal) -> String {
     format!("http: {}", p.actor())
 }
 
-fn tenant(s: &AdminState, tid: i64) -> Result<Arc<TenantDirectory>, ApiError> {
-    s.directory
-        .snapshot()
-        .by_id(tid)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(format!("tenant {tid}")))
-}
-
 fn employee(t: &TenantDirectory, ext: &str) -> Result<(), ApiError> {
     t.employee_by_extension(ext)
         .map(|_| ())
@@ -97,7 +89,7 @@ async fn list_logins(
     State(s): State<AdminState>,
     Path(tid): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
-    let t = tenant(&s, tid)?;
+    let t = tenant_of(&s, tid)?;
     let items: Vec<Value> = s
         .router
         .plugins()
@@ -123,7 +115,7 @@ async fn login(
     Path((tid, device)): Path<(i64, String)>,
     Json(body): Json<LoginBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let t = tenant(&s, tid)?;
+    let t = tenant_of(&s, tid)?;
     only_self(&p, tid, &body.extension)?;
     if !matches!(t.resolve(&device), Some(Entry::Device(_))) {
         return Err(ApiError::not_found(format!("device {device}")));
@@ -147,7 +139,7 @@ async fn logout(
     Extension(p): Extension<Arc<Principal>>,
     Path((tid, device)): Path<(i64, String)>,
 ) -> Result<axum::http::StatusCode, ApiError> {
-    let t = tenant(&s, tid)?;
+    let t = tenant_of(&s, tid)?;
     if !matches!(t.resolve(&device), Some(Entry::Device(_))) {
         return Err(ApiError::not_found(format!("device {device}")));
     }
@@ -194,7 +186,7 @@ async fn presence(
     Extension(p): Extension<Arc<Principal>>,
     Path((tid, ext)): Path<(i64, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let t = tenant(&s, tid)?;
+    let t = tenant_of(&s, tid)?;
     only_self(&p, tid, &ext)?;
     Ok(Json(presence_json(&s, &t, &ext)?))
 }
@@ -213,7 +205,7 @@ async fn set_status(
     Path((tid, ext)): Path<(i64, String)>,
     Json(body): Json<StatusBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let t = tenant(&s, tid)?;
+    let t = tenant_of(&s, tid)?;
     only_self(&p, tid, &ext)?;
     employee(&t, &ext)?;
     let state = s.router.plugins().state();
@@ -238,7 +230,7 @@ async fn set_membership(
     Path((tid, ext, group)): Path<(i64, String, String)>,
     Json(body): Json<MembershipBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let t = tenant(&s, tid)?;
+    let t = tenant_of(&s, tid)?;
     only_self(&p, tid, &ext)?;
     employee(&t, &ext)?;
     let state = s.router.plugins().state();
@@ -246,7 +238,7 @@ async fn set_membership(
         .set_membership(t.tenant.id, &group, &ext, body.enabled, &cause(&p))
         .map_err(|e| unprocessable("group", e))?;
     state.flush().await;
-    let t = tenant(&s, tid)?;
+    let t = tenant_of(&s, tid)?;
     Ok(Json(presence_json(&s, &t, &ext)?))
 }
 
@@ -266,7 +258,7 @@ async fn changes(
     Path((tid, ext)): Path<(i64, String)>,
     Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    let t = tenant(&s, tid)?;
+    let t = tenant_of(&s, tid)?;
     only_self(&p, tid, &ext)?;
     employee(&t, &ext)?;
     let limit = page.limit.unwrap_or(50);
