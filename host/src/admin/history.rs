@@ -103,6 +103,19 @@ async fn registrations(
     Ok(Json(json!({"total": items.len(), "items": items})))
 }
 
+/// A list page: `limit` 1-500 (default 50), `offset` from 0.
+fn page(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), ApiError> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "limit must be 1 to 500",
+            Some("limit"),
+        ));
+    }
+    Ok((limit, offset.unwrap_or(0).max(0)))
+}
+
 /// History filters.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -171,6 +184,31 @@ struct Visibility {
     exclude_internal: bool,
 }
 
+impl Visibility {
+    /// The SQL condition (`AND ...`, possibly empty) and, in order, the
+    /// values its placeholders take.
+    fn sql(&self) -> (String, Vec<&str>) {
+        let mut cond = String::new();
+        if self.exclude_internal {
+            cond.push_str(" AND direction <> 'internal'");
+        }
+        let Some(visible) = &self.extensions else {
+            return (cond, Vec::new());
+        };
+        // An empty list still needs one placeholder: bind one no extension has.
+        let list: Vec<&str> = if visible.is_empty() {
+            vec![""]
+        } else {
+            visible.iter().map(String::as_str).collect()
+        };
+        let marks = vec!["?"; list.len()].join(", ");
+        cond.push_str(&format!(
+            " AND (caller IN ({marks}) OR callee IN ({marks}) OR answered_by IN ({marks}))"
+        ));
+        (cond, list.repeat(3))
+    }
+}
+
 fn visibility(s: &AdminState, p: &Principal, tid: i64) -> Result<Visibility, ApiError> {
     let Principal::Employee(e) = p else {
         return Ok(Visibility {
@@ -227,43 +265,13 @@ async fn calls(
 ) -> Result<Json<Value>, ApiError> {
     check_tenant(&s, tid)?;
     let vis = visibility(&s, &p, tid)?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "limit must be 1 to 500",
-            Some("limit"),
-        ));
-    }
-    let offset = q.offset.unwrap_or(0).max(0);
+    let (limit, offset) = page(q.limit, q.offset)?;
     // Filters as optional parameters keep the statement fixed (and portable).
     let filter = "tenant_id = ? AND (? IS NULL OR started_at >= ?) AND (? IS NULL OR started_at < ?) \
         AND (? IS NULL OR caller = ? OR callee = ? OR answered_by = ?) AND (? IS NULL OR outcome = ?) \
         AND (? IS NULL OR direction = ?)";
-    let mut filter = filter.to_owned();
-    if vis.exclude_internal {
-        filter.push_str(" AND direction <> 'internal'");
-    }
-    let visible: &[String] = vis.extensions.as_deref().unwrap_or(&[]);
-    if vis.extensions.is_some() {
-        let marks = vec!["?"; visible.len().max(1)].join(", ");
-        filter.push_str(&format!(
-            " AND (caller IN ({marks}) OR callee IN ({marks}) OR answered_by IN ({marks}))"
-        ));
-    }
-    // An empty list still needs one placeholder: bind one no extension has.
-    let visible_binds: Vec<&str> = if vis.extensions.is_none() {
-        Vec::new()
-    } else if visible.is_empty() {
-        vec![""; 3]
-    } else {
-        visible
-            .iter()
-            .chain(visible)
-            .chain(visible)
-            .map(String::as_str)
-            .collect()
-    };
+    let (visible_sql, visible_binds) = vis.sql();
+    let filter = format!("{filter}{visible_sql}");
     macro_rules! bind_filter {
         ($query:expr) => {
             $query
@@ -359,19 +367,10 @@ async fn stats(
         ));
     }
     let vis = visibility(&s, &p, tid)?;
-    let mut filter = String::from(
-        "tenant_id = ? AND (? IS NULL OR started_at >= ?) AND (? IS NULL OR started_at < ?)",
+    let (visible_sql, visible_binds) = vis.sql();
+    let filter = format!(
+        "tenant_id = ? AND (? IS NULL OR started_at >= ?) AND (? IS NULL OR started_at < ?){visible_sql}"
     );
-    if vis.exclude_internal {
-        filter.push_str(" AND direction <> 'internal'");
-    }
-    let visible: Vec<String> = vis.extensions.clone().unwrap_or_default();
-    if vis.extensions.is_some() {
-        let marks = vec!["?"; visible.len().max(1)].join(", ");
-        filter.push_str(&format!(
-            " AND (caller IN ({marks}) OR callee IN ({marks}) OR answered_by IN ({marks}))"
-        ));
-    }
     let sql = format!(
         "SELECT outcome, direction, COUNT(*) AS n, \
          SUM(CASE WHEN answered_at IS NOT NULL AND ended_at IS NOT NULL THEN ended_at - answered_at ELSE 0 END) AS talk_ms \
@@ -383,17 +382,8 @@ async fn stats(
         .bind(q.from)
         .bind(q.to)
         .bind(q.to);
-    if vis.extensions.is_some() {
-        let padded: Vec<String> = if visible.is_empty() {
-            vec![String::new()]
-        } else {
-            visible.clone()
-        };
-        for _ in 0..3 {
-            for v in &padded {
-                query = query.bind(v.clone());
-            }
-        }
+    for v in &visible_binds {
+        query = query.bind(*v);
     }
     let rows = query.fetch_all(s.store.pool()).await?;
     let mut by_outcome = serde_json::Map::new();
@@ -450,17 +440,9 @@ async fn audit(
     tenant: Option<i64>,
     q: &AuditQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "limit must be 1 to 500",
-            Some("limit"),
-        ));
-    }
-    let offset = q.offset.unwrap_or(0).max(0);
+    let (limit, offset) = page(q.limit, q.offset)?;
     let rows = sqlx::query(
-        "SELECT tenant_id, actor, method, path, status, at FROM audit_log          WHERE (? IS NULL OR tenant_id = ?) ORDER BY id DESC LIMIT ? OFFSET ?",
+        "SELECT tenant_id, actor, method, path, status, at FROM audit_log WHERE (? IS NULL OR tenant_id = ?) ORDER BY id DESC LIMIT ? OFFSET ?",
     )
     .bind(tenant)
     .bind(tenant)
