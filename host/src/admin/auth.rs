@@ -99,7 +99,7 @@ fn new_token() -> String {
 
 /// The principal a bearer token stands for, if it is valid now.
 pub async fn authenticate(s: &AdminState, token: &str) -> Result<Option<Principal>, ApiError> {
-    if super::constant_time_eq(token.as_bytes(), s.admin_token.as_bytes()) {
+    if crate::credentials::constant_time_eq(token.as_bytes(), s.admin_token.as_bytes()) {
         return Ok(Some(Principal::Operator));
     }
     if token.is_empty() {

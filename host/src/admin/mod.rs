@@ -181,7 +181,3 @@ async fn metrics(State(s): State<AdminState>) -> String {
     ));
     body
 }
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}

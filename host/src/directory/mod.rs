@@ -120,6 +120,21 @@ impl TenantDirectory {
             .filter(move |d| d.employee_id == Some(employee_id))
     }
 
+    /// The employee who owns a device account, if anyone does.
+    pub fn owner_of(&self, device: &Device) -> Option<&Employee> {
+        device.employee_id.and_then(|e| self.employees.get(&e))
+    }
+
+    /// Whether a device account can be logged in at (hotdesking): in the
+    /// tenant's hotdesk range and owned by nobody.
+    pub fn is_hotdesk(&self, device: &Device) -> bool {
+        device.employee_id.is_none()
+            && self
+                .tenant
+                .hotdesk_range
+                .contains(&device.username.number())
+    }
+
     /// Whether an extension is taken by anything.
     pub fn is_taken(&self, ext: &str) -> bool {
         self.by_extension.contains_key(ext)

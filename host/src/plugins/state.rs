@@ -410,10 +410,7 @@ impl PluginState {
         let Some(crate::directory::Entry::Device(id)) = t.resolve(device) else {
             return Err(format!("no device account {device}"));
         };
-        let is_hotdesk = t.devices.get(&id).is_some_and(|d| {
-            d.employee_id.is_none() && t.tenant.hotdesk_range.contains(&d.username.number())
-        });
-        if !is_hotdesk {
+        if !t.devices.get(&id).is_some_and(|d| t.is_hotdesk(d)) {
             return Err(format!("{device} is not a hotdesk device"));
         }
         let mut changes: Vec<(crate::pipeline::EventKind, String, String)> = Vec::new();
@@ -515,14 +512,7 @@ impl PluginState {
         if failures.len() >= PIN_MAX_FAILURES {
             return Err("locked".into());
         }
-        // Compare without an early exit so timing says nothing of the PIN.
-        let same = expected.len() == pin.len()
-            && expected
-                .bytes()
-                .zip(pin.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        if same {
+        if crate::credentials::constant_time_eq(expected.as_bytes(), pin.as_bytes()) {
             drop(failures);
             self.pin_failures.remove(&key);
             Ok(())

@@ -205,8 +205,7 @@ pub(super) async fn run(router: Arc<Router>, req: Request, from: Peer, txn: Arc<
                     tenant
                         .devices
                         .get(&did)
-                        .and_then(|d| d.employee_id)
-                        .and_then(|e| tenant.employees.get(&e))
+                        .and_then(|d| tenant.owner_of(d))
                         .map(|e| e.extension.to_string())
                 });
             if let Some(user) = user {
@@ -226,8 +225,7 @@ pub(super) async fn run(router: Arc<Router>, req: Request, from: Peer, txn: Arc<
             Some(Entry::Device(d)) => tenant
                 .devices
                 .get(&d)
-                .and_then(|d| d.employee_id)
-                .and_then(|e| tenant.employees.get(&e))
+                .and_then(|d| tenant.owner_of(d))
                 .map(|e| e.extension.to_string()),
             _ => None,
         });

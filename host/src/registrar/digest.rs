@@ -208,7 +208,7 @@ impl DigestAuth {
             Some(_) => return Verdict::Invalid("unsupported qop"),
             None => (alg.hash(&format!("{ha1}:{}:{ha2}", c.nonce)), None),
         };
-        if !constant_time_eq(
+        if !crate::credentials::constant_time_eq(
             expected.as_bytes(),
             c.response.to_ascii_lowercase().as_bytes(),
         ) {
@@ -235,10 +235,6 @@ impl DigestAuth {
         self.seen
             .retain(|nonce, _| matches!(self.nonce_age(nonce), Ok(age) if age <= self.ttl));
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
