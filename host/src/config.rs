@@ -107,6 +107,40 @@ pub struct SipConfig {
     pub no_response_secs: u64,
     /// Lifetime of a digest nonce (seconds).
     pub nonce_ttl_secs: u64,
+    /// An answered call with no in-dialog request for this long is taken
+    /// as ended (its BYE never reached us): the last resort against calls
+    /// that stay "live" forever (seconds).
+    pub dialog_max_idle_secs: u64,
+    /// TCP connections: limits on what a peer may hold open.
+    pub tcp: TcpLimits,
+}
+
+/// What TCP peers may hold: every connection costs a descriptor and two
+/// tasks, so counts and lifetimes are bounded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TcpLimits {
+    /// Connections open at once, all peers together.
+    pub max_connections: usize,
+    /// Connections open at once from one IP address.
+    pub max_per_source: usize,
+    /// A connection that carries nothing for this long, and over which no
+    /// phone is registered, is closed (seconds).
+    pub idle_secs: u64,
+    /// A message must be complete this long after its first byte
+    /// (seconds); slower senders are disconnected.
+    pub message_secs: u64,
+}
+
+impl Default for TcpLimits {
+    fn default() -> Self {
+        TcpLimits {
+            max_connections: 8192,
+            max_per_source: 64,
+            idle_secs: 90,
+            message_secs: 5,
+        }
+    }
 }
 
 /// HTTP admin listener.
@@ -127,6 +161,17 @@ pub struct RegistrarConfig {
     pub max_expires: u32,
     /// Used when the request names no expiry.
     pub default_expires: u32,
+    /// Most contacts one address of record may hold; a REGISTER naming
+    /// more is refused, and older contacts make room for newer ones.
+    pub max_contacts: usize,
+    /// Whether a Contact may name a public address other than the one the
+    /// REGISTER came from (registering on behalf of another host). Off, a
+    /// registration cannot aim calls at a third party.
+    pub allow_foreign_contacts: bool,
+    /// Digest algorithms offered in challenges, most preferred first
+    /// (RFC 8760): `MD5`, `SHA-256`. MD5 alone by default, since phones
+    /// that meet an algorithm they do not know often give up.
+    pub digest_algorithms: Vec<String>,
 }
 
 impl Default for Config {
@@ -157,6 +202,8 @@ impl Default for SipConfig {
             default_ring_secs: 30,
             no_response_secs: 8,
             nonce_ttl_secs: 300,
+            dialog_max_idle_secs: 4 * 3600,
+            tcp: TcpLimits::default(),
         }
     }
 }
@@ -175,6 +222,9 @@ impl Default for RegistrarConfig {
             min_expires: 60,
             max_expires: 7200,
             default_expires: 3600,
+            max_contacts: 10,
+            allow_foreign_contacts: false,
+            digest_algorithms: vec!["MD5".into()],
         }
     }
 }
@@ -236,6 +286,35 @@ impl Config {
             return Err(ConfigError::Invalid {
                 field: "registrar",
                 reason: "need min_expires <= default_expires <= max_expires".into(),
+            });
+        }
+        if r.digest_algorithms.is_empty()
+            || r.digest_algorithms
+                .iter()
+                .any(|a| crate::registrar::digest::Algorithm::parse(a).is_none())
+        {
+            return Err(ConfigError::Invalid {
+                field: "registrar.digest_algorithms",
+                reason: "one or more of \"MD5\", \"SHA-256\"".into(),
+            });
+        }
+        if r.max_contacts == 0 {
+            return Err(ConfigError::Invalid {
+                field: "registrar.max_contacts",
+                reason: "must be at least 1".into(),
+            });
+        }
+        let tcp = &self.sip.tcp;
+        if tcp.max_connections == 0 || tcp.max_per_source == 0 {
+            return Err(ConfigError::Invalid {
+                field: "sip.tcp",
+                reason: "max_connections and max_per_source must be at least 1".into(),
+            });
+        }
+        if tcp.message_secs == 0 || tcp.idle_secs == 0 {
+            return Err(ConfigError::Invalid {
+                field: "sip.tcp",
+                reason: "idle_secs and message_secs must be at least 1".into(),
             });
         }
         if self.sip.t1_ms == 0 {

@@ -102,6 +102,21 @@ impl Running {
     }
 }
 
+/// The Record-Route MAC key: made once and kept in the database, so
+/// in-dialog requests of calls up before a restart still route.
+async fn route_key(store: &Store) -> Result<[u8; 32], StartError> {
+    if let Some(hex_key) = store.setting("route_key").await? {
+        let mut key = [0u8; 32];
+        if hex::decode_to_slice(hex_key.trim(), &mut key).is_ok() {
+            return Ok(key);
+        }
+        tracing::warn!("stored route_key is not 64 hex digits; making a new one");
+    }
+    let key: [u8; 32] = rand::random();
+    store.set_setting("route_key", &hex::encode(key)).await?;
+    Ok(key)
+}
+
 /// Starts the router: database, directory, registrar, SIP and HTTP.
 pub async fn run(config: Config) -> Result<Running, StartError> {
     let store = Store::open(&config.database_url).await?;
@@ -139,13 +154,15 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
         t4: Duration::from_millis(config.sip.t4_ms),
     };
     let txns = Transactions::new(timers);
-    let transport =
-        Transport::bind(config.sip.listen)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: config.sip.listen,
-                source,
-            })?;
+    let transport = Transport::bind(
+        config.sip.listen,
+        transport::TcpPolicy::from(&config.sip.tcp),
+    )
+    .await
+    .map_err(|source| StartError::Bind {
+        addr: config.sip.listen,
+        source,
+    })?;
     let sip_addr = transport.local_addr();
     let history = History::start(store.clone());
     let dialogs = Arc::new(proxy::Dialogs::default());
@@ -169,6 +186,8 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
             plugin_host.enable_defaults(t.tenant.id).await?;
         }
     }
+    let mut proxy_settings = ProxySettings::from_config(&config, sip_addr.port());
+    proxy_settings.route_key = route_key(&store).await?;
     let router = Router::new(
         transport.clone(),
         txns.clone(),
@@ -177,7 +196,7 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
         history.clone(),
         dialogs,
         plugin_host,
-        ProxySettings::from_config(&config, sip_addr.port()),
+        proxy_settings,
     );
     transport.start(Arc::new(RouterHandler(router.clone())));
 
@@ -202,17 +221,24 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
     );
     tasks.push(
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(15));
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let mut n: u64 = 0;
             loop {
                 tick.tick().await;
+                n += 1;
+                for dialog in d.sweep(rt.settings.dialog_max_idle) {
+                    tracing::info!(record = %dialog.record_id, "idle call reaped");
+                    h.ended(&dialog.record_id, store::now_ms());
+                    rt.call_ended(&dialog);
+                }
+                if !n.is_multiple_of(15) {
+                    continue;
+                }
                 let expired = r.location().sweep();
                 rt.registrations_expired(expired);
                 r.digest().sweep();
                 if let Err(e) = registrar::location::purge_expired(&s).await {
                     tracing::warn!(error = %e, "purging expired registrations");
-                }
-                for id in d.sweep() {
-                    h.ended(&id, store::now_ms());
                 }
             }
         })

@@ -12,6 +12,32 @@ static REGISTERS_OK: AtomicU64 = AtomicU64::new(0);
 static AUTH_FAILURES: AtomicU64 = AtomicU64::new(0);
 static PLUGIN_FAULTS: AtomicU64 = AtomicU64::new(0);
 static PLUGIN_CALLS: AtomicU64 = AtomicU64::new(0);
+static TCP_REFUSED: AtomicU64 = AtomicU64::new(0);
+static PLUGIN_INSTANCES: AtomicU64 = AtomicU64::new(0);
+
+/// A live plugin instance: counted while this value exists, so the gauge
+/// falls whichever way the instance is dropped.
+#[derive(Debug)]
+pub struct PluginInstanceGauge(());
+
+impl PluginInstanceGauge {
+    /// Counts one more instance until the returned value drops.
+    pub fn hold() -> PluginInstanceGauge {
+        PLUGIN_INSTANCES.fetch_add(1, Relaxed);
+        PluginInstanceGauge(())
+    }
+}
+
+impl Drop for PluginInstanceGauge {
+    fn drop(&mut self) {
+        PLUGIN_INSTANCES.fetch_sub(1, Relaxed);
+    }
+}
+
+/// A TCP connection was refused at a connection cap.
+pub fn count_tcp_refused() {
+    TCP_REFUSED.fetch_add(1, Relaxed);
+}
 
 /// A message was parsed.
 pub fn count_received() {
@@ -191,6 +217,7 @@ pub fn render() -> String {
         ("switchboard_auth_failures_total", &AUTH_FAILURES),
         ("switchboard_plugin_calls_total", &PLUGIN_CALLS),
         ("switchboard_plugin_faults_total", &PLUGIN_FAULTS),
+        ("switchboard_tcp_connections_refused_total", &TCP_REFUSED),
     ];
     let mut out = String::new();
     for (name, v) in rows {
@@ -200,5 +227,9 @@ pub fn render() -> String {
         ));
     }
     render_labelled(&mut out);
+    out.push_str(&format!(
+        "# TYPE switchboard_plugin_instances gauge\nswitchboard_plugin_instances {}\n",
+        PLUGIN_INSTANCES.load(Relaxed)
+    ));
     out
 }

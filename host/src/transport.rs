@@ -19,6 +19,12 @@ use crate::sip::{Peer, Proto, SipMessage};
 pub trait Handler: Send + Sync + 'static {
     /// Called on the receiving task: must not block.
     fn on_message(&self, msg: SipMessage, from: Peer);
+
+    /// Whether something upstream still needs this connection (a phone
+    /// registered over it), so an idle connection must stay open.
+    fn holds_flow(&self, _peer: Peer) -> bool {
+        false
+    }
 }
 
 /// Why a message could not be sent.
@@ -42,8 +48,65 @@ pub enum SendError {
 
 const TCP_QUEUE: usize = 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// A TCP connection that carries nothing for this long is closed.
-const TCP_IDLE: Duration = Duration::from_secs(3600);
+
+/// Bounds on TCP peers (see [`crate::config::TcpLimits`]).
+#[derive(Debug, Clone, Copy)]
+pub struct TcpPolicy {
+    /// Connections at once, all peers.
+    pub max_connections: usize,
+    /// Connections at once from one IP.
+    pub max_per_source: usize,
+    /// Idle connections without a registration flow close after this.
+    pub idle: Duration,
+    /// Time allowed from a message's first byte to its last.
+    pub message: Duration,
+}
+
+impl From<&crate::config::TcpLimits> for TcpPolicy {
+    fn from(l: &crate::config::TcpLimits) -> Self {
+        TcpPolicy {
+            max_connections: l.max_connections.max(1),
+            max_per_source: l.max_per_source.max(1),
+            idle: Duration::from_secs(l.idle_secs.max(1)),
+            message: Duration::from_secs(l.message_secs.max(1)),
+        }
+    }
+}
+
+/// Counts of open connections, in total and per source IP. A [`ConnSlot`]
+/// is taken before a connection is served and given back when it drops,
+/// whichever way the connection ends.
+#[derive(Debug, Default)]
+struct ConnCounts {
+    total: std::sync::atomic::AtomicUsize,
+    per_ip: DashMap<std::net::IpAddr, usize>,
+}
+
+/// One counted connection; dropping it releases the count.
+#[derive(Debug)]
+struct ConnSlot {
+    transport: std::sync::Weak<Transport>,
+    addr: SocketAddr,
+    tx: mpsc::Sender<Bytes>,
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        let Some(t) = self.transport.upgrade() else {
+            return;
+        };
+        t.conns
+            .remove_if(&self.addr, |_, v| v.same_channel(&self.tx));
+        t.counts
+            .total
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let ip = self.addr.ip();
+        if let Some(mut n) = t.counts.per_ip.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+        }
+        t.counts.per_ip.remove_if(&ip, |_, n| *n == 0);
+    }
+}
 
 /// The router's sockets.
 #[derive(Debug)]
@@ -52,6 +115,8 @@ pub struct Transport {
     tcp: TcpListenerSlot,
     local: SocketAddr,
     conns: DashMap<SocketAddr, mpsc::Sender<Bytes>>,
+    counts: ConnCounts,
+    policy: TcpPolicy,
     handler: std::sync::OnceLock<Arc<dyn Handler>>,
     tasks: parking_lot::Mutex<Vec<tokio::task::AbortHandle>>,
 }
@@ -67,7 +132,7 @@ struct TcpListenerSlot(parking_lot::Mutex<Option<TcpListener>>);
 
 impl Transport {
     /// Binds UDP and TCP on `addr` (port 0 picks a free port, the same for both).
-    pub async fn bind(addr: SocketAddr) -> std::io::Result<Arc<Transport>> {
+    pub async fn bind(addr: SocketAddr, policy: TcpPolicy) -> std::io::Result<Arc<Transport>> {
         // With port 0, retry until one port is free on both protocols.
         for _ in 0..16 {
             let udp = bind_udp(addr)?;
@@ -79,6 +144,8 @@ impl Transport {
                         tcp: TcpListenerSlot(parking_lot::Mutex::new(Some(tcp))),
                         local,
                         conns: DashMap::new(),
+                        counts: ConnCounts::default(),
+                        policy,
                         handler: std::sync::OnceLock::new(),
                         tasks: parking_lot::Mutex::new(Vec::new()),
                     }));
@@ -96,6 +163,32 @@ impl Transport {
     /// The bound address (both protocols).
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// TCP connections open now (accepted and opened by us).
+    pub fn connection_count(&self) -> usize {
+        self.counts.total.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Takes a connection slot for `addr`, or says which cap is reached.
+    /// Connections we open count in the total only: the per-source cap is
+    /// about what others make us hold.
+    fn admit(&self, addr: SocketAddr, inbound: bool) -> Result<(), &'static str> {
+        use std::sync::atomic::Ordering;
+        let total = self.counts.total.fetch_add(1, Ordering::Relaxed);
+        if total >= self.policy.max_connections {
+            self.counts.total.fetch_sub(1, Ordering::Relaxed);
+            return Err("total TCP connection limit reached");
+        }
+        let mut n = self.counts.per_ip.entry(addr.ip()).or_insert(0);
+        if inbound && *n >= self.policy.max_per_source {
+            drop(n);
+            self.counts.total.fetch_sub(1, Ordering::Relaxed);
+            self.counts.per_ip.remove_if(&addr.ip(), |_, n| *n == 0);
+            return Err("per-source TCP connection limit reached");
+        }
+        *n += 1;
+        Ok(())
     }
 
     /// Starts the receive loops.
@@ -165,6 +258,12 @@ impl Transport {
         loop {
             match listener.accept().await {
                 Ok((stream, addr)) => {
+                    if let Err(why) = self.admit(addr, true) {
+                        // Dropping the stream closes it at once.
+                        tracing::warn!(%addr, limit = why, "tcp connection refused");
+                        crate::metrics::count_tcp_refused();
+                        continue;
+                    }
                     let _ = stream.set_nodelay(true);
                     self.clone().adopt(stream, addr, handler.clone());
                 }
@@ -176,7 +275,11 @@ impl Transport {
         }
     }
 
-    /// Registers a connection and starts its reader and writer.
+    /// Registers a connection (its slot already taken) and starts its
+    /// reader and writer. The reader owns the slot: every way it ends
+    /// (peer closed, idle, slow message, bad framing, panic) drops the slot,
+    /// which forgets the connection, and with the last sender gone the
+    /// writer ends and the socket closes.
     fn adopt(
         self: Arc<Self>,
         stream: TcpStream,
@@ -197,25 +300,54 @@ impl Transport {
                 }
             }
         });
-        let me = self.clone();
-        let my_tx = tx.clone();
+        let slot = ConnSlot {
+            transport: Arc::downgrade(&self),
+            addr,
+            tx: tx.clone(),
+        };
+        let policy = self.policy;
+        let me = self;
         tokio::spawn(async move {
+            let _slot = slot;
             let mut buf = BytesMut::with_capacity(8192);
+            // When the first byte of an unfinished message arrived.
+            let mut started: Option<tokio::time::Instant> = None;
             loop {
-                let read = tokio::time::timeout(TCP_IDLE, rd.read_buf(&mut buf)).await;
-                match read {
-                    Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+                let wait = match started {
+                    Some(t) => policy.message.saturating_sub(t.elapsed()),
+                    None => policy.idle,
+                };
+                match tokio::time::timeout(wait, rd.read_buf(&mut buf)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => return,
                     Ok(Ok(_)) => {}
+                    Err(_) if started.is_some() => {
+                        tracing::info!(%peer, "tcp message not completed in time; closing");
+                        crate::metrics::count_malformed();
+                        return;
+                    }
+                    Err(_) => {
+                        if handler.holds_flow(peer) {
+                            continue;
+                        }
+                        tracing::debug!(%peer, "idle tcp connection closed");
+                        return;
+                    }
                 }
                 loop {
                     match codec::parse_stream(&buf) {
                         Ok((msg, used)) => {
                             let _ = buf.split_to(used);
+                            started = None;
                             handler.on_message(msg, peer);
                         }
                         Err(ParseError::Incomplete) => {
                             let skip = codec::keepalive_prefix(&buf);
                             let _ = buf.split_to(skip);
+                            if buf.is_empty() {
+                                started = None;
+                            } else if started.is_none() {
+                                started = Some(tokio::time::Instant::now());
+                            }
                             break;
                         }
                         Err(e) => {
@@ -223,13 +355,11 @@ impl Transport {
                             me.reject(&buf, &e, peer);
                             buf.clear();
                             tokio::time::sleep(Duration::from_millis(100)).await;
-                            me.conns.remove_if(&addr, |_, v| v.same_channel(&my_tx));
                             return;
                         }
                     }
                 }
             }
-            me.conns.remove_if(&addr, |_, v| v.same_channel(&my_tx));
         });
         tx
     }
@@ -290,6 +420,10 @@ impl Transport {
                                 .map_err(|source| SendError::Io { peer, source })?;
                         let _ = stream.set_nodelay(true);
                         let handler = self.handler_for_outbound()?;
+                        if let Err(why) = self.admit(peer.addr, false) {
+                            tracing::warn!(%peer, limit = why, "tcp connection not opened");
+                            return Err(SendError::Closed(peer));
+                        }
                         self.clone().adopt(stream, peer.addr, handler)
                     }
                 };

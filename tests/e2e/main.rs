@@ -13,3 +13,4 @@ mod registrar;
 mod robustness;
 mod roles;
 mod schedule;
+mod security;

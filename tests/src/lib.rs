@@ -690,7 +690,8 @@ impl Phone {
             .expect("REGISTER response")
     }
 
-    fn invite_text(&self, call: &Outgoing) -> String {
+    /// The text of the INVITE of `call` (as sent).
+    pub fn invite_text(&self, call: &Outgoing) -> String {
         let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
         let auth = call
             .auth
@@ -857,6 +858,42 @@ impl Phone {
             cid = call.call_id,
         );
         self.send_raw(&text).await;
+    }
+
+    /// Text of an out-of-dialog request to `to_user` (no credentials).
+    pub fn request_text(&mut self, method: &str, to_user: &str, auth: Option<&str>) -> String {
+        self.cseq += 1;
+        let auth = auth
+            .map(|a| format!("Proxy-Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        format!(
+            "{method} sip:{to_user}@{DOMAIN} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n\
+             From: <sip:{u}@{DOMAIN}>;tag={ft}\r\nTo: <sip:{to_user}@{DOMAIN}>\r\n\
+             Call-ID: req-{cid}\r\nCSeq: {cseq} {method}\r\nContact: {contact}\r\n{auth}\
+             Content-Length: 0\r\n\r\n",
+            via = self.via(&format!("z9hG4bK{}", rand_hex())),
+            u = self.user,
+            ft = rand_hex(),
+            cid = rand_hex(),
+            cseq = self.cseq,
+            contact = self.contact(),
+        )
+    }
+
+    /// Sends an out-of-dialog request (MESSAGE, OPTIONS, SUBSCRIBE...) to
+    /// `to_user`, answering one 407 challenge; returns the final response.
+    pub async fn request(&mut self, method: &str, to_user: &str) -> Option<Msg> {
+        let text = self.request_text(method, to_user, None);
+        self.send_raw(&text).await;
+        let first = self.final_response(Duration::from_secs(3)).await?;
+        if first.status() != Some(407) {
+            return Some(first);
+        }
+        let ch = first.header("Proxy-Authenticate")?.to_owned();
+        let auth = self.digest(&ch, method, &format!("sip:{to_user}@{DOMAIN}"));
+        let text = self.request_text(method, to_user, Some(&auth));
+        self.send_raw(&text).await;
+        self.final_response(Duration::from_secs(3)).await
     }
 
     /// Waits for an INVITE.

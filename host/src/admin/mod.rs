@@ -173,11 +173,18 @@ pub fn app(state: AdminState) -> Router {
 async fn metrics(State(s): State<AdminState>) -> String {
     let mut body = crate::metrics::render();
     s.router.plugins().render_latency(&mut body);
+    let r = &s.router;
     body.push_str(&format!(
         "# TYPE switchboard_registered_contacts gauge\nswitchboard_registered_contacts {}\n\
-         # TYPE switchboard_active_dialogs gauge\nswitchboard_active_dialogs {}\n",
-        s.router.registrar().location().contact_count(),
-        s.router.dialogs().len()
+         # TYPE switchboard_active_dialogs gauge\nswitchboard_active_dialogs {}\n\
+         # TYPE switchboard_server_transactions gauge\nswitchboard_server_transactions {}\n\
+         # TYPE switchboard_client_transactions gauge\nswitchboard_client_transactions {}\n\
+         # TYPE switchboard_tcp_connections gauge\nswitchboard_tcp_connections {}\n",
+        r.registrar().location().contact_count(),
+        r.dialogs().len(),
+        r.txns.server.len(),
+        r.txns.client.len(),
+        r.transport.connection_count(),
     ));
     body
 }

@@ -178,6 +178,8 @@ pub(crate) struct CallState {
     shared: Arc<PluginState>,
     annotations: Vec<String>,
     limits: StoreLimits,
+    /// Counts this store (and its instance) in `/metrics` while it lives.
+    _gauge: crate::metrics::PluginInstanceGauge,
 }
 
 /// The runtime.
@@ -419,6 +421,7 @@ impl PluginHost {
                 .memories(2)
                 .trap_on_grow_failure(true)
                 .build(),
+            _gauge: crate::metrics::PluginInstanceGauge::hold(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);

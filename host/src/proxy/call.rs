@@ -10,6 +10,7 @@ use rsip::headers::UntypedHeader;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
+use super::admission::Admitted;
 use super::{route, Router};
 use crate::directory::{is_international_number, Entry, RingStrategy, TenantDirectory};
 use crate::history::{CallRecord, Leg, Outcome};
@@ -18,7 +19,6 @@ use crate::pipeline::{
     PartyView, RouteDecision,
 };
 use crate::proxy::dialog::Dialog;
-use crate::registrar::AuthOutcome;
 use crate::sip::{self, params, Header, Peer, Request, Response};
 use crate::store::now_ms;
 use crate::transaction::{self, BranchEvent, BranchFailure, ClientControl, ServerTxn};
@@ -136,26 +136,13 @@ enum End {
     },
 }
 
-/// `%23%2320` -> `##20`: what the user dialed.
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-pub(super) async fn run(router: Arc<Router>, req: Request, from: Peer, txn: Arc<ServerTxn>) {
+pub(super) async fn run(
+    router: Arc<Router>,
+    req: Request,
+    from: Peer,
+    txn: Arc<ServerTxn>,
+    admitted: Admitted,
+) {
     crate::metrics::count_call_started();
     let reply = |code: u16, reason: Option<&str>| {
         router.respond(
@@ -164,30 +151,13 @@ pub(super) async fn run(router: Arc<Router>, req: Request, from: Peer, txn: Arc<
         )
     };
     let ruri = req.uri.to_string();
-    let callee = percent_decode(params::uri_user(&ruri).unwrap_or_default());
-    let host = params::uri_host(&ruri).unwrap_or_default().to_owned();
-    let Some(tenant) = router.directory.tenant_for(&host) else {
-        return reply(404, Some("Unknown Domain"));
-    };
+    let callee = params::percent_decode(params::uri_user(&ruri).unwrap_or_default());
+    let tenant = admitted.tenant;
     let from_value = sip::header(&req.headers, "From").unwrap_or_default();
-    let from_user = params::uri_user(params::uri_of(from_value))
-        .unwrap_or_default()
-        .to_owned();
     let from_name = params::display_name_of(from_value).map(str::to_owned);
-
-    let caller = if router.is_trusted(from.addr.ip()) {
-        Caller {
-            internal: tenant.account(&from_user).is_some(),
-            id: from_user.clone(),
-        }
-    } else {
-        match router.registrar.authenticate(&req, &tenant, &from_user) {
-            AuthOutcome::Authenticated(_) => Caller {
-                id: from_user.clone(),
-                internal: true,
-            },
-            AuthOutcome::Reply(r) => return router.respond(&txn, r),
-        }
+    let caller = Caller {
+        id: admitted.caller_id,
+        internal: admitted.internal,
     };
 
     // A device calls as its owner, or as whoever is logged in at it.
@@ -311,6 +281,10 @@ pub(super) async fn run(router: Arc<Router>, req: Request, from: Peer, txn: Arc<
         let v = router.plugins.decide(&tenant, &input);
         record.annotate(&v.annotations);
         if let Decision::Feature { success, message } = &v.decision {
+            // What the phone is about to be told (logged in, status set,
+            // PIN locked) is in the database first: a crash right after
+            // the answer must not undo it.
+            router.plugins.state().flush().await;
             // Feature codes are not calls: answered, not recorded.
             if !*success {
                 return reply(403, Some(message));
@@ -1072,6 +1046,7 @@ impl Fork {
         route::record_route(
             &self.router,
             &mut out.headers,
+            &self.record.sip_call_id,
             self.from.proto,
             dest.peer.proto,
         );
@@ -1285,8 +1260,6 @@ impl Fork {
         b.status = Some(resp.status_code.code());
         b.ended_at = Some(now);
         let label = self.plan.targets[b.target].label.clone();
-        route::pop_top_via(&mut resp.headers);
-        self.router.respond(&self.txn, resp);
         self.record.answered_at = Some(now);
         self.record.answered_by = Some(label.clone());
         self.record.outcome = Outcome::Answered;
@@ -1298,6 +1271,22 @@ impl Fork {
         if !label.starts_with("trunk:") {
             parties.push(label);
         }
+        // The dialog and its record exist before the caller hears the 2xx:
+        // a BYE sent the moment the 200 arrives must find both.
+        let started = std::time::Instant::now();
+        self.router.dialogs.start(
+            &self.record.sip_call_id,
+            Dialog {
+                tenant_id: self.record.tenant_id,
+                parties: parties.clone(),
+                record_id: self.record.id.clone(),
+                since: started,
+                last_activity: started,
+            },
+        );
+        self.write_record();
+        route::pop_top_via(&mut resp.headers);
+        self.router.respond(&self.txn, resp);
         if let Some(tenant) = self
             .router
             .directory
@@ -1316,16 +1305,6 @@ impl Fork {
                 },
             );
         }
-        self.router.dialogs.start(
-            &self.record.sip_call_id,
-            Dialog {
-                tenant_id: self.record.tenant_id,
-                parties,
-                record_id: self.record.id.clone(),
-                since: std::time::Instant::now(),
-            },
-        );
-        self.write_record();
     }
 
     fn write_record(&mut self) {

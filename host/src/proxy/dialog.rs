@@ -1,6 +1,8 @@
 //! Dialog tracking: which calls are up, and so who is on a call. A dialog
-//! starts when a 2xx to an initial INVITE passes and ends with the BYE (or,
-//! for dialogs whose BYE never passes us, after a maximum age).
+//! starts when a 2xx to an initial INVITE passes (recorded before the 2xx is
+//! relayed, so a BYE right behind it always finds it) and ends with the BYE,
+//! or, for dialogs whose BYE never passes us, once no in-dialog request has
+//! been seen for the configured idle bound.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +19,8 @@ pub struct Dialog {
     pub record_id: String,
     /// When it was answered.
     pub since: Instant,
+    /// The last in-dialog request seen (the answer, at first).
+    pub last_activity: Instant,
 }
 
 /// Live dialogs and per-extension call counts.
@@ -26,9 +30,6 @@ pub struct Dialogs {
     active: DashMap<(i64, String), u32>,
     last_ended: DashMap<(i64, String), Instant>,
 }
-
-/// Dialogs older than this are dropped (their BYE was lost).
-pub const MAX_DIALOG_AGE: Duration = Duration::from_secs(12 * 3600);
 
 impl Dialogs {
     /// Records an answered call.
@@ -59,6 +60,14 @@ impl Dialogs {
         }
     }
 
+    /// Notes an in-dialog request (a re-INVITE, UPDATE, INFO...): the call
+    /// is still alive.
+    pub fn touch(&self, call_id: &str) {
+        if let Some(mut d) = self.by_call_id.get_mut(call_id) {
+            d.last_activity = Instant::now();
+        }
+    }
+
     /// How many calls an extension is on.
     pub fn active_calls(&self, tenant_id: i64, ext: &str) -> u32 {
         self.active
@@ -75,18 +84,16 @@ impl Dialogs {
             .map(|t| t.elapsed())
     }
 
-    /// Drops dialogs older than [`MAX_DIALOG_AGE`]; returns their record ids.
-    pub fn sweep(&self) -> Vec<String> {
+    /// Ends dialogs with no in-dialog request for longer than `max_idle`
+    /// (their BYE was lost); returns them.
+    pub fn sweep(&self, max_idle: Duration) -> Vec<Dialog> {
         let stale: Vec<String> = self
             .by_call_id
             .iter()
-            .filter(|e| e.since.elapsed() > MAX_DIALOG_AGE)
+            .filter(|e| e.last_activity.elapsed() > max_idle)
             .map(|e| e.key().clone())
             .collect();
-        stale
-            .into_iter()
-            .filter_map(|k| self.end(&k).map(|d| d.record_id))
-            .collect()
+        stale.into_iter().filter_map(|k| self.end(&k)).collect()
     }
 
     /// A tenant's answered calls in progress: (call record id, parties,

@@ -3,6 +3,7 @@
 //! hands REGISTER to the registrar, routes in-dialog requests by their Route
 //! headers, and starts a [`call`] for each initial INVITE.
 
+mod admission;
 mod call;
 pub mod dialog;
 mod route;
@@ -42,6 +43,11 @@ pub struct ProxySettings {
     pub no_response: Duration,
     /// Timer C.
     pub timer_c: Duration,
+    /// Key of the MAC in our Record-Route entries. Kept in the database so
+    /// dialogs outlive a restart.
+    pub route_key: [u8; 32],
+    /// Answered calls idle this long are reaped.
+    pub dialog_max_idle: Duration,
 }
 
 impl ProxySettings {
@@ -72,6 +78,8 @@ impl ProxySettings {
             default_ring: Duration::from_secs(config.sip.default_ring_secs),
             no_response: Duration::from_secs(config.sip.no_response_secs),
             timer_c: Duration::from_secs(config.sip.timer_c_secs),
+            route_key: rand::random(),
+            dialog_max_idle: Duration::from_secs(config.sip.dialog_max_idle_secs.max(1)),
         }
     }
 }
@@ -142,6 +150,10 @@ impl Presence for LivePresence {
 pub struct RouterHandler(pub Arc<Router>);
 
 impl Handler for RouterHandler {
+    fn holds_flow(&self, peer: Peer) -> bool {
+        self.0.registrar.location().has_flow(peer)
+    }
+
     fn on_message(&self, msg: SipMessage, from: Peer) {
         crate::metrics::count_received();
         match &msg {
@@ -152,6 +164,33 @@ impl Handler for RouterHandler {
             SipMessage::Request(r) => self.0.on_request(r, from),
             SipMessage::Response(r) => self.0.on_response(r, from),
         }
+    }
+}
+
+/// What identifies a request's server transaction (RFC 3261 17.2.3): the
+/// top Via's branch together with its sent-by, so two clients that pick
+/// the same branch do not share a transaction. RFC 2543 peers without a
+/// magic-cookie branch are matched by the dialog identifiers instead.
+fn transaction_id(req: &Request) -> String {
+    let via = sip::header(&req.headers, "Via").and_then(params::ViaFields::parse);
+    match via {
+        Some(v)
+            if v.branch()
+                .is_some_and(|b| b.starts_with(sip::BRANCH_COOKIE)) =>
+        {
+            format!(
+                "{}|{}:{}",
+                v.branch().unwrap_or_default(),
+                v.host,
+                v.port.unwrap_or(0)
+            )
+        }
+        _ => format!(
+            "{}|{}|{}",
+            sip::call_id(&req.headers).unwrap_or_default(),
+            sip::cseq(&req.headers).map(|c| c.0).unwrap_or(0),
+            sip::tag(&req.headers, "From").unwrap_or_default()
+        ),
     }
 }
 
@@ -217,6 +256,21 @@ impl Router {
         &self.registrar
     }
 
+    /// Server transactions held now.
+    pub fn server_transactions(&self) -> usize {
+        self.txns.server.len()
+    }
+
+    /// Client transactions running now.
+    pub fn client_transactions(&self) -> usize {
+        self.txns.client.len()
+    }
+
+    /// TCP connections open now.
+    pub fn tcp_connections(&self) -> usize {
+        self.transport.connection_count()
+    }
+
     fn reply_stateless(&self, req: &Request, code: u16, reason: Option<&str>, to: Peer) {
         let resp = sip::response_to(req, code, reason, Some(&sip::random_token()));
         self.transport
@@ -243,35 +297,16 @@ impl Router {
 
     fn on_request(self: &Arc<Self>, mut req: Request, from: Peer) {
         let method = req.method;
-        let valid = sip::header(&req.headers, "Via").is_some()
-            && sip::header(&req.headers, "From").is_some()
-            && sip::header(&req.headers, "To").is_some()
-            && sip::call_id(&req.headers).is_some()
-            && sip::cseq(&req.headers)
-                .is_some_and(|(_, m)| m.eq_ignore_ascii_case(&method.to_string()));
-        if !valid {
+        if let Err(why) = admission::check_request(&req) {
             crate::metrics::count_malformed();
+            tracing::debug!(peer = %from, reason = why.reason, "request refused before processing");
             if method != Method::Ack {
-                self.reply_stateless(
-                    &req,
-                    400,
-                    Some("Missing Or Inconsistent Mandatory Header"),
-                    from,
-                );
+                self.reply_stateless(&req, why.code, Some(why.reason), from);
             }
             return;
         }
         route::fix_top_via(&mut req, from);
-        let branch = match sip::top_branch(&req.headers) {
-            Some(b) if !b.is_empty() => b.to_owned(),
-            // RFC 2543 peers: derive a key from the dialog identifiers.
-            _ => format!(
-                "{}|{}|{}",
-                sip::call_id(&req.headers).unwrap_or_default(),
-                sip::cseq(&req.headers).map(|c| c.0).unwrap_or(0),
-                sip::tag(&req.headers, "From").unwrap_or_default()
-            ),
-        };
+        let branch = transaction_id(&req);
         match method {
             Method::Ack => {
                 let key = TxKey {
@@ -284,7 +319,11 @@ impl Router {
                         return;
                     }
                 }
-                self.clone().forward_in_dialog(req, from, None);
+                // An ACK for a 2xx travels the dialog's route; one outside
+                // any dialog of ours (or for a stateless challenge) ends here.
+                if self.admit_in_dialog(&mut req, from).is_ok() {
+                    self.clone().forward_in_dialog(req, from, None);
+                }
             }
             Method::Cancel => {
                 let key = TxKey {
@@ -311,30 +350,31 @@ impl Router {
                     t.retransmit(&self.transport);
                     return;
                 }
-                let txn = ServerTxn::new(key.clone(), from);
-                self.txns.server.insert(key, txn.clone());
                 if sip::max_forwards(&req.headers) == Some(0) {
-                    self.respond(
-                        &txn,
-                        sip::response_to(&req, 483, None, Some(&sip::random_token())),
-                    );
+                    self.reply_stateless(&req, 483, None, from);
                     return;
                 }
                 let in_dialog = sip::tag(&req.headers, "To").is_some();
                 match method {
                     Method::Register => {
+                        let (tenant, user) = match self.admit_register(&req) {
+                            Ok(x) => x,
+                            Err(resp) => return self.refuse_stateless(&req, resp, from),
+                        };
+                        let txn = self.new_txn(key, from);
                         let me = self.clone();
                         tokio::spawn(async move {
-                            let resp = me.register(&req, from).await;
+                            let resp = me.register(&req, from, tenant, user).await;
                             me.respond(&txn, resp);
                         });
                     }
-                    _ if in_dialog => self.clone().forward_in_dialog(req, from, Some(txn)),
-                    Method::Invite => {
-                        self.respond(&txn, sip::response_to(&req, 100, None, None));
-                        let me = self.clone();
-                        tokio::spawn(async move { call::run(me, req, from, txn).await });
-                    }
+                    _ if in_dialog => match self.admit_in_dialog(&mut req, from) {
+                        Ok(()) => {
+                            let txn = self.new_txn(key, from);
+                            self.clone().forward_in_dialog(req, from, Some(txn));
+                        }
+                        Err(code) => self.reply_stateless(&req, code, None, from),
+                    },
                     Method::Options if params::uri_user(&req.uri.to_string()).is_none() => {
                         let mut r = sip::response_to(&req, 200, None, Some(&sip::random_token()));
                         sip::push_header(
@@ -342,35 +382,89 @@ impl Router {
                             "Allow",
                             "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, MESSAGE, UPDATE, REFER, NOTIFY",
                         );
-                        self.respond(&txn, r);
+                        self.refuse_stateless(&req, r, from);
                     }
-                    _ => self.clone().forward_out_of_dialog(req, from, txn),
+                    _ => {
+                        // Nothing is kept for a sender we have not let in:
+                        // challenges and refusals go out statelessly.
+                        let admitted = match self.admit(&req, from) {
+                            Ok(a) => a,
+                            Err(resp) => return self.refuse_stateless(&req, resp, from),
+                        };
+                        let txn = self.new_txn(key, from);
+                        if method == Method::Invite {
+                            self.respond(&txn, sip::response_to(&req, 100, None, None));
+                            let me = self.clone();
+                            tokio::spawn(
+                                async move { call::run(me, req, from, txn, admitted).await },
+                            );
+                        } else {
+                            self.clone().forward_out_of_dialog(req, from, txn, admitted);
+                        }
+                    }
                 }
             }
         }
+    }
+
+    fn new_txn(&self, key: TxKey, from: Peer) -> Arc<ServerTxn> {
+        let txn = ServerTxn::new(key.clone(), from);
+        self.txns.server.insert(key, txn.clone());
+        txn
     }
 
     pub(crate) fn respond(self: &Arc<Self>, txn: &Arc<ServerTxn>, resp: Response) {
         txn.respond(resp, &self.transport, &self.txns);
     }
 
-    async fn register(self: &Arc<Self>, req: &Request, from: Peer) -> Response {
+    /// Lets a REGISTER in: its tenant (by the To domain) and authenticated
+    /// user, or the response to send statelessly.
+    fn admit_register(
+        &self,
+        req: &Request,
+    ) -> Result<(Arc<crate::directory::TenantDirectory>, String), Response> {
         let to_host = sip::header(&req.headers, "To")
             .map(params::uri_of)
             .and_then(params::uri_host)
-            .unwrap_or_default()
-            .to_owned();
-        let Some(tenant) = self.directory.tenant_for(&to_host) else {
-            return sip::response_to(req, 404, Some("Unknown Domain"), Some(&sip::random_token()));
+            .unwrap_or_default();
+        let Some(tenant) = self.directory.tenant_for(to_host) else {
+            return Err(sip::response_to(
+                req,
+                404,
+                Some("Unknown Domain"),
+                Some(&sip::random_token()),
+            ));
         };
-        let user = sip::header(&req.headers, "To")
-            .map(params::uri_of)
-            .and_then(params::uri_user)
-            .unwrap_or_default()
-            .to_owned();
+        let user = self.registrar.authenticate_register(req, &tenant)?;
+        Ok((tenant, user))
+    }
+
+    async fn register(
+        self: &Arc<Self>,
+        req: &Request,
+        from: Peer,
+        tenant: Arc<crate::directory::TenantDirectory>,
+        user: String,
+    ) -> Response {
+        // A contact naming the router would make every call to this AOR
+        // loop back into it.
+        let loops = sip::header_all(&req.headers, "Contact")
+            .flat_map(params::split_list)
+            .any(|c| self.is_us(params::uri_of(c)));
+        if loops {
+            return sip::response_to(
+                req,
+                403,
+                Some("Contact Points At The Router"),
+                Some(&sip::random_token()),
+            );
+        }
         let location = self.registrar.location();
         let before = location.is_registered(tenant.tenant.id, &user);
-        let resp = self.registrar.register(req, from, &tenant).await;
+        let resp = self
+            .registrar
+            .register_authenticated(req, from, &tenant, &user)
+            .await;
         let after = location.is_registered(tenant.tenant.id, &user);
         if resp.status_code.code() == 200 && before != after {
             let kind = if after {
@@ -416,7 +510,7 @@ impl Router {
     }
 
     /// Tells the tenant's plugins that an answered call ended.
-    fn call_ended(&self, d: &dialog::Dialog) {
+    pub(crate) fn call_ended(&self, d: &dialog::Dialog) {
         let Some(tenant) = self.directory.snapshot().by_id(d.tenant_id).cloned() else {
             return;
         };
@@ -468,33 +562,19 @@ impl Router {
         }
     }
 
-    /// Relays a request within a dialog (or an ACK for a 2xx): pops our
-    /// Route entries and sends it to the next route or the Request-URI.
-    fn forward_in_dialog(
-        self: Arc<Self>,
-        mut req: Request,
-        from: Peer,
-        txn: Option<Arc<ServerTxn>>,
-    ) {
-        let had_our_route = route::pop_our_routes(&self, &mut req.headers);
-        if req.method == Method::Bye {
-            if let Some(call_id) = sip::call_id(&req.headers) {
+    /// Relays a request within a dialog (or an ACK for a 2xx) that
+    /// [`Router::admit_in_dialog`] let in (our Route entries are popped): to
+    /// the next route or the Request-URI.
+    fn forward_in_dialog(self: Arc<Self>, req: Request, from: Peer, txn: Option<Arc<ServerTxn>>) {
+        if let Some(call_id) = sip::call_id(&req.headers) {
+            if req.method == Method::Bye {
                 if let Some(d) = self.dialogs.end(call_id) {
                     self.history.ended(&d.record_id, now_ms());
                     self.call_ended(&d);
                 }
+            } else {
+                self.dialogs.touch(call_id);
             }
-        }
-        if !had_our_route && self.is_us(&req.uri.to_string()) {
-            // Addressed to us with no dialog state to route on (an ACK for
-            // the 200 of a feature code ends here).
-            if let Some(t) = txn {
-                self.respond(
-                    &t,
-                    sip::response_to(&req, 481, None, Some(&sip::random_token())),
-                );
-            }
-            return;
         }
         let me = self.clone();
         tokio::spawn(async move {
@@ -518,22 +598,16 @@ impl Router {
 
     /// Out-of-dialog requests other than INVITE and REGISTER (MESSAGE,
     /// OPTIONS to a user, SUBSCRIBE, ...): to the callee's best contact.
-    fn forward_out_of_dialog(self: Arc<Self>, req: Request, from: Peer, txn: Arc<ServerTxn>) {
+    fn forward_out_of_dialog(
+        self: Arc<Self>,
+        req: Request,
+        from: Peer,
+        txn: Arc<ServerTxn>,
+        admitted: admission::Admitted,
+    ) {
         let ruri = req.uri.to_string();
         let user = params::uri_user(&ruri).unwrap_or_default().to_owned();
-        let host = params::uri_host(&ruri).unwrap_or_default().to_owned();
-        let Some(tenant) = self.directory.tenant_for(&host) else {
-            self.respond(
-                &txn,
-                sip::response_to(
-                    &req,
-                    404,
-                    Some("Unknown Domain"),
-                    Some(&sip::random_token()),
-                ),
-            );
-            return;
-        };
+        let tenant = admitted.tenant;
         if tenant.resolve(&user).is_none() {
             self.respond(
                 &txn,

@@ -77,27 +77,71 @@ pub(crate) fn peer_from_top_via(headers: &Headers) -> Option<Peer> {
     })
 }
 
-/// Removes leading Route entries that name us; true if any did.
-pub(crate) fn pop_our_routes(router: &Router, headers: &mut Headers) -> bool {
+/// What the Route set of an in-dialog request says about us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RouteCheck {
+    /// Our entries led the set, each with the MAC for this Call-ID; they
+    /// are popped.
+    Verified,
+    /// No Route names us.
+    NotOurs,
+    /// A Route names us without a valid MAC: a set we did not record, or
+    /// one copied from another dialog.
+    Forged,
+}
+
+/// The MAC of our Record-Route entry: it ties the entry to one dialog (by
+/// Call-ID, the one identifier both directions share) so an in-dialog
+/// request can prove it belongs to a dialog we record-routed.
+pub(crate) fn route_mac(key: &[u8; 32], call_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(key);
+    h.update(call_id.as_bytes());
+    hex::encode(&h.finalize()[..10])
+}
+
+/// The URI parameter that carries [`route_mac`].
+const MAC_PARAM: &str = "sb";
+
+/// Removes the leading Route entries that name us. With `require_mac`,
+/// every one of them must carry this dialog's MAC, else nothing is popped
+/// and the set is [`RouteCheck::Forged`].
+pub(crate) fn pop_our_routes(
+    router: &Router,
+    headers: &mut Headers,
+    call_id: &str,
+    require_mac: bool,
+) -> RouteCheck {
     let routes: Vec<String> = sip::header_all(headers, "Route")
         .flat_map(params::split_list)
         .map(str::to_owned)
         .collect();
-    if routes.is_empty() {
-        return false;
-    }
     let mut popped = 0;
     while popped < routes.len() && router.is_us(params::uri_of(&routes[popped])) {
         popped += 1;
     }
     if popped == 0 {
-        return false;
+        return RouteCheck::NotOurs;
+    }
+    let expected = route_mac(&router.settings.route_key, call_id);
+    let signed = routes[..popped].iter().all(|r| {
+        params::find_param(params::uri_of(r), MAC_PARAM).is_some_and(|m| {
+            crate::credentials::constant_time_eq(m.as_bytes(), expected.as_bytes())
+        })
+    });
+    if require_mac && !signed {
+        return RouteCheck::Forged;
     }
     headers.retain(|h| !matches!(h, Header::Route(_)));
     for r in &routes[popped..] {
         headers.push(Header::Route(rsip::headers::Route::new(r.clone())));
     }
-    true
+    if signed {
+        RouteCheck::Verified
+    } else {
+        RouteCheck::Forged
+    }
 }
 
 /// Sets Max-Forwards.
@@ -132,10 +176,12 @@ pub(crate) fn push_via(router: &Router, headers: &mut Headers, proto: Proto, bra
 pub(crate) fn record_route(
     router: &Router,
     headers: &mut Headers,
+    call_id: &str,
     inbound: Proto,
     outbound: Proto,
 ) {
     let s = &router.settings;
+    let mac = route_mac(&s.route_key, call_id);
     let rr = |p: Proto| {
         let t = if p == Proto::Tcp {
             ";transport=tcp"
@@ -143,7 +189,7 @@ pub(crate) fn record_route(
             ""
         };
         Header::RecordRoute(rsip::headers::RecordRoute::new(format!(
-            "<sip:{}:{};lr{t}>",
+            "<sip:{}:{};lr{t};{MAC_PARAM}={mac}>",
             s.host, s.port
         )))
     };

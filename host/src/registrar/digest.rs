@@ -19,6 +19,17 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
+    /// Parses `MD5` or `SHA-256` (case-insensitive).
+    pub fn parse(name: &str) -> Option<Algorithm> {
+        if name.eq_ignore_ascii_case("MD5") {
+            Some(Algorithm::Md5)
+        } else if name.eq_ignore_ascii_case("SHA-256") {
+            Some(Algorithm::Sha256)
+        } else {
+            None
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Algorithm::Md5 => "MD5",
@@ -104,7 +115,8 @@ pub struct DigestAuth {
     ttl: Duration,
     /// nonce -> highest nc accepted (u32::MAX: a qop-less nonce, used once).
     seen: DashMap<String, u32>,
-    prefer_sha256: bool,
+    /// Offered in challenges, most preferred first (RFC 8760).
+    offered: Vec<Algorithm>,
 }
 
 fn now_secs() -> u64 {
@@ -115,13 +127,18 @@ fn now_secs() -> u64 {
 }
 
 impl DigestAuth {
-    /// A new authenticator; `ttl` is the nonce lifetime.
-    pub fn new(ttl: Duration, prefer_sha256: bool) -> DigestAuth {
+    /// A new authenticator; `ttl` is the nonce lifetime, `offered` the
+    /// algorithms challenges name, most preferred first (MD5 when empty).
+    pub fn new(ttl: Duration, offered: &[Algorithm]) -> DigestAuth {
         DigestAuth {
             secret: rand::random(),
             ttl,
             seen: DashMap::new(),
-            prefer_sha256,
+            offered: if offered.is_empty() {
+                vec![Algorithm::Md5]
+            } else {
+                offered.to_vec()
+            },
         }
     }
 
@@ -149,16 +166,12 @@ impl DigestAuth {
     }
 
     /// Challenge header values (for WWW-Authenticate or Proxy-Authenticate),
-    /// one per algorithm, the preferred first. MD5 leads by default because
-    /// many deployed phones read only the first challenge.
+    /// one per offered algorithm, the preferred first. Only MD5 by default:
+    /// many deployed phones give up on a challenge whose algorithm they do
+    /// not know instead of reading the next one.
     pub fn challenges(&self, realm: &str, stale: bool) -> Vec<String> {
         let nonce = self.new_nonce();
-        let order = if self.prefer_sha256 {
-            [Algorithm::Sha256, Algorithm::Md5]
-        } else {
-            [Algorithm::Md5, Algorithm::Sha256]
-        };
-        order
+        self.offered
             .iter()
             .map(|a| {
                 format!(
@@ -270,7 +283,10 @@ mod tests {
 
     #[test]
     fn md5_and_sha256_responses_verify_and_replays_do_not() {
-        let auth = DigestAuth::new(Duration::from_secs(60), false);
+        let auth = DigestAuth::new(
+            Duration::from_secs(60),
+            &[Algorithm::Md5, Algorithm::Sha256],
+        );
         let (md5, sha) = ha1_pair("2001", "demo.test", "secret-pw");
         for alg in [Algorithm::Md5, Algorithm::Sha256] {
             let c = answer(&auth, alg, "00000001");
@@ -284,7 +300,10 @@ mod tests {
 
     #[test]
     fn wrong_password_is_invalid() {
-        let auth = DigestAuth::new(Duration::from_secs(60), false);
+        let auth = DigestAuth::new(
+            Duration::from_secs(60),
+            &[Algorithm::Md5, Algorithm::Sha256],
+        );
         let (md5, sha) = ha1_pair("2001", "demo.test", "other-pw");
         let c = answer(&auth, Algorithm::Md5, "00000001");
         assert_eq!(
@@ -295,7 +314,7 @@ mod tests {
 
     #[test]
     fn expired_nonce_is_stale() {
-        let auth = DigestAuth::new(Duration::from_secs(0), false);
+        let auth = DigestAuth::new(Duration::from_secs(0), &[Algorithm::Md5, Algorithm::Sha256]);
         let (md5, sha) = ha1_pair("2001", "demo.test", "secret-pw");
         let mut c = answer(&auth, Algorithm::Md5, "00000001");
         // Forge an old timestamp with a valid MAC.

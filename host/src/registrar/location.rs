@@ -201,6 +201,13 @@ impl Location {
         self.flows.get(contact).map(|p| *p)
     }
 
+    /// Whether some registered contact is reached over this flow (a TCP
+    /// connection must then stay open while it is idle). A scan, made only
+    /// when a connection has been idle for the whole idle timeout.
+    pub fn has_flow(&self, peer: Peer) -> bool {
+        self.flows.iter().any(|e| *e.value() == peer)
+    }
+
     /// Applies a REGISTER's changes: `upserts` replace bindings with the same
     /// contact, `removals` drop contacts, `remove_all` clears the AOR first.
     /// Returns the AOR's bindings afterwards, once the change is committed.
@@ -240,14 +247,30 @@ impl Location {
         if ops.is_empty() {
             return Ok(after);
         }
+        let upserted: Vec<Binding> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Upsert(_, b) => Some(b.clone()),
+                Op::Delete(..) => None,
+            })
+            .collect();
         let (done, wait) = oneshot::channel();
-        self.writer
-            .send(Job { ops, done })
-            .await
-            .map_err(|_| LocationError("writer stopped".into()))?;
-        wait.await
-            .map_err(|_| LocationError("writer stopped".into()))?
-            .map_err(LocationError)?;
+        let stored = match self.writer.send(Job { ops, done }).await {
+            Ok(()) => wait.await.unwrap_or_else(|_| Err("writer stopped".into())),
+            Err(_) => Err("writer stopped".into()),
+        };
+        if let Err(e) = stored {
+            // What was not stored must not route calls: take back the
+            // contacts this change added (unless something newer replaced
+            // them meanwhile).
+            if let Some(mut list) = self.map.get_mut(&aor) {
+                list.retain(|b| !upserted.contains(b));
+            }
+            for b in &upserted {
+                self.flows.remove(&crate::sip::canonical_uri(&b.contact));
+            }
+            return Err(LocationError(e));
+        }
         Ok(after)
     }
 
@@ -288,60 +311,84 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let res = commit(&store, &batch).await.map_err(|e| e.to_string());
-        if let Err(e) = &res {
-            tracing::error!(error = %e, "registration commit failed");
-        }
-        for job in batch.drain(..) {
-            let _ = job.done.send(res.clone());
+        let results = match commit(&store, &batch).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "registration commit failed");
+                vec![Err(e.to_string()); batch.len()]
+            }
+        };
+        for (job, res) in batch.drain(..).zip(results) {
+            let _ = job.done.send(res);
         }
     }
 }
 
-async fn commit(store: &Store, batch: &[Job]) -> Result<(), sqlx::Error> {
+/// Commits a batch in one transaction, each job under its own savepoint:
+/// a job whose rows fail is rolled back alone and told so, and the others
+/// still commit.
+async fn commit(store: &Store, batch: &[Job]) -> Result<Vec<Result<(), String>>, sqlx::Error> {
     let mut tx = store.pool().begin().await?;
+    let mut results = Vec::with_capacity(batch.len());
     for job in batch {
-        for op in &job.ops {
-            match op {
-                Op::Upsert((tenant, aor), b) => {
-                    sqlx::query(
-                        "INSERT INTO registrations (tenant_id, aor, contact_uri, expires_at, source, \
-                         transport, user_agent, instance_id, call_id, cseq, q) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-                         ON CONFLICT (tenant_id, aor, contact_uri) DO UPDATE SET \
-                         expires_at = excluded.expires_at, source = excluded.source, \
-                         transport = excluded.transport, user_agent = excluded.user_agent, \
-                         instance_id = excluded.instance_id, call_id = excluded.call_id, \
-                         cseq = excluded.cseq, q = excluded.q",
-                    )
-                    .bind(tenant)
-                    .bind(aor)
-                    .bind(&b.contact)
-                    .bind(b.expires_at)
-                    .bind(b.source.to_string())
-                    .bind(b.source.proto.as_str())
-                    .bind(&b.user_agent)
-                    .bind(&b.instance)
-                    .bind(&b.call_id)
-                    .bind(i64::from(b.cseq))
-                    .bind(f64::from(b.q))
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Op::Delete((tenant, aor), contact) => {
-                    sqlx::query(
-                        "DELETE FROM registrations WHERE tenant_id = ? AND aor = ? AND contact_uri = ?",
-                    )
-                    .bind(tenant)
-                    .bind(aor)
-                    .bind(contact)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+        let mut sp = sqlx::Connection::begin(&mut *tx).await?;
+        match apply(&mut sp, &job.ops).await {
+            Ok(()) => {
+                sp.commit().await?;
+                results.push(Ok(()));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "one registration refused by the store");
+                sp.rollback().await?;
+                results.push(Err(e.to_string()));
             }
         }
     }
-    tx.commit().await
+    tx.commit().await?;
+    Ok(results)
+}
+
+async fn apply(conn: &mut sqlx::SqliteConnection, ops: &[Op]) -> Result<(), sqlx::Error> {
+    for op in ops {
+        match op {
+            Op::Upsert((tenant, aor), b) => {
+                sqlx::query(
+                    "INSERT INTO registrations (tenant_id, aor, contact_uri, expires_at, source, \
+                     transport, user_agent, instance_id, call_id, cseq, q) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                     ON CONFLICT (tenant_id, aor, contact_uri) DO UPDATE SET \
+                     expires_at = excluded.expires_at, source = excluded.source, \
+                     transport = excluded.transport, user_agent = excluded.user_agent, \
+                     instance_id = excluded.instance_id, call_id = excluded.call_id, \
+                     cseq = excluded.cseq, q = excluded.q",
+                )
+                .bind(tenant)
+                .bind(aor)
+                .bind(&b.contact)
+                .bind(b.expires_at)
+                .bind(b.source.to_string())
+                .bind(b.source.proto.as_str())
+                .bind(&b.user_agent)
+                .bind(&b.instance)
+                .bind(&b.call_id)
+                .bind(i64::from(b.cseq))
+                .bind(f64::from(b.q))
+                .execute(&mut *conn)
+                .await?;
+            }
+            Op::Delete((tenant, aor), contact) => {
+                sqlx::query(
+                    "DELETE FROM registrations WHERE tenant_id = ? AND aor = ? AND contact_uri = ?",
+                )
+                .bind(tenant)
+                .bind(aor)
+                .bind(contact)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Deletes expired rows from the database.

@@ -183,14 +183,16 @@ pub fn parse_stream(buf: &[u8]) -> Result<(SipMessage, usize), ParseError> {
     };
     let n = normalize(&data[..head_end])?;
     let cl = n.content_length.ok_or(ParseError::MissingContentLength)?;
-    if body_start + cl > MAX_MESSAGE {
-        return Err(ParseError::TooLarge);
-    }
-    if data.len() < body_start + cl {
+    // The length comes from the wire: no arithmetic on it may overflow.
+    let end = body_start
+        .checked_add(cl)
+        .filter(|end| *end <= MAX_MESSAGE)
+        .ok_or(ParseError::TooLarge)?;
+    if data.len() < end {
         return Err(ParseError::Incomplete);
     }
-    let msg = build(n.head, &data[body_start..body_start + cl])?;
-    Ok((msg, skip + body_start + cl))
+    let msg = build(n.head, &data[body_start..end])?;
+    Ok((msg, skip + end))
 }
 
 /// How many leading bytes of a stream buffer are keep-alive CRLFs.
@@ -331,7 +333,29 @@ pub fn bad_request_reply(buf: &[u8], err: &ParseError) -> Option<Bytes> {
         .filter(|c| !c.is_control() && *c != '"')
         .take(120)
         .collect();
-    let mut out = String::from("SIP/2.0 400 Bad Request\r\n");
+    // A well-formed request with a method we do not know is not a bad
+    // request: RFC 3261 8.2.1 answers it 501.
+    let known = [
+        "INVITE",
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "REGISTER",
+        "OPTIONS",
+        "INFO",
+        "UPDATE",
+        "PRACK",
+        "SUBSCRIBE",
+        "NOTIFY",
+        "REFER",
+        "MESSAGE",
+        "PUBLISH",
+    ];
+    let mut out = if known.contains(&method) {
+        String::from("SIP/2.0 400 Bad Request\r\n")
+    } else {
+        String::from("SIP/2.0 501 Not Implemented\r\n")
+    };
     for (n, v) in kept {
         out.push_str(&format!("{n}: {v}\r\n"));
     }

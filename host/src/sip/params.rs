@@ -32,6 +32,39 @@ pub fn split_list(value: &str) -> Vec<&str> {
     out
 }
 
+/// `%23%2320` -> `##20`: what the user dialed. Works on bytes, so an
+/// escape next to a multi-byte character cannot split it; a `%` not followed
+/// by two hex digits stays as it is, and invalid UTF-8 after decoding is
+/// replaced, never trusted.
+pub fn percent_decode(s: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        }
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            if let (Some(h), Some(l)) = (
+                b.get(i + 1).copied().and_then(hex),
+                b.get(i + 2).copied().and_then(hex),
+            ) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// The header parameters of a name-addr or addr-spec value: the text after
 /// the closing `>`, or after the URI when there are no angle brackets.
 fn header_params(value: &str) -> &str {
@@ -80,6 +113,41 @@ pub fn uri_of(value: &str) -> &str {
         Some(i) => &v[..i],
         None => v,
     }
+}
+
+/// Whether a From/To/Contact value is a well-formed name-addr or addr-spec
+/// as far as the router reads it: quotes closed, at most one `<...>` pair,
+/// opened before it is closed, and a URI with a scheme inside.
+pub fn is_well_formed_name_addr(value: &str) -> bool {
+    let (mut in_quotes, mut opened, mut closed) = (false, None, None);
+    let bytes = value.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if in_quotes => i += 1,
+            b'"' => in_quotes = !in_quotes,
+            b'<' if !in_quotes => {
+                if opened.is_some() {
+                    return false;
+                }
+                opened = Some(i);
+            }
+            b'>' if !in_quotes => {
+                if opened.is_none() || closed.is_some() {
+                    return false;
+                }
+                closed = Some(i);
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if in_quotes || opened.is_some() != closed.is_some() {
+        return false;
+    }
+    let uri = uri_of(value);
+    uri.split_once(':')
+        .is_some_and(|(scheme, rest)| !scheme.is_empty() && !rest.is_empty())
 }
 
 /// The display name of a name-addr, without quotes.
