@@ -3,6 +3,7 @@
 //! tenants, calls or the database.
 
 pub mod codec;
+pub mod mutate;
 pub mod params;
 
 use std::fmt;
