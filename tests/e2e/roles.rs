@@ -488,3 +488,66 @@ async fn a_new_password_ends_the_old_sessions() {
     assert_eq!(status, 200);
     assert_eq!(r.api_as(&session, "GET", "/me", None).await.0, 401);
 }
+
+#[tokio::test]
+async fn spellings_of_a_domain_share_one_failure_counter() {
+    let r = setup().await;
+    let upper = DOMAIN.to_ascii_uppercase();
+    let dotted = format!("{DOMAIN}.");
+    for domain in [
+        DOMAIN,
+        upper.as_str(),
+        dotted.as_str(),
+        "  Test.Example. ",
+        DOMAIN,
+    ] {
+        let wrong = json!({"domain": domain, "login": "2003", "password": "wrong-pw"});
+        assert_eq!(
+            r.api_as("", "POST", "/login", body(wrong)).await.0,
+            401,
+            "{domain}"
+        );
+    }
+    let right = json!({"domain": upper, "login": "2003", "password": password("2003")});
+    assert_eq!(r.api_as("", "POST", "/login", body(right)).await.0, 429);
+}
+
+#[tokio::test]
+async fn parallel_wrong_passwords_get_no_more_checks_than_the_limit() {
+    let r = std::sync::Arc::new(setup().await);
+    let mut tasks = Vec::new();
+    for _ in 0..30 {
+        let r = r.clone();
+        tasks.push(tokio::spawn(async move {
+            let wrong = json!({"domain": DOMAIN, "login": "2003", "password": "wrong-pw"});
+            r.api_as("", "POST", "/login", body(wrong)).await.0
+        }));
+    }
+    let mut checked = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            401 => checked += 1,
+            429 => {}
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(checked, 5, "password checks made");
+    let right = json!({"domain": DOMAIN, "login": "2003", "password": password("2003")});
+    assert_eq!(r.api_as("", "POST", "/login", body(right)).await.0, 429);
+}
+
+#[tokio::test]
+async fn wrong_bearer_tokens_are_limited_per_source() {
+    let r = setup().await;
+    for i in 0..30 {
+        let (status, _) = r
+            .api_as(&format!("guess-{i}"), "GET", "/tenants/1/employees", None)
+            .await;
+        assert_eq!(status, 401);
+    }
+    let (status, _) = r.api("GET", "/tenants/1/employees", None).await;
+    assert_eq!(
+        status, 429,
+        "even a good token waits once the source is over"
+    );
+}

@@ -159,15 +159,31 @@ pub(super) async fn authorize(
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("")
         .to_owned();
+    // Guessing tokens is limited per source like guessing passwords.
+    let source = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| auth::token_source_key(c.0.ip()))
+        .unwrap_or_else(|| "token:unknown".to_owned());
+    if let Err(wait) = s.logins.check(&source, auth::TOKEN_FAILURES) {
+        return ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many wrong bearer tokens; try again in {wait} s"),
+            None,
+        )
+        .into_response();
+    }
     let principal = match auth::authenticate(&s, &token).await {
         Ok(Some(p)) => p,
         Ok(None) => {
+            crate::metrics::count_auth_failure();
+            s.logins.fail(&source);
             return ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "missing, wrong or expired bearer token",
                 None,
             )
-            .into_response()
+            .into_response();
         }
         Err(e) => return e.into_response(),
     };

@@ -28,6 +28,8 @@ pub const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
 pub const ACCOUNT_FAILURES: usize = 5;
 /// Failed logins allowed per source address within [`LOGIN_WINDOW`].
 pub const SOURCE_FAILURES: usize = 20;
+/// Wrong bearer tokens allowed per source address within [`LOGIN_WINDOW`].
+pub const TOKEN_FAILURES: usize = 30;
 /// Window of the login rate limits.
 pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
@@ -174,8 +176,7 @@ pub struct LoginLimiter {
 
 impl LoginLimiter {
     /// Seconds until `key` may try again, if it is over `limit`.
-    fn blocked(&self, key: &str, limit: usize) -> Option<u64> {
-        let mut map = self.failures.lock();
+    fn blocked_in(map: &mut HashMap<String, Vec<Instant>>, key: &str, limit: usize) -> Option<u64> {
         let list = map.get_mut(key)?;
         list.retain(|t| t.elapsed() < LOGIN_WINDOW);
         if list.len() < limit {
@@ -190,18 +191,71 @@ impl LoginLimiter {
         )
     }
 
-    fn fail(&self, key: String) {
+    /// Takes one attempt for every key, or none if any key is over its
+    /// limit (the seconds to wait). Checking and counting under one lock,
+    /// before the slow password check, is what stops a burst of parallel
+    /// attempts from all passing the check before any failure is counted.
+    pub(super) fn attempt(&self, keys: &[(&str, usize)]) -> Result<(), u64> {
         let mut map = self.failures.lock();
+        for (key, limit) in keys {
+            if let Some(wait) = Self::blocked_in(&mut map, key, *limit) {
+                return Err(wait);
+            }
+        }
         // Bound memory under a flood of distinct keys.
         if map.len() > 100_000 {
             map.retain(|_, l| l.last().is_some_and(|t| t.elapsed() < LOGIN_WINDOW));
         }
-        map.entry(key).or_default().push(Instant::now());
+        let now = Instant::now();
+        for (key, _) in keys {
+            map.entry((*key).to_owned()).or_default().push(now);
+        }
+        Ok(())
+    }
+
+    /// Whether `key` is over `limit` (the seconds to wait), without taking
+    /// an attempt: for checks cheap enough that a burst cannot slip by.
+    pub(super) fn check(&self, key: &str, limit: usize) -> Result<(), u64> {
+        match Self::blocked_in(&mut self.failures.lock(), key, limit) {
+            Some(wait) => Err(wait),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a failure of `key`.
+    pub(super) fn fail(&self, key: &str) {
+        let mut map = self.failures.lock();
+        if map.len() > 100_000 {
+            map.retain(|_, l| l.last().is_some_and(|t| t.elapsed() < LOGIN_WINDOW));
+        }
+        map.entry(key.to_owned()).or_default().push(Instant::now());
+    }
+
+    /// Gives back the attempt of a success: it was not a failure.
+    pub(super) fn succeeded(&self, key: &str) {
+        let mut map = self.failures.lock();
+        if let Some(list) = map.get_mut(key) {
+            list.pop();
+            if list.is_empty() {
+                map.remove(key);
+            }
+        }
     }
 
     fn clear(&self, key: &str) {
         self.failures.lock().remove(key);
     }
+}
+
+/// The limiter key of an API caller's address.
+pub(super) fn token_source_key(ip: IpAddr) -> String {
+    format!("token:{}", source_key(ip))
+}
+
+/// A domain as the directory matches it: case and a trailing dot do not
+/// make another tenant, nor another failure counter.
+fn normalise_domain(domain: &str) -> String {
+    domain.trim().trim_end_matches('.').to_ascii_lowercase()
 }
 
 /// Body of `POST /login`.
@@ -230,19 +284,21 @@ pub(super) async fn login(
     Json(body): Json<LoginBody>,
 ) -> Result<Json<Value>, ApiError> {
     let source = format!("source:{}", source_key(peer.ip()));
-    let account = format!(
-        "account:{}:{}",
-        body.domain.to_ascii_lowercase(),
-        body.login
-    );
+    let domain = normalise_domain(&body.domain);
+    let tenant = s.directory.tenant_for(&domain);
+    // Keyed by the tenant the domain resolves to, so every spelling of a
+    // domain (and the default domain) shares one counter per account.
+    let account = match &tenant {
+        Some(t) => format!("account:{}:{}", t.tenant.id, body.login),
+        None => format!("account:?{domain}:{}", body.login),
+    };
     let limiter = &s.logins;
-    if let Some(wait) = limiter
-        .blocked(&account, ACCOUNT_FAILURES)
-        .or_else(|| limiter.blocked(&source, SOURCE_FAILURES))
-    {
+    if let Err(wait) = limiter.attempt(&[
+        (account.as_str(), ACCOUNT_FAILURES),
+        (source.as_str(), SOURCE_FAILURES),
+    ]) {
         return Err(too_many(wait));
     }
-    let tenant = s.directory.tenant_for(&body.domain.to_ascii_lowercase());
     let row = match &tenant {
         Some(t) => {
             sqlx::query("SELECT id, password_hash FROM employees WHERE tenant_id = ? AND login = ?")
@@ -270,8 +326,6 @@ pub(super) async fn login(
             .unwrap_or(false);
     let (Some(t), Some(id), true) = (tenant, id, ok) else {
         crate::metrics::count_auth_failure();
-        limiter.fail(account);
-        limiter.fail(source);
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "wrong domain, login or password",
@@ -279,6 +333,7 @@ pub(super) async fn login(
         ));
     };
     limiter.clear(&account);
+    limiter.succeeded(&source);
     let (_, token, expires_at) =
         issue(&s, t.tenant.id, id, "session", "login", Some(SESSION_TTL)).await?;
     let e = t.employees.get(&id);
