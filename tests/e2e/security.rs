@@ -671,3 +671,51 @@ async fn metrics_show_the_gauges_of_everything_that_can_leak() {
         assert!(body.contains(&format!("# TYPE {gauge} gauge")), "{gauge}");
     }
 }
+
+#[tokio::test]
+async fn a_looping_plugin_s_settings_validation_does_not_stall_sip() {
+    let r = std::sync::Arc::new(TestRouter::start().await);
+    let (status, resp) = r.upload_guest("looper", "test-loop").await;
+    assert_eq!(status, 201, "{resp}");
+    let until = tokio::time::Instant::now() + Duration::from_millis(2500);
+    let mut abusers = Vec::new();
+    for _ in 0..4 {
+        let r = r.clone();
+        abusers.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            while tokio::time::Instant::now() < until {
+                let (s, _) = r.settings("looper", "tenant", serde_json::json!({})).await;
+                statuses.push(s);
+            }
+            statuses
+        }));
+    }
+    let mut probe = stranger(&r).await;
+    let mut worst = Duration::ZERO;
+    let mut n = 0;
+    while tokio::time::Instant::now() < until {
+        let text = format!(
+            "OPTIONS sip:{router} SIP/2.0\r\nVia: SIP/2.0/UDP {l};branch=z9hG4bKprobe{n}\r\n\
+             From: <sip:x@{DOMAIN}>;tag=p\r\nTo: <sip:{router}>\r\nCall-ID: probe-{n}\r\n\
+             CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+            router = r.sip(),
+            l = probe.local
+        );
+        let sent = std::time::Instant::now();
+        probe.send_raw(&text).await;
+        assert!(probe.recv(T).await.is_some(), "probe {n} answered");
+        worst = worst.max(sent.elapsed());
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for a in abusers {
+        let statuses = a.await.unwrap();
+        assert!(
+            statuses.iter().all(|s| *s == 422 || *s == 429),
+            "{statuses:?}"
+        );
+    }
+    // Before, each validation held a runtime worker for a second: probes
+    // waited 1.6 s and more.
+    assert!(worst < Duration::from_millis(400), "worst probe {worst:?}");
+}

@@ -74,6 +74,7 @@ pub(super) fn plugin_error(e: PluginError) -> ApiError {
         PluginError::Unknown(n) => ApiError::not_found(format!("plugin {n}")),
         PluginError::Sql(e) => ApiError::internal(e),
         PluginError::Engine(e) => ApiError::internal(e),
+        PluginError::Busy(m) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, m, None),
     }
 }
 

@@ -111,6 +111,9 @@ pub enum PluginError {
     /// wasmtime failed to set up.
     #[error("plugin engine: {0}")]
     Engine(String),
+    /// The tenant's previous plugin job (compile, validate) is still running.
+    #[error("{0}")]
+    Busy(String),
 }
 
 /// What the runtime needs to know about calls in progress.
@@ -198,6 +201,10 @@ pub struct PluginHost {
     idle: Mutex<HashMap<IdleKey, Vec<Idle>>>,
     idle_count: std::sync::atomic::AtomicUsize,
     stop: Arc<AtomicBool>,
+    /// One admin-side plugin job (compile, validate) at a time per owner
+    /// (`None`: the platform's built-ins), so no tenant can occupy more
+    /// than one blocking thread with plugin work.
+    admin_jobs: Mutex<HashMap<Option<i64>, Arc<tokio::sync::Semaphore>>>,
 }
 
 /// Tenant, plugin name and version.
@@ -228,8 +235,12 @@ impl Drop for PluginHost {
 }
 
 /// Deadline for calls outside a call's path (`points`, `validate-settings`):
-/// an admin waits for these, a caller does not.
-const ADMIN_DEADLINE: Duration = Duration::from_secs(1);
+/// an admin waits for these, a caller does not; short all the same, since
+/// each one holds a core.
+const ADMIN_DEADLINE: Duration = Duration::from_millis(200);
+
+/// How long an admin request waits for its tenant's previous plugin job.
+const ADMIN_QUEUE_WAIT: Duration = Duration::from_secs(2);
 
 /// Instances that can exist at once (see [`engine`]).
 const POOL_SLOTS: u32 = 64;
@@ -308,6 +319,7 @@ impl PluginHost {
             idle: Mutex::new(HashMap::new()),
             idle_count: std::sync::atomic::AtomicUsize::new(0),
             stop,
+            admin_jobs: Mutex::new(HashMap::new()),
         });
         for name in PRODUCT_PLUGINS {
             if let Some(wasm) = builtin::get(name) {
@@ -353,6 +365,36 @@ impl PluginHost {
     /// Sandbox settings.
     pub fn config(&self) -> &PluginConfig {
         &self.config
+    }
+
+    /// Runs admin-side plugin work for `owner` off the async runtime (on
+    /// the blocking pool, one job per owner at a time), so a slow or looping
+    /// plugin stalls no SIP message of anyone.
+    async fn admin_job<R: Send + 'static>(
+        self: &Arc<Self>,
+        owner: Option<i64>,
+        job: impl FnOnce(&PluginHost) -> Result<R, PluginError> + Send + 'static,
+    ) -> Result<R, PluginError> {
+        let sem = self
+            .admin_jobs
+            .lock()
+            .entry(owner)
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(1)))
+            .clone();
+        let busy = || {
+            PluginError::Busy("the tenant's previous plugin job is still running; try again".into())
+        };
+        let permit = tokio::time::timeout(ADMIN_QUEUE_WAIT, sem.acquire_owned())
+            .await
+            .map_err(|_| busy())?
+            .map_err(|_| busy())?;
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            job(&me)
+        })
+        .await
+        .map_err(|e| PluginError::Engine(format!("plugin job: {e}")))?
     }
 
     fn compile(
@@ -617,7 +659,7 @@ impl PluginHost {
     /// Validates (compiles, checks the world) and stores a plugin version;
     /// returns it. Calls already routing keep the version they started with.
     pub async fn store_plugin(
-        &self,
+        self: &Arc<Self>,
         name: &str,
         wasm: &[u8],
         owner: Option<i64>,
@@ -647,7 +689,12 @@ impl PluginHost {
             }
         }
         let version = current.as_ref().map(|c| c.version + 1).unwrap_or(1);
-        let loaded = self.compile(name, version, owner, wasm)?;
+        let (job_name, job_wasm) = (name.to_owned(), wasm.to_vec());
+        let loaded = self
+            .admin_job(owner, move |host| {
+                host.compile(&job_name, version, owner, &job_wasm)
+            })
+            .await?;
         sqlx::query(
             "INSERT INTO plugins (name, version, sha256, wasm, owner_tenant_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
         )
@@ -798,9 +845,10 @@ impl PluginHost {
         self.reload_chains().await
     }
 
-    /// Validates settings with the plugin itself, then stores them.
+    /// Validates settings with the plugin itself, then stores them. A plugin
+    /// that traps or runs out of time while validating has faulted.
     pub async fn set_settings(
-        &self,
+        self: &Arc<Self>,
         tenant: &Arc<TenantDirectory>,
         name: &str,
         scope: &str,
@@ -814,20 +862,31 @@ impl PluginHost {
                 "settings must be a JSON document".into(),
             ));
         }
-        let (verdict, _) = self
-            .with_instance(
-                &plugin,
-                Some(tenant.clone()),
-                "",
-                ADMIN_DEADLINE,
-                |p, store| {
-                    p.switchboard_plugin_handler()
-                        .call_validate_settings(store, scope, json)
-                },
-            )
-            .map_err(|e| {
-                PluginError::Settings(format!("the plugin failed while validating: {e}"))
-            })?;
+        let (job_tenant, job_scope, job_json) = (tenant.clone(), scope.to_owned(), json.to_owned());
+        let verdict = self
+            .admin_job(Some(tenant.tenant.id), move |host| {
+                let tenant_id = job_tenant.tenant.id;
+                let res = host.with_instance(
+                    &plugin,
+                    Some(job_tenant),
+                    "",
+                    ADMIN_DEADLINE,
+                    |p, store| {
+                        p.switchboard_plugin_handler()
+                            .call_validate_settings(store, &job_scope, &job_json)
+                    },
+                );
+                match res {
+                    Ok((verdict, _)) => Ok(verdict),
+                    Err(e) => {
+                        host.fault(tenant_id, &plugin, "", &e);
+                        Err(PluginError::Settings(format!(
+                            "the plugin failed while validating: {e}"
+                        )))
+                    }
+                }
+            })
+            .await?;
         verdict.map_err(PluginError::Settings)?;
         self.state
             .put_setting(tenant.tenant.id, name, scope, json)
