@@ -22,6 +22,11 @@ fn main() {
         plugins.join("Cargo.lock").display()
     );
     println!("cargo:rerun-if-changed={}", wit.display());
+    // `sqlx::migrate!` embeds this folder: a new migration must rebuild.
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("migrations").display()
+    );
     let out_dir = PathBuf::from(env("OUT_DIR"));
     // A target directory outside OUT_DIR and outside the host's profile
     // directory: shared by debug and release host builds and kept between

@@ -306,3 +306,58 @@ async fn live_calls_show_answered_calls_in_progress() {
     let (_, live) = r.api("GET", "/tenants/1/live-calls", None).await;
     assert_eq!(live["total"], 0, "{live}");
 }
+
+/// Runs the admin requests at once; returns their statuses.
+async fn at_once(r: &std::sync::Arc<TestRouter>, reqs: Vec<(&'static str, Value)>) -> Vec<u16> {
+    let mut tasks = Vec::new();
+    for (path, body) in reqs {
+        let r = r.clone();
+        tasks.push(tokio::spawn(async move {
+            r.api("POST", path, Some(body.to_string().into_bytes()))
+                .await
+                .0
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    statuses.sort_unstable();
+    statuses
+}
+
+#[tokio::test]
+async fn concurrent_creates_of_one_extension_give_one_201_and_409s() {
+    let r = std::sync::Arc::new(TestRouter::start().await);
+    let reqs = (0..8)
+        .map(|i| {
+            (
+                "/tenants/1/employees",
+                json!({"name": format!("Racer {i}"), "login": format!("racer{i}"),
+                       "password": "racer-secret", "extension": "2500"}),
+            )
+        })
+        .collect();
+    let statuses = at_once(&r, reqs).await;
+    assert_eq!(statuses, vec![201, 409, 409, 409, 409, 409, 409, 409]);
+}
+
+#[tokio::test]
+async fn an_employee_and_a_device_created_at_once_cannot_share_a_number() {
+    let r = std::sync::Arc::new(TestRouter::start().await);
+    for n in 0..5 {
+        let number = format!("26{n:02}");
+        let reqs = vec![
+            (
+                "/tenants/1/employees",
+                json!({"name": "Twin", "login": format!("twin{n}"),
+                       "password": "twin-secret", "extension": number}),
+            ),
+            (
+                "/tenants/1/devices",
+                json!({"username": number, "password": "twin-secret"}),
+            ),
+        ];
+        assert_eq!(at_once(&r, reqs).await, vec![201, 409], "number {number}");
+    }
+}

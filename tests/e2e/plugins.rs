@@ -445,3 +445,24 @@ async fn a_new_version_of_a_plugin_decides_the_next_call() {
     alice.call("2002").await;
     assert!(carol.expect_invite(T).await.is_some(), "version 2 reroutes");
 }
+
+#[tokio::test]
+async fn concurrent_uploads_to_one_plugin_name_never_answer_500() {
+    let r = std::sync::Arc::new(TestRouter::start().await);
+    let mut tasks = Vec::new();
+    for guest in ["test-continue", "test-reroute", "test-failure", "test-trap"] {
+        let r = r.clone();
+        tasks.push(tokio::spawn(async move {
+            r.upload_guest("racer", guest).await.0
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert!(statuses.contains(&201), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| [201, 409, 429].contains(s)),
+        "{statuses:?}"
+    );
+}

@@ -75,6 +75,7 @@ pub(super) fn plugin_error(e: PluginError) -> ApiError {
         PluginError::Sql(e) => ApiError::internal(e),
         PluginError::Engine(e) => ApiError::internal(e),
         PluginError::Busy(m) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, m, None),
+        PluginError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m, Some("wasm")),
     }
 }
 

@@ -33,7 +33,36 @@ pub enum ProvisionError {
     NotFound(String),
     /// The database failed.
     #[error("database: {0}")]
-    Sql(#[from] sqlx::Error),
+    Sql(sqlx::Error),
+}
+
+impl From<sqlx::Error> for ProvisionError {
+    /// A uniqueness constraint lost to a concurrent write is a conflict on
+    /// the field it guards, not a failure: the database decided.
+    fn from(e: sqlx::Error) -> ProvisionError {
+        let Some(db) = e.as_database_error() else {
+            return ProvisionError::Sql(e);
+        };
+        if !db.is_unique_violation() {
+            return ProvisionError::Sql(e);
+        }
+        let msg = db.message();
+        let field = if msg.contains("tenant_numbers") || msg.contains(".extension") {
+            "extension"
+        } else if msg.contains(".login") {
+            "login"
+        } else if msg.contains(".username") {
+            "username"
+        } else if msg.contains(".domain") {
+            "domain"
+        } else {
+            "id"
+        };
+        ProvisionError::Conflict {
+            field,
+            reason: "is in use (taken by a concurrent change)".into(),
+        }
+    }
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> ProvisionError {

@@ -111,6 +111,9 @@ pub enum PluginError {
     /// wasmtime failed to set up.
     #[error("plugin engine: {0}")]
     Engine(String),
+    /// A concurrent upload of the same plugin stored its version first.
+    #[error("{0}")]
+    Conflict(String),
     /// The tenant's previous plugin job (compile, validate) is still running.
     #[error("{0}")]
     Busy(String),
@@ -705,7 +708,13 @@ impl PluginHost {
         .bind(owner)
         .bind(now_ms())
         .execute(self.db.pool())
-        .await?;
+        .await
+        .map_err(|e| match e.as_database_error() {
+            Some(d) if d.is_unique_violation() => PluginError::Conflict(format!(
+                "version {version} of `{name}` was stored by a concurrent upload; upload again"
+            )),
+            _ => PluginError::Sql(e),
+        })?;
         let loaded = Arc::new(loaded);
         self.plugins
             .write()
