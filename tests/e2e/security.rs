@@ -422,6 +422,33 @@ async fn a_call_hung_up_right_after_the_answer_leaves_no_live_call() {
 }
 
 #[tokio::test]
+async fn a_callee_hanging_up_as_it_answers_leaves_no_live_call() {
+    let r = TestRouter::start().await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut bob = r.phone("2002", Proto::Udp).await;
+    for n in 0..50u32 {
+        let call = alice.call("2002").await;
+        let inv = bob.expect_invite(T).await.expect("bob rings");
+        let tag = format!("b{n}");
+        bob.respond(&inv, 200, "OK", &tag).await;
+        bob.request_as_callee(&inv, &tag, "BYE", 1, "").await;
+        let ok = alice
+            .recv_until(T, |m| m.status() == Some(200))
+            .await
+            .expect("200");
+        alice.in_dialog(&call, &ok, "ACK", call.cseq).await;
+        let bye = alice
+            .recv_until(T, |m| m.method() == Some("BYE"))
+            .await
+            .expect("the BYE reaches the caller");
+        alice.respond(&bye, 200, "OK", "").await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(r.running.router().dialogs().len(), 0);
+    assert_eq!(r.running.router().dialogs().active_calls(1, "2002"), 0);
+}
+
+#[tokio::test]
 async fn an_answered_call_with_no_activity_is_reaped_after_the_idle_bound() {
     let r = TestRouter::start_with(|c| c.sip.dialog_max_idle_secs = 1).await;
     let mut alice = r.phone("2001", Proto::Udp).await;
@@ -480,6 +507,52 @@ async fn invalid_invites_get_400_before_any_transaction() {
     }
     assert!(p.recv(QUIET).await.is_none(), "nothing more");
     assert_eq!(r.running.router().server_transactions(), 0);
+}
+
+/// RFC 4475 3.1.1 valid messages the strict checks must let through: a
+/// user part with a `;` parameter, and a To URI of an unknown scheme.
+#[tokio::test]
+async fn unusual_but_valid_invites_are_not_refused() {
+    let r = TestRouter::start().await;
+    let mut p = stranger(&r).await;
+    let l = p.local;
+    let cases = [
+        (
+            "user part with a parameter",
+            format!("sip:2002;par=u@{DOMAIN}"),
+            format!("<sip:2002@{DOMAIN}>"),
+        ),
+        (
+            "To of an unknown scheme",
+            format!("sip:2002@{DOMAIN}"),
+            "<http://www.example.com>".to_owned(),
+        ),
+    ];
+    for (n, (what, ruri, to)) in cases.iter().enumerate() {
+        let text = format!(
+            "INVITE {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {l};branch=z9hG4bKodd{n}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:x@{DOMAIN}>;tag=1\r\nTo: {to}\r\nCall-ID: odd-{n}\r\n\
+             CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        );
+        p.send_raw(&text).await;
+        let resp = p.final_response(T).await.expect("an answer");
+        assert_eq!(resp.status(), Some(407), "{what}: {}", resp.raw);
+    }
+}
+
+#[tokio::test]
+async fn a_request_uri_in_angle_brackets_gets_400() {
+    let r = TestRouter::start().await;
+    let mut p = stranger(&r).await;
+    let text = format!(
+        "INVITE <sip:2002@{DOMAIN}> SIP/2.0\r\nVia: SIP/2.0/UDP {l};branch=z9hG4bKangle\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:x@{DOMAIN}>;tag=1\r\nTo: <sip:2002@{DOMAIN}>\r\n\
+         Call-ID: angle-1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+        l = p.local
+    );
+    p.send_raw(&text).await;
+    let resp = p.recv(T).await.expect("an answer");
+    assert_eq!(resp.status(), Some(400), "{}", resp.raw);
 }
 
 #[tokio::test]

@@ -1274,16 +1274,20 @@ impl Fork {
         // The dialog and its record exist before the caller hears the 2xx:
         // a BYE sent the moment the 200 arrives must find both.
         let started = std::time::Instant::now();
-        self.router.dialogs.start(
-            &self.record.sip_call_id,
-            Dialog {
-                tenant_id: self.record.tenant_id,
-                parties: parties.clone(),
-                record_id: self.record.id.clone(),
-                since: started,
-                last_activity: started,
-            },
-        );
+        let dialog = Dialog {
+            tenant_id: self.record.tenant_id,
+            parties: parties.clone(),
+            record_id: self.record.id.clone(),
+            since: started,
+            last_activity: started,
+        };
+        let live = self
+            .router
+            .dialogs
+            .start(&self.record.sip_call_id, dialog.clone());
+        if !live {
+            self.record.ended_at = Some(now_ms());
+        }
         self.write_record();
         route::pop_top_via(&mut resp.headers);
         self.router.respond(&self.txn, resp);
@@ -1304,6 +1308,9 @@ impl Fork {
                     payload: None,
                 },
             );
+        }
+        if !live {
+            self.router.call_ended(&dialog);
         }
     }
 

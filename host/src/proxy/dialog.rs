@@ -27,19 +27,28 @@ pub struct Dialog {
 #[derive(Debug, Default)]
 pub struct Dialogs {
     by_call_id: DashMap<String, Dialog>,
+    /// BYEs that came before their dialog started (the callee hung up as it
+    /// answered, and the BYE overtook the 200 on another receive worker),
+    /// by Call-ID: the dialog ends as it starts.
+    ended_early: DashMap<String, Instant>,
     active: DashMap<(i64, String), u32>,
     last_ended: DashMap<(i64, String), Instant>,
 }
 
 impl Dialogs {
-    /// Records an answered call.
-    pub fn start(&self, call_id: &str, d: Dialog) {
+    /// Records an answered call. `false`: its BYE already passed, so the
+    /// call is over as it starts (nothing is recorded as live).
+    pub fn start(&self, call_id: &str, d: Dialog) -> bool {
+        if self.ended_early.remove(call_id).is_some() {
+            return false;
+        }
         for p in &d.parties {
             *self.active.entry((d.tenant_id, p.clone())).or_insert(0) += 1;
         }
         if let Some(old) = self.by_call_id.insert(call_id.to_owned(), d) {
             self.release(&old);
         }
+        true
     }
 
     /// Ends a call; returns it if it was known.
@@ -47,6 +56,16 @@ impl Dialogs {
         let (_, d) = self.by_call_id.remove(call_id)?;
         self.release(&d);
         Some(d)
+    }
+
+    /// Ends a call on its BYE; a BYE for a dialog not started yet is kept
+    /// so that [`Dialogs::start`] does not start it.
+    pub fn end_by_bye(&self, call_id: &str) -> Option<Dialog> {
+        let d = self.end(call_id);
+        if d.is_none() {
+            self.ended_early.insert(call_id.to_owned(), Instant::now());
+        }
+        d
     }
 
     fn release(&self, d: &Dialog) {
@@ -87,6 +106,9 @@ impl Dialogs {
     /// Ends dialogs with no in-dialog request for longer than `max_idle`
     /// (their BYE was lost); returns them.
     pub fn sweep(&self, max_idle: Duration) -> Vec<Dialog> {
+        // A BYE that overtakes its 200 does so by milliseconds.
+        self.ended_early
+            .retain(|_, t| t.elapsed() < Duration::from_secs(32));
         let stale: Vec<String> = self
             .by_call_id
             .iter()

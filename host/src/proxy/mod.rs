@@ -568,7 +568,7 @@ impl Router {
     fn forward_in_dialog(self: Arc<Self>, req: Request, from: Peer, txn: Option<Arc<ServerTxn>>) {
         if let Some(call_id) = sip::call_id(&req.headers) {
             if req.method == Method::Bye {
-                if let Some(d) = self.dialogs.end(call_id) {
+                if let Some(d) = self.dialogs.end_by_bye(call_id) {
                     self.history.ended(&d.record_id, now_ms());
                     self.call_ended(&d);
                 }
