@@ -3,6 +3,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use crate::sip::METHODS;
+
 static RECEIVED: AtomicU64 = AtomicU64::new(0);
 static SENT: AtomicU64 = AtomicU64::new(0);
 static MALFORMED: AtomicU64 = AtomicU64::new(0);
@@ -43,23 +45,7 @@ pub fn count_tcp_refused() {
 pub fn count_received() {
     RECEIVED.fetch_add(1, Relaxed);
 }
-/// Request methods counted by name; anything else is `other`.
-const METHODS: [&str; 14] = [
-    "INVITE",
-    "ACK",
-    "BYE",
-    "CANCEL",
-    "REGISTER",
-    "OPTIONS",
-    "INFO",
-    "UPDATE",
-    "PRACK",
-    "SUBSCRIBE",
-    "NOTIFY",
-    "REFER",
-    "MESSAGE",
-    "PUBLISH",
-];
+// Requests are counted by method (`sip::METHODS`); anything else is `other`.
 static REQUESTS_IN: [AtomicU64; 15] = [const { AtomicU64::new(0) }; 15];
 static REQUESTS_OUT: [AtomicU64; 15] = [const { AtomicU64::new(0) }; 15];
 /// By status code, 100-699.

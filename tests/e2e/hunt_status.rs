@@ -67,7 +67,7 @@ async fn miss_a_group_call(caller: &mut Phone, carol: &mut Phone, group: &str) {
 }
 
 async fn presence(r: &TestRouter, ext: &str) -> serde_json::Value {
-    r.running.router().plugins().state().flush().await;
+    assert!(r.running.router().plugins().state().flush().await);
     let (status, body) = r
         .api("GET", &format!("/tenants/1/presence/{ext}"), None)
         .await;
@@ -89,7 +89,7 @@ fn membership(p: &serde_json::Value, group: &str) -> bool {
 /// The plugin's changes go through the state writer; wait until they are in.
 async fn settle(r: &TestRouter) {
     tokio::time::sleep(Duration::from_millis(100)).await;
-    r.running.router().plugins().state().flush().await;
+    assert!(r.running.router().plugins().state().flush().await);
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use switchboard_e2e::{password, Phone, Proto, TestRouter, DOMAIN};
+use switchboard_e2e::{password, wait_until, Phone, Proto, TestRouter, DOMAIN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
@@ -54,64 +54,57 @@ fn in_dialog_request(
     )
 }
 
+/// Sends a stranger's in-dialog request aimed at a listener (through the
+/// Request-URI, or a Route naming it or us); checks the 403 and that the
+/// listener hears nothing.
+async fn assert_not_relayed(r: &TestRouter, method: &str, user: &str, route: Route<'_>) {
+    let target = Listener::new().await;
+    let mut attacker = stranger(r).await;
+    let ruri = format!("sip:{user}@{}", target.addr);
+    let route = match route {
+        Route::None => None,
+        Route::ToTarget => Some(format!("<sip:{};lr>", target.addr)),
+        Route::Given(r) => Some(r.to_owned()),
+    };
+    let call_id = format!("relay-{method}-{}", rand_suffix());
+    let text = in_dialog_request(method, &ruri, route.as_deref(), attacker.local, &call_id);
+    attacker.send_raw(&text).await;
+    let resp = attacker.final_response(T).await.expect("an answer");
+    assert_eq!(resp.status(), Some(403), "{method}: {}", resp.raw);
+    assert!(
+        !target.hears_anything(QUIET).await,
+        "{method}: nothing left the router"
+    );
+}
+
+/// What Route an attacker's request carries.
+enum Route<'a> {
+    None,
+    ToTarget,
+    Given(&'a str),
+}
+
+fn rand_suffix() -> u64 {
+    rand::random()
+}
+
 #[tokio::test]
 async fn an_invite_with_a_to_tag_from_a_stranger_is_refused_and_nothing_is_relayed() {
     let r = TestRouter::start().await;
-    let trunk = Listener::new().await;
-    let mut attacker = stranger(&r).await;
-    let ruri = format!("sip:441234567890@{}", trunk.addr);
-    let text = in_dialog_request("INVITE", &ruri, None, attacker.local, "relay-1");
-    attacker.send_raw(&text).await;
-    let resp = attacker.final_response(T).await.expect("an answer");
-    assert_eq!(resp.status(), Some(403), "{}", resp.raw);
-    assert!(
-        !trunk.hears_anything(QUIET).await,
-        "nothing left the router"
-    );
+    assert_not_relayed(&r, "INVITE", "441234567890", Route::None).await;
 }
 
 #[tokio::test]
 async fn a_message_with_a_foreign_route_is_refused_and_nothing_is_relayed() {
     let r = TestRouter::start().await;
-    let target = Listener::new().await;
-    let mut attacker = stranger(&r).await;
-    let route = format!("<sip:{};lr>", target.addr);
-    let text = in_dialog_request(
-        "MESSAGE",
-        &format!("sip:someone@{}", target.addr),
-        Some(&route),
-        attacker.local,
-        "relay-2",
-    );
-    attacker.send_raw(&text).await;
-    let resp = attacker.final_response(T).await.expect("an answer");
-    assert_eq!(resp.status(), Some(403), "{}", resp.raw);
-    assert!(
-        !target.hears_anything(QUIET).await,
-        "nothing left the router"
-    );
+    assert_not_relayed(&r, "MESSAGE", "someone", Route::ToTarget).await;
 }
 
 #[tokio::test]
 async fn a_bye_naming_our_route_without_its_signature_is_refused() {
     let r = TestRouter::start().await;
-    let target = Listener::new().await;
-    let mut attacker = stranger(&r).await;
-    let route = format!("<sip:{};lr>", r.sip());
-    let text = in_dialog_request(
-        "BYE",
-        &format!("sip:someone@{}", target.addr),
-        Some(&route),
-        attacker.local,
-        "relay-3",
-    );
-    attacker.send_raw(&text).await;
-    let resp = attacker.final_response(T).await.expect("an answer");
-    assert_eq!(resp.status(), Some(403), "{}", resp.raw);
-    assert!(
-        !target.hears_anything(QUIET).await,
-        "nothing left the router"
-    );
+    let ours = format!("<sip:{};lr>", r.sip());
+    assert_not_relayed(&r, "BYE", "someone", Route::Given(&ours)).await;
 }
 
 #[tokio::test]
@@ -129,23 +122,7 @@ async fn a_route_signed_for_another_call_does_not_open_a_relay() {
     bob.respond(&inv, 200, "OK", "b").await;
     let ok = alice.recv_until(T, |m| m.status() == Some(200)).await;
     alice.in_dialog(&call, &ok.unwrap(), "ACK", call.cseq).await;
-
-    let trunk = Listener::new().await;
-    let mut attacker = stranger(&r).await;
-    let text = in_dialog_request(
-        "INVITE",
-        &format!("sip:441234567890@{}", trunk.addr),
-        Some(&signed),
-        attacker.local,
-        "another-call-id",
-    );
-    attacker.send_raw(&text).await;
-    let resp = attacker.final_response(T).await.expect("an answer");
-    assert_eq!(resp.status(), Some(403), "{}", resp.raw);
-    assert!(
-        !trunk.hears_anything(QUIET).await,
-        "nothing left the router"
-    );
+    assert_not_relayed(&r, "INVITE", "441234567890", Route::Given(&signed)).await;
 }
 
 #[tokio::test]
@@ -605,17 +582,6 @@ fn router_side_connections(port: u16) -> usize {
             local_port == Some(port) && cols.get(3) != Some(&"0A")
         })
         .count()
-}
-
-async fn wait_until(within: Duration, f: impl Fn() -> bool) -> bool {
-    let until = tokio::time::Instant::now() + within;
-    while tokio::time::Instant::now() < until {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    f()
 }
 
 #[tokio::test]

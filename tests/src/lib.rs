@@ -312,6 +312,19 @@ impl TestRouter {
     }
 }
 
+/// Polls `f` every 100 ms until it holds or `within` has passed; its last
+/// answer.
+pub async fn wait_until(within: Duration, f: impl Fn() -> bool) -> bool {
+    let until = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < until {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    f()
+}
+
 /// The password of a test account.
 pub fn password(user: &str) -> String {
     format!("pw-{user}-secret")

@@ -11,7 +11,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use switchboard::sip::mutate::{mutate, seeds};
-use switchboard_e2e::{Proto, TestRouter, DOMAIN};
+use switchboard_e2e::{wait_until, Proto, TestRouter, DOMAIN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
@@ -21,17 +21,6 @@ const DATAGRAMS: usize = 20_000;
 const CONNECTIONS: usize = 1_000;
 /// TCP connections open at once (under the per-source cap of 64).
 const CONCURRENT: usize = 40;
-
-async fn wait_until(within: Duration, f: impl Fn() -> bool) -> bool {
-    let until = tokio::time::Instant::now() + within;
-    while tokio::time::Instant::now() < until {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    f()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mutation_storm_leaves_no_panic_no_leaked_connection_and_no_growth() {

@@ -130,7 +130,7 @@ async fn login(
     state
         .bind_device(t.tenant.id, &device, Some(&body.extension), &cause(&p))
         .map_err(|e| unprocessable("device", e))?;
-    state.flush().await;
+    stored(state).await?;
     Ok(Json(json!({"device": device, "extension": body.extension})))
 }
 
@@ -151,8 +151,18 @@ async fn logout(
     state
         .bind_device(t.tenant.id, &device, None, &cause(&p))
         .map_err(|e| unprocessable("device", e))?;
-    state.flush().await;
+    stored(state).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// Waits for the change to be in the database; a failed write is a 500,
+/// never a success the next restart forgets.
+async fn stored(state: &crate::plugins::PluginState) -> Result<(), ApiError> {
+    if state.flush().await {
+        Ok(())
+    } else {
+        Err(ApiError::internal("the change could not be stored"))
+    }
 }
 
 fn presence_json(s: &AdminState, t: &TenantDirectory, ext: &str) -> Result<Value, ApiError> {
@@ -212,7 +222,7 @@ async fn set_status(
     state
         .set_status(t.tenant.id, &ext, body.status, &cause(&p))
         .map_err(|e| unprocessable("status", e))?;
-    state.flush().await;
+    stored(state).await?;
     Ok(Json(presence_json(&s, &t, &ext)?))
 }
 
@@ -237,7 +247,7 @@ async fn set_membership(
     state
         .set_membership(t.tenant.id, &group, &ext, body.enabled, &cause(&p))
         .map_err(|e| unprocessable("group", e))?;
-    state.flush().await;
+    stored(state).await?;
     let t = tenant_of(&s, tid)?;
     Ok(Json(presence_json(&s, &t, &ext)?))
 }
@@ -267,7 +277,7 @@ async fn changes(
     }
     let offset = page.offset.unwrap_or(0).max(0);
     let state = s.router.plugins().state();
-    state.flush().await;
+    stored(state).await?;
     let rows = sqlx::query(
         "SELECT what, cause, changed_at FROM status_changes WHERE tenant_id = ? AND extension = ? \
          ORDER BY changed_at DESC, rowid DESC LIMIT ? OFFSET ?",

@@ -67,7 +67,7 @@ enum Write {
     Change(i64, String, String, String),
     /// Answered once everything sent before it is committed (and the
     /// directory reloaded when memberships changed).
-    Flush(tokio::sync::oneshot::Sender<()>),
+    Flush(tokio::sync::oneshot::Sender<bool>),
 }
 
 /// Shared plugin state.
@@ -523,12 +523,15 @@ impl PluginState {
     }
 
     /// Waits until every change made so far is in the database (and
-    /// membership changes are in the directory).
-    pub async fn flush(&self) {
+    /// membership changes are in the directory). `false`: the batch that
+    /// carried them failed, so nobody may be told they were made.
+    #[must_use = "a change is not made until it is stored"]
+    pub async fn flush(&self) -> bool {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        if self.writes.send(Write::Flush(tx)).is_ok() {
-            let _ = rx.await;
+        if self.writes.send(Write::Flush(tx)).is_err() {
+            return false;
         }
+        rx.await.unwrap_or(false)
     }
 
     /// Every hotdesk login of a tenant: (device, employee extension).
@@ -609,9 +612,13 @@ async fn writer(db: Db, mut rx: mpsc::UnboundedReceiver<Write>, directory: Weak<
             }
         }
         let membership_changed = batch.iter().any(|w| matches!(w, Write::Membership(..)));
-        if let Err(e) = commit(&db, &batch).await {
-            tracing::error!(error = %e, "plugin state not written");
-        }
+        let stored = match commit(&db, &batch).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "plugin state not written");
+                false
+            }
+        };
         if membership_changed {
             if let Some(d) = directory.upgrade() {
                 if let Err(e) = d.reload().await {
@@ -621,7 +628,7 @@ async fn writer(db: Db, mut rx: mpsc::UnboundedReceiver<Write>, directory: Weak<
         }
         for w in batch.drain(..) {
             if let Write::Flush(done) = w {
-                let _ = done.send(());
+                let _ = done.send(stored);
             }
         }
     }

@@ -284,7 +284,9 @@ pub(super) async fn run(
             // What the phone is about to be told (logged in, status set,
             // PIN locked) is in the database first: a crash right after
             // the answer must not undo it.
-            router.plugins.state().flush().await;
+            if !router.plugins.state().flush().await {
+                return reply(500, Some("Not Stored"));
+            }
             // Feature codes are not calls: answered, not recorded.
             if !*success {
                 return reply(403, Some(message));

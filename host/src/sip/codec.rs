@@ -335,23 +335,7 @@ pub fn bad_request_reply(buf: &[u8], err: &ParseError) -> Option<Bytes> {
         .collect();
     // A well-formed request with a method we do not know is not a bad
     // request: RFC 3261 8.2.1 answers it 501.
-    let known = [
-        "INVITE",
-        "ACK",
-        "BYE",
-        "CANCEL",
-        "REGISTER",
-        "OPTIONS",
-        "INFO",
-        "UPDATE",
-        "PRACK",
-        "SUBSCRIBE",
-        "NOTIFY",
-        "REFER",
-        "MESSAGE",
-        "PUBLISH",
-    ];
-    let mut out = if known.contains(&method) {
+    let mut out = if super::METHODS.contains(&method) {
         String::from("SIP/2.0 400 Bad Request\r\n")
     } else {
         String::from("SIP/2.0 501 Not Implemented\r\n")

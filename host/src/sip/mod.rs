@@ -79,6 +79,25 @@ impl Peer {
     }
 }
 
+/// The request methods the router knows (RFC 3261 and its extensions),
+/// in the order metrics list them.
+pub const METHODS: [&str; 14] = [
+    "INVITE",
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "REGISTER",
+    "OPTIONS",
+    "INFO",
+    "UPDATE",
+    "PRACK",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "REFER",
+    "MESSAGE",
+    "PUBLISH",
+];
+
 /// The value of the first header with this name (case-insensitive).
 pub fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
     headers.iter().find_map(|h| value_if(h, name))
