@@ -214,6 +214,7 @@ async fn a_challenge_is_at_most_one_and_a_half_times_the_invite_it_answers() {
     let received = drain(&mut attacker, QUIET).await;
     let out: usize = received.iter().map(|m| m.raw.len()).sum();
     let ratio = out as f64 / sent as f64;
+    eprintln!("challenge amplification (phone's INVITE): {out}/{sent} = {ratio:.2}");
     assert!(ratio <= 1.5, "{out} bytes out for {sent} in: {ratio:.2}");
 }
 
@@ -231,6 +232,10 @@ async fn a_challenge_to_the_smallest_invite_is_under_twice_its_size() {
     let received = drain(&mut attacker, QUIET).await;
     let out: usize = received.iter().map(|m| m.raw.len()).sum();
     let ratio = out as f64 / invite.len() as f64;
+    eprintln!(
+        "challenge amplification (smallest INVITE): {out}/{} = {ratio:.2}",
+        invite.len()
+    );
     assert!(
         ratio < 2.0,
         "{out} bytes out for {} in: {ratio:.2}",
@@ -754,6 +759,7 @@ async fn a_looping_plugin_s_settings_validation_does_not_stall_sip() {
             "{statuses:?}"
         );
     }
+    eprintln!("worst SIP probe during settings abuse: {worst:?} over {n} probes");
     // Before, each validation held a runtime worker for a second: probes
     // waited 1.6 s and more.
     assert!(worst < Duration::from_millis(400), "worst probe {worst:?}");
