@@ -111,8 +111,18 @@ pub struct SipConfig {
     /// as ended (its BYE never reached us): the last resort against calls
     /// that stay "live" forever (seconds).
     pub dialog_max_idle_secs: u64,
-    /// TCP connections: limits on what a peer may hold open.
+    /// TCP connections: limits on what a peer may hold open (TLS too).
     pub tcp: TcpLimits,
+    /// Address for SIP over TLS (`0.0.0.0:5061`); off when absent.
+    pub tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain for TLS, leaf first (reloaded on SIGHUP or
+    /// when the file changes).
+    pub tls_cert: Option<String>,
+    /// PEM private key for TLS.
+    pub tls_key: Option<String>,
+    /// PEM CA certificates that outbound TLS trusts; absent: the usual web
+    /// roots.
+    pub tls_ca: Option<String>,
 }
 
 /// What TCP peers may hold: every connection costs a descriptor and two
@@ -204,6 +214,10 @@ impl Default for SipConfig {
             nonce_ttl_secs: 300,
             dialog_max_idle_secs: 4 * 3600,
             tcp: TcpLimits::default(),
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
         }
     }
 }
@@ -317,6 +331,14 @@ impl Config {
                 reason: "idle_secs and message_secs must be at least 1".into(),
             });
         }
+        if self.sip.tls_listen.is_some()
+            && (self.sip.tls_cert.is_none() || self.sip.tls_key.is_none())
+        {
+            return Err(ConfigError::Invalid {
+                field: "sip.tls_listen",
+                reason: "needs sip.tls_cert and sip.tls_key".into(),
+            });
+        }
         if self.sip.t1_ms == 0 {
             return Err(ConfigError::Invalid {
                 field: "sip.t1_ms",
@@ -324,6 +346,19 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    /// The TLS side, when `sip.tls_listen` is set: its address and files.
+    pub fn tls(&self) -> Option<(SocketAddr, crate::transport::tls::TlsFiles)> {
+        let s = &self.sip;
+        Some((
+            s.tls_listen?,
+            crate::transport::tls::TlsFiles {
+                cert: s.tls_cert.clone()?.into(),
+                key: s.tls_key.clone()?.into(),
+                ca: s.tls_ca.clone().map(Into::into),
+            },
+        ))
     }
 
     /// T1 as a duration.

@@ -56,6 +56,9 @@ pub enum StartError {
     /// The plugin runtime could not start.
     #[error("plugins: {0}")]
     Plugins(#[from] plugins::PluginError),
+    /// The TLS certificate or key could not be used.
+    #[error("tls: {0}")]
+    Tls(#[from] transport::tls::TlsError),
 }
 
 /// A running router.
@@ -63,6 +66,8 @@ pub enum StartError {
 pub struct Running {
     /// SIP address (UDP and TCP).
     pub sip_addr: SocketAddr,
+    /// SIP over TLS address, when TLS is on.
+    pub tls_addr: Option<SocketAddr>,
     /// HTTP admin address.
     pub http_addr: SocketAddr,
     /// Bearer token of the bootstrap administrator.
@@ -154,13 +159,18 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
         t4: Duration::from_millis(config.sip.t4_ms),
     };
     let txns = Transactions::new(timers);
+    let tls = match config.tls() {
+        Some((addr, files)) => Some((addr, transport::tls::Tls::load(files)?)),
+        None => None,
+    };
     let transport = Transport::bind(
         config.sip.listen,
         transport::TcpPolicy::from(&config.sip.tcp),
+        tls,
     )
     .await
     .map_err(|source| StartError::Bind {
-        addr: config.sip.listen,
+        addr: config.sip.tls_listen.unwrap_or(config.sip.listen),
         source,
     })?;
     let sip_addr = transport.local_addr();
@@ -188,6 +198,7 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
     }
     let mut proxy_settings = ProxySettings::from_config(&config, sip_addr.port());
     proxy_settings.route_key = route_key(&store).await?;
+    proxy_settings.tls_port = transport.tls_addr().map(|a| a.port());
     let router = Router::new(
         transport.clone(),
         txns.clone(),
@@ -273,6 +284,7 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
     tracing::info!(%sip_addr, %http_addr, "switchboard started");
     Ok(Running {
         sip_addr,
+        tls_addr: router.transport.tls_addr(),
         http_addr,
         admin_token,
         demo,

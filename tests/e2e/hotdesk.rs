@@ -339,7 +339,7 @@ async fn logins_survive_a_router_restart() {
     let mut desk = r.phone("5401", Proto::Udp).await;
     assert_eq!(desk.feature("*88*2003*1234").await.status(), Some(200));
     let db = r.dir.path().join("test.db");
-    let TestRouter { running, dir } = r;
+    let TestRouter { running, dir, .. } = r;
     running.shutdown().await;
     let mut config = switchboard_e2e::test_config(&db);
     config.sip.default_domain = Some(switchboard_e2e::DOMAIN.into());

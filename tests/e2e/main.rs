@@ -14,3 +14,4 @@ mod robustness;
 mod roles;
 mod schedule;
 mod security;
+mod tls;

@@ -61,7 +61,7 @@ async fn registrations_survive_a_restart() {
     let r = TestRouter::start().await;
     let mut bob = r.phone("2002", Proto::Udp).await;
     let db = r.dir.path().join("test.db");
-    let TestRouter { running, dir } = r;
+    let TestRouter { running, dir, .. } = r;
     running.shutdown().await;
     let mut config = switchboard_e2e::test_config(&db);
     config.sip.default_domain = Some(switchboard_e2e::DOMAIN.into());

@@ -24,6 +24,8 @@ pub struct TestRouter {
     pub running: Running,
     /// Keeps the database file alive.
     pub dir: tempfile::TempDir,
+    /// Keeps the TLS certificate files alive (the router watches them).
+    certs: Option<tempfile::TempDir>,
 }
 
 /// Config for tests: loopback, free ports, short ring times.
@@ -138,7 +140,11 @@ impl TestRouter {
         }
         directory.reload().await.unwrap();
         directory.set_default_domain(Some(DOMAIN.into()));
-        TestRouter { running, dir }
+        TestRouter {
+            running,
+            dir,
+            certs: None,
+        }
     }
 
     /// An admin API request as the platform operator; returns status and
@@ -303,9 +309,44 @@ impl TestRouter {
         self.running.sip_addr
     }
 
+    /// A router like [`TestRouter::start_with`], with SIP over TLS on a
+    /// free port using [`test_certificate`].
+    pub async fn start_with_tls(tweak: impl FnOnce(&mut Config)) -> TestRouter {
+        let certs = tempfile::tempdir().unwrap();
+        let (cert, key) = test_certificate();
+        let cert_path = certs.path().join("cert.pem");
+        let key_path = certs.path().join("key.pem");
+        std::fs::write(&cert_path, cert).unwrap();
+        std::fs::write(&key_path, key).unwrap();
+        let mut r = Self::start_with(|c| {
+            c.sip.tls_listen = Some("127.0.0.1:0".parse().unwrap());
+            c.sip.tls_cert = Some(cert_path.display().to_string());
+            c.sip.tls_key = Some(key_path.display().to_string());
+            c.sip.tls_ca = Some(cert_path.display().to_string());
+            tweak(c);
+        })
+        .await;
+        r.certs = Some(certs);
+        r
+    }
+
+    /// The certificate and key files of a TLS router (PEM).
+    pub fn tls_files(&self) -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir = self.certs.as_ref().expect("a router started with TLS");
+        (dir.path().join("cert.pem"), dir.path().join("key.pem"))
+    }
+
+    /// Where a phone over `proto` connects.
+    pub fn addr_for(&self, proto: Proto) -> SocketAddr {
+        match proto {
+            Proto::Tls => self.running.tls_addr.expect("a router started with TLS"),
+            _ => self.sip(),
+        }
+    }
+
     /// A registered phone for `user` over `proto`.
     pub async fn phone(&self, user: &str, proto: Proto) -> Phone {
-        let mut p = Phone::new(self.sip(), user, &password(user), proto).await;
+        let mut p = Phone::new(self.addr_for(proto), user, &password(user), proto).await;
         let r = p.register(3600).await;
         assert_eq!(r.status(), Some(200), "register {user}: {}", r.raw);
         p
@@ -337,6 +378,42 @@ pub enum Proto {
     Udp,
     /// TCP.
     Tcp,
+    /// TLS to the router's TLS port, trusting the test certificate.
+    Tls,
+}
+
+/// The test certificate (`localhost`, `127.0.0.1`), made once per run:
+/// (certificate PEM, key PEM).
+pub fn test_certificate() -> &'static (String, String) {
+    static CERT: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    CERT.get_or_init(|| {
+        let c = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+            .unwrap();
+        (c.cert.pem(), c.key_pair.serialize_pem())
+    })
+}
+
+fn tls_connector() -> tokio_rustls::TlsConnector {
+    tls_connector_trusting(&test_certificate().0)
+}
+
+/// A TLS client that trusts only the certificates in `pem`.
+pub fn tls_connector_trusting(pem: &str) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile_certs(pem) {
+        roots.add(c).unwrap();
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+}
+
+fn rustls_pemfile_certs(pem: &str) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .unwrap()
 }
 
 /// A parsed SIP message, read independently of the router's parser.
@@ -435,9 +512,13 @@ fn long_name(n: &str) -> &str {
     }
 }
 
+/// A byte stream to the router: TCP, or TLS over TCP.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
 enum Sock {
     Udp(UdpSocket),
-    Tcp(TcpStream, Vec<u8>),
+    Tcp(Box<dyn Stream>, Vec<u8>),
 }
 
 /// A SIP phone on 127.0.0.1.
@@ -510,7 +591,19 @@ impl Phone {
             Proto::Tcp => {
                 let s = TcpStream::connect(router).await.unwrap();
                 let l = s.local_addr().unwrap();
-                (Sock::Tcp(s, Vec::new()), l)
+                (Sock::Tcp(Box::new(s), Vec::new()), l)
+            }
+            Proto::Tls => {
+                let s = TcpStream::connect(router).await.unwrap();
+                let l = s.local_addr().unwrap();
+                let tls = tls_connector()
+                    .connect(
+                        rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+                        s,
+                    )
+                    .await
+                    .expect("TLS handshake with the router");
+                (Sock::Tcp(Box::new(tls), Vec::new()), l)
             }
         };
         Phone {
@@ -530,15 +623,16 @@ impl Phone {
         match self.proto {
             Proto::Udp => "UDP",
             Proto::Tcp => "TCP",
+            Proto::Tls => "TLS",
         }
     }
 
     /// This phone's Contact URI.
     pub fn contact(&self) -> String {
-        let t = if self.proto == Proto::Tcp {
-            ";transport=tcp"
-        } else {
-            ""
+        let t = match self.proto {
+            Proto::Udp => "",
+            Proto::Tcp => ";transport=tcp",
+            Proto::Tls => ";transport=tls",
         };
         format!("<sip:{}@{}{t}>", self.user, self.local)
     }

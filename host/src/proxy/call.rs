@@ -295,16 +295,16 @@ pub(super) async fn run(
             // with no announcement to play, we hang up right after.
             let tag = sip::random_token();
             let mut ok = sip::response_to(&req, 200, Some(message), Some(&tag));
-            let t = if from.proto == sip::Proto::Tcp {
-                ";transport=tcp"
-            } else {
-                ""
-            };
             let s = &router.settings;
             sip::push_header(
                 &mut ok.headers,
                 "Contact",
-                format!("<sip:{}:{}{t}>", s.host, s.port),
+                format!(
+                    "<sip:{}:{}{}>",
+                    s.host,
+                    s.port_for(from.proto),
+                    from.proto.uri_param()
+                ),
             );
             router.respond(&txn, ok);
             hang_up_feature_call(&router, &req, from, &tag);

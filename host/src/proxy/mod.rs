@@ -32,6 +32,8 @@ pub struct ProxySettings {
     pub host: String,
     /// Our port (UDP and TCP).
     pub port: u16,
+    /// Our TLS port, when TLS is on.
+    pub tls_port: Option<u16>,
     /// Other addresses that mean "us" in a Route header.
     pub local_ips: Vec<IpAddr>,
     /// Sources whose requests are not challenged.
@@ -79,7 +81,19 @@ impl ProxySettings {
             no_response: Duration::from_secs(config.sip.no_response_secs),
             timer_c: Duration::from_secs(config.sip.timer_c_secs),
             route_key: rand::random(),
+            tls_port: None,
             dialog_max_idle: Duration::from_secs(config.sip.dialog_max_idle_secs.max(1)),
+        }
+    }
+}
+
+impl ProxySettings {
+    /// The port we listen on for `proto` (what Via, Record-Route and
+    /// Contact name).
+    pub fn port_for(&self, proto: sip::Proto) -> u16 {
+        match (proto, self.tls_port) {
+            (sip::Proto::Tls, Some(p)) => p,
+            _ => self.port,
         }
     }
 }
@@ -287,12 +301,22 @@ impl Router {
             return false;
         };
         let host = u.host_with_port.host.to_string();
-        let port = u.host_with_port.port.map(|p| *p.value()).unwrap_or(5060);
+        let tls = matches!(u.scheme, Some(rsip::Scheme::Sips))
+            || u.params.iter().any(
+                |p| matches!(p, rsip::Param::Transport(t) if t.to_string().eq_ignore_ascii_case("tls")),
+            );
+        let default_port = if tls { 5061 } else { 5060 };
+        let port = u
+            .host_with_port
+            .port
+            .map(|p| *p.value())
+            .unwrap_or(default_port);
+        let host = host.trim_matches(['[', ']']);
         let host_ok = host.eq_ignore_ascii_case(&self.settings.host)
             || host
                 .parse::<IpAddr>()
                 .is_ok_and(|ip| self.settings.local_ips.contains(&ip));
-        host_ok && port == self.settings.port
+        host_ok && (port == self.settings.port || Some(port) == self.settings.tls_port)
     }
 
     fn on_request(self: &Arc<Self>, mut req: Request, from: Peer) {

@@ -166,7 +166,7 @@ pub(crate) fn push_via(router: &Router, headers: &mut Headers, proto: Proto, bra
         "SIP/2.0/{} {}:{};branch={branch}",
         proto.as_str(),
         s.host,
-        s.port
+        s.port_for(proto)
     );
     insert_top(headers, Header::Via(rsip::headers::Via::new(value)));
 }
@@ -183,14 +183,11 @@ pub(crate) fn record_route(
     let s = &router.settings;
     let mac = route_mac(&s.route_key, call_id);
     let rr = |p: Proto| {
-        let t = if p == Proto::Tcp {
-            ";transport=tcp"
-        } else {
-            ""
-        };
         Header::RecordRoute(rsip::headers::RecordRoute::new(format!(
-            "<sip:{}:{};lr{t};{MAC_PARAM}={mac}>",
-            s.host, s.port
+            "<sip:{}:{};lr{};{MAC_PARAM}={mac}>",
+            s.host,
+            s.port_for(p),
+            p.uri_param()
         )))
     };
     // The top entry faces the callee.
@@ -208,9 +205,13 @@ pub(crate) async fn resolve_uri(router: &Router, uri: &str) -> Option<Peer> {
         .location()
         .flow_of_contact(&sip::canonical_uri(uri))
     {
+        if uri.starts_with("sips:") && p.proto != Proto::Tls {
+            return None;
+        }
         return Some(p);
     }
     let u = rsip::Uri::try_from(uri).ok()?;
+    let sips = matches!(u.scheme, Some(rsip::Scheme::Sips));
     let proto = u
         .params
         .iter()
@@ -218,21 +219,34 @@ pub(crate) async fn resolve_uri(router: &Router, uri: &str) -> Option<Peer> {
             rsip::Param::Transport(t) => Proto::parse(&t.to_string()),
             _ => None,
         })
-        .unwrap_or(Proto::Udp);
-    let port = u.host_with_port.port.map(|p| *p.value()).unwrap_or(5060);
+        .unwrap_or(if sips { Proto::Tls } else { Proto::Udp });
+    if sips && proto != Proto::Tls {
+        // RFC 5630: a sips: URI is reached over TLS or not at all.
+        return None;
+    }
+    let default_port = if proto == Proto::Tls { 5061 } else { 5060 };
+    let port = u
+        .host_with_port
+        .port
+        .map(|p| *p.value())
+        .unwrap_or(default_port);
     let host = u.host_with_port.host.to_string();
-    let ip = match host.trim_matches(['[', ']']).parse::<IpAddr>() {
-        Ok(ip) => ip,
-        Err(_) => tokio::net::lookup_host((host.as_str(), port))
-            .await
-            .ok()?
-            .next()?
-            .ip(),
+    let (ip, name) = match host.trim_matches(['[', ']']).parse::<IpAddr>() {
+        Ok(ip) => (ip, None),
+        Err(_) => {
+            let ip = tokio::net::lookup_host((host.as_str(), port))
+                .await
+                .ok()?
+                .next()?
+                .ip();
+            (ip, Some(host))
+        }
     };
-    Some(Peer {
-        proto,
-        addr: SocketAddr::new(ip, port),
-    })
+    let addr = SocketAddr::new(ip, port);
+    if let (Proto::Tls, Some(name)) = (proto, name) {
+        router.transport.note_tls_name(addr, &name);
+    }
+    Some(Peer { proto, addr })
 }
 
 /// The next hop of an in-dialog request: the first Route, else the

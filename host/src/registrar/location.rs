@@ -41,7 +41,7 @@ impl Binding {
     /// flow they registered on; anything else at its Contact address, which
     /// also allows registering a contact on behalf of another host.
     pub fn destination(&self) -> Peer {
-        if self.source.proto == crate::sip::Proto::Tcp {
+        if self.source.proto.is_stream() {
             return self.source;
         }
         let Ok(uri) = rsip::Uri::try_from(self.contact.as_str()) else {

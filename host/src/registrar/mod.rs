@@ -249,6 +249,10 @@ impl Registrar {
                 if rsip::Uri::try_from(uri.as_str()).is_err() {
                     return reply(400, Some("Bad Contact URI"));
                 }
+                // RFC 5630: a sips: contact is only reachable over TLS.
+                if uri.starts_with("sips:") && source.proto != crate::sip::Proto::Tls {
+                    return reply(400, Some("SIPS Contact Over A Plain Transport"));
+                }
                 if !self.limits.allow_foreign_contacts && is_foreign(&uri, source) {
                     return reply(403, Some("Contact Not At The Registering Address"));
                 }

@@ -20,6 +20,8 @@ pub enum Proto {
     Udp,
     /// A stream; no retransmissions.
     Tcp,
+    /// A TLS stream over TCP (RFC 3261 section 26).
+    Tls,
 }
 
 impl Proto {
@@ -28,6 +30,7 @@ impl Proto {
         match self {
             Proto::Udp => "UDP",
             Proto::Tcp => "TCP",
+            Proto::Tls => "TLS",
         }
     }
 
@@ -37,6 +40,8 @@ impl Proto {
             Some(Proto::Udp)
         } else if s.eq_ignore_ascii_case("tcp") {
             Some(Proto::Tcp)
+        } else if s.eq_ignore_ascii_case("tls") {
+            Some(Proto::Tls)
         } else {
             None
         }
@@ -45,6 +50,22 @@ impl Proto {
     /// Whether messages may be lost (timers A, E, G retransmit).
     pub fn is_unreliable(self) -> bool {
         self == Proto::Udp
+    }
+
+    /// Whether this is a connection (TCP or TLS): requests to a phone go
+    /// back over the connection it registered on.
+    pub fn is_stream(self) -> bool {
+        self != Proto::Udp
+    }
+
+    /// The `transport=` URI parameter that names this protocol in a
+    /// Contact or Record-Route (`""` for UDP, the default).
+    pub fn uri_param(self) -> &'static str {
+        match self {
+            Proto::Udp => "",
+            Proto::Tcp => ";transport=tcp",
+            Proto::Tls => ";transport=tls",
+        }
     }
 }
 

@@ -1,6 +1,9 @@
-//! UDP and TCP on one address. Every parsed message goes to a [`Handler`];
+//! UDP and TCP on one address, TLS on another ([`tls`]). Every parsed
+//! message goes to a [`Handler`];
 //! bytes that do not parse get a 400 when a response can be built from them
 //! and are dropped otherwise, and the listener keeps serving either way.
+
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,7 +11,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use dashmap::DashMap;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
@@ -82,12 +85,14 @@ struct ConnCounts {
     per_ip: DashMap<std::net::IpAddr, usize>,
 }
 
-/// One counted connection; dropping it releases the count.
+/// One counted connection, from the accept (or connect) on; dropping it
+/// releases the count and forgets the connection.
 #[derive(Debug)]
 struct ConnSlot {
     transport: std::sync::Weak<Transport>,
     addr: SocketAddr,
-    tx: mpsc::Sender<Bytes>,
+    /// Its sending side once it serves messages.
+    tx: Option<mpsc::Sender<Bytes>>,
 }
 
 impl Drop for ConnSlot {
@@ -95,8 +100,9 @@ impl Drop for ConnSlot {
         let Some(t) = self.transport.upgrade() else {
             return;
         };
-        t.conns
-            .remove_if(&self.addr, |_, v| v.same_channel(&self.tx));
+        if let Some(tx) = &self.tx {
+            t.conns.remove_if(&self.addr, |_, v| v.same_channel(tx));
+        }
         t.counts
             .total
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
@@ -114,6 +120,8 @@ pub struct Transport {
     udp: Arc<UdpSocket>,
     tcp: TcpListenerSlot,
     local: SocketAddr,
+    /// The TLS listener and configuration, when TLS is on.
+    tls: Option<TlsSide>,
     conns: DashMap<SocketAddr, mpsc::Sender<Bytes>>,
     counts: ConnCounts,
     policy: TcpPolicy,
@@ -130,9 +138,37 @@ impl std::fmt::Debug for dyn Handler {
 #[derive(Debug)]
 struct TcpListenerSlot(parking_lot::Mutex<Option<TcpListener>>);
 
+#[derive(Debug)]
+struct TlsSide {
+    listener: TcpListenerSlot,
+    local: SocketAddr,
+    config: tls::Tls,
+    /// Host names that TLS destinations were resolved from, so their
+    /// certificates are checked against the name, not the address.
+    names: DashMap<SocketAddr, String>,
+}
+
 impl Transport {
-    /// Binds UDP and TCP on `addr` (port 0 picks a free port, the same for both).
-    pub async fn bind(addr: SocketAddr, policy: TcpPolicy) -> std::io::Result<Arc<Transport>> {
+    /// Binds UDP and TCP on `addr` (port 0 picks a free port, the same for
+    /// both), and TLS on `tls`'s address when given.
+    pub async fn bind(
+        addr: SocketAddr,
+        policy: TcpPolicy,
+        tls: Option<(SocketAddr, tls::Tls)>,
+    ) -> std::io::Result<Arc<Transport>> {
+        let tls = match tls {
+            Some((tls_addr, config)) => {
+                let listener = TcpListener::bind(tls_addr).await?;
+                Some(TlsSide {
+                    local: listener.local_addr()?,
+                    listener: TcpListenerSlot(parking_lot::Mutex::new(Some(listener))),
+                    config,
+                    names: DashMap::new(),
+                })
+            }
+            None => None,
+        };
+        let mut tls = tls;
         // With port 0, retry until one port is free on both protocols.
         for _ in 0..16 {
             let udp = bind_udp(addr)?;
@@ -143,6 +179,7 @@ impl Transport {
                         udp: Arc::new(udp),
                         tcp: TcpListenerSlot(parking_lot::Mutex::new(Some(tcp))),
                         local,
+                        tls: tls.take(),
                         conns: DashMap::new(),
                         counts: ConnCounts::default(),
                         policy,
@@ -165,7 +202,22 @@ impl Transport {
         self.local
     }
 
-    /// TCP connections open now (accepted and opened by us).
+    /// The TLS address, when TLS is on.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls.as_ref().map(|t| t.local)
+    }
+
+    /// Remembers the host name a TLS destination was resolved from.
+    pub fn note_tls_name(&self, addr: SocketAddr, host: &str) {
+        if let Some(t) = &self.tls {
+            if t.names.len() > 10_000 {
+                t.names.clear();
+            }
+            t.names.insert(addr, host.to_owned());
+        }
+    }
+
+    /// TCP and TLS connections open now (accepted and opened by us).
     pub fn connection_count(&self) -> usize {
         self.counts.total.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -173,7 +225,7 @@ impl Transport {
     /// Takes a connection slot for `addr`, or says which cap is reached.
     /// Connections we open count in the total only: the per-source cap is
     /// about what others make us hold.
-    fn admit(&self, addr: SocketAddr, inbound: bool) -> Result<(), &'static str> {
+    fn admit(self: &Arc<Self>, addr: SocketAddr, inbound: bool) -> Result<ConnSlot, &'static str> {
         use std::sync::atomic::Ordering;
         let total = self.counts.total.fetch_add(1, Ordering::Relaxed);
         if total >= self.policy.max_connections {
@@ -188,7 +240,11 @@ impl Transport {
             return Err("per-source TCP connection limit reached");
         }
         *n += 1;
-        Ok(())
+        Ok(ConnSlot {
+            transport: Arc::downgrade(self),
+            addr,
+            tx: None,
+        })
     }
 
     /// Starts the receive loops.
@@ -206,9 +262,21 @@ impl Transport {
         }
         if let Some(listener) = self.tcp.0.lock().take() {
             let me = self.clone();
+            let h = handler.clone();
             tasks.push(
-                tokio::spawn(async move { me.accept_loop(listener, handler).await }).abort_handle(),
+                tokio::spawn(async move { me.accept_loop(listener, h, false).await })
+                    .abort_handle(),
             );
+        }
+        if let Some(t) = &self.tls {
+            if let Some(listener) = t.listener.0.lock().take() {
+                let me = self.clone();
+                tasks.push(
+                    tokio::spawn(async move { me.accept_loop(listener, handler, true).await })
+                        .abort_handle(),
+                );
+            }
+            tasks.push(t.config.watch().abort_handle());
         }
     }
 
@@ -254,18 +322,50 @@ impl Transport {
         }
     }
 
-    async fn accept_loop(self: Arc<Self>, listener: TcpListener, handler: Arc<dyn Handler>) {
+    async fn accept_loop(
+        self: Arc<Self>,
+        listener: TcpListener,
+        handler: Arc<dyn Handler>,
+        tls: bool,
+    ) {
         loop {
             match listener.accept().await {
                 Ok((stream, addr)) => {
-                    if let Err(why) = self.admit(addr, true) {
-                        // Dropping the stream closes it at once.
-                        tracing::warn!(%addr, limit = why, "tcp connection refused");
-                        crate::metrics::count_tcp_refused();
+                    let slot = match self.admit(addr, true) {
+                        Ok(slot) => slot,
+                        Err(why) => {
+                            // Dropping the stream closes it at once.
+                            tracing::warn!(%addr, limit = why, "tcp connection refused");
+                            crate::metrics::count_tcp_refused();
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    if !tls {
+                        let (rd, wr) = stream.into_split();
+                        self.clone()
+                            .adopt(rd, wr, slot, Proto::Tcp, handler.clone());
                         continue;
                     }
-                    let _ = stream.set_nodelay(true);
-                    self.clone().adopt(stream, addr, handler.clone());
+                    let Some(side) = &self.tls else {
+                        continue;
+                    };
+                    // The handshake runs on its own task, bounded like a
+                    // message, holding the connection's slot.
+                    let acceptor = side.config.acceptor.clone();
+                    let (me, h, limit) = (self.clone(), handler.clone(), self.policy.message);
+                    tokio::spawn(async move {
+                        match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => {
+                                let (rd, wr) = tokio::io::split(stream);
+                                me.adopt(rd, wr, slot, Proto::Tls, h);
+                            }
+                            Ok(Err(e)) => {
+                                tracing::debug!(%addr, error = %e, "tls handshake failed")
+                            }
+                            Err(_) => tracing::info!(%addr, "tls handshake not completed in time"),
+                        }
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "tcp accept");
@@ -280,19 +380,23 @@ impl Transport {
     /// (peer closed, idle, slow message, bad framing, panic) drops the slot,
     /// which forgets the connection, and with the last sender gone the
     /// writer ends and the socket closes.
-    fn adopt(
+    fn adopt<R, W>(
         self: Arc<Self>,
-        stream: TcpStream,
-        addr: SocketAddr,
+        mut rd: R,
+        mut wr: W,
+        mut slot: ConnSlot,
+        proto: Proto,
         handler: Arc<dyn Handler>,
-    ) -> mpsc::Sender<Bytes> {
-        let (mut rd, mut wr) = stream.into_split();
+    ) -> mpsc::Sender<Bytes>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let addr = slot.addr;
         let (tx, mut rx) = mpsc::channel::<Bytes>(TCP_QUEUE);
         self.conns.insert(addr, tx.clone());
-        let peer = Peer {
-            proto: Proto::Tcp,
-            addr,
-        };
+        slot.tx = Some(tx.clone());
+        let peer = Peer { proto, addr };
         tokio::spawn(async move {
             while let Some(b) = rx.recv().await {
                 if wr.write_all(&b).await.is_err() {
@@ -300,11 +404,6 @@ impl Transport {
                 }
             }
         });
-        let slot = ConnSlot {
-            transport: Arc::downgrade(&self),
-            addr,
-            tx: tx.clone(),
-        };
         let policy = self.policy;
         let me = self;
         tokio::spawn(async move {
@@ -379,7 +478,7 @@ impl Transport {
                 }
                 Err(e) => tracing::debug!(%peer, error = %e, "udp send"),
             },
-            Proto::Tcp => {
+            Proto::Tcp | Proto::Tls => {
                 if let Some(tx) = self.conns.get(&peer.addr).map(|c| c.clone()) {
                     if tx.try_send(bytes).is_err() {
                         tracing::debug!(%peer, "tcp queue full or closed");
@@ -408,29 +507,50 @@ impl Transport {
                     .map(|_| ())
                     .map_err(|source| SendError::Io { peer, source })
             }
-            Proto::Tcp => {
+            Proto::Tcp | Proto::Tls => {
                 let existing = self.conns.get(&peer.addr).map(|c| c.clone());
                 let tx = match existing {
                     Some(tx) => tx,
-                    None => {
-                        let stream =
-                            tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(peer.addr))
-                                .await
-                                .map_err(|_| SendError::ConnectTimeout(peer))?
-                                .map_err(|source| SendError::Io { peer, source })?;
-                        let _ = stream.set_nodelay(true);
-                        let handler = self.handler_for_outbound()?;
-                        if let Err(why) = self.admit(peer.addr, false) {
-                            tracing::warn!(%peer, limit = why, "tcp connection not opened");
-                            return Err(SendError::Closed(peer));
-                        }
-                        self.clone().adopt(stream, peer.addr, handler)
-                    }
+                    None => self.connect(peer).await?,
                 };
                 crate::metrics::count_sent(&bytes);
                 tx.try_send(bytes).map_err(|_| SendError::Closed(peer))
             }
         }
+    }
+
+    /// Opens a connection to `peer` (TLS: verified against the roots and
+    /// the name it was resolved from) and serves it like an accepted one.
+    async fn connect(self: &Arc<Self>, peer: Peer) -> Result<mpsc::Sender<Bytes>, SendError> {
+        let handler = self.handler_for_outbound()?;
+        let slot = self.admit(peer.addr, false).map_err(|why| {
+            tracing::warn!(%peer, limit = why, "tcp connection not opened");
+            SendError::Closed(peer)
+        })?;
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(peer.addr))
+            .await
+            .map_err(|_| SendError::ConnectTimeout(peer))?
+            .map_err(|source| SendError::Io { peer, source })?;
+        let _ = stream.set_nodelay(true);
+        if peer.proto == Proto::Tcp {
+            let (rd, wr) = stream.into_split();
+            return Ok(self.clone().adopt(rd, wr, slot, Proto::Tcp, handler));
+        }
+        let Some(side) = &self.tls else {
+            tracing::warn!(%peer, "TLS destination but TLS is not configured");
+            return Err(SendError::Closed(peer));
+        };
+        let name = side.names.get(&peer.addr).map(|n| n.clone());
+        let server_name = tls::server_name(name.as_deref(), peer.addr);
+        let stream = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            side.config.connector.connect(server_name, stream),
+        )
+        .await
+        .map_err(|_| SendError::ConnectTimeout(peer))?
+        .map_err(|source| SendError::Io { peer, source })?;
+        let (rd, wr) = tokio::io::split(stream);
+        Ok(self.clone().adopt(rd, wr, slot, Proto::Tls, handler))
     }
 
     fn handler_for_outbound(&self) -> Result<Arc<dyn Handler>, SendError> {
