@@ -434,6 +434,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_parses_and_validates() {
+        let c: Config = toml::from_str(include_str!("../../switchboard.example.toml")).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.registrar.max_contacts, 10);
+        assert_eq!(c.sip.tcp.max_per_source, 64);
+    }
+
+    #[test]
     fn unknown_config_keys_are_refused() {
         assert!(toml::from_str::<Config>("nonsense = 1").is_err());
         let c: Config = toml::from_str("[sip]\nlisten = \"127.0.0.1:5070\"").unwrap();

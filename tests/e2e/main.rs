@@ -14,4 +14,5 @@ mod robustness;
 mod roles;
 mod schedule;
 mod security;
+mod softphone;
 mod tls;
