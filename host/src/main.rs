@@ -2,10 +2,11 @@
 //! defaults: SQLite in `./switchboard.db`, SIP on 0.0.0.0:5060 (UDP and TCP),
 //! HTTP admin on 127.0.0.1:8080, and a demo tenant on first start.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
 /// Programmable SIP call router.
@@ -15,20 +16,50 @@ struct Args {
     /// TOML configuration file (every key optional; see switchboard.example.toml).
     #[arg(short, long)]
     config: Option<PathBuf>,
+    /// Log lines as text (colours only on a terminal) or as JSON objects.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Validate the configuration (and its TLS files), print what is wrong,
+    /// and exit without starting.
+    #[arg(long)]
+    check_config: bool,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| "switchboard=info".into()),
-        )
-        .init();
     let args = Args::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "switchboard=info".into());
+    match args.log_format {
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init(),
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_ansi(std::io::stdout().is_terminal())
+            .with_env_filter(filter)
+            .init(),
+    }
     let config = match &args.config {
         Some(path) => switchboard::config::Config::from_file(path)?,
         None => switchboard::config::Config::default(),
     };
+    if args.check_config {
+        config.validate()?;
+        if let Some((_, files)) = config.tls() {
+            switchboard::transport::tls::Tls::load(files).context("sip.tls_cert / sip.tls_key")?;
+        }
+        println!("configuration is valid");
+        return Ok(());
+    }
     let running = switchboard::run(config)
         .await
         .context("switchboard could not start")?;

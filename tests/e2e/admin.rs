@@ -361,3 +361,81 @@ async fn an_employee_and_a_device_created_at_once_cannot_share_a_number() {
         assert_eq!(at_once(&r, reqs).await, vec![201, 409], "number {number}");
     }
 }
+
+/// The Prometheus text format, read strictly: every sample belongs to a
+/// family declared by `# TYPE` before it, names are legal, counters end in
+/// `_total`, histograms have buckets with `le`, `_sum` and `_count`, values
+/// are numbers.
+#[tokio::test]
+async fn metrics_follow_the_prometheus_exposition_format_and_naming() {
+    let r = TestRouter::start().await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    alice.call("2002").await;
+    let _ = alice.final_response(Duration::from_secs(3)).await;
+    let body = reqwest::get(format!("http://{}/metrics", r.running.http_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let legal = |n: &str| {
+        !n.is_empty()
+            && n.chars().enumerate().all(|(i, c)| {
+                c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit())
+            })
+    };
+    let mut families: std::collections::HashMap<String, String> = Default::default();
+    let mut samples = 0;
+    for line in body.lines() {
+        if let Some(decl) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = decl.split_once(' ').expect("TYPE name kind");
+            assert!(legal(name), "family name {name}");
+            assert!(
+                ["counter", "gauge", "histogram"].contains(&kind),
+                "{kind} of {name}"
+            );
+            if kind == "counter" {
+                assert!(name.ends_with("_total"), "counter {name} ends in _total");
+            }
+            assert!(
+                families.insert(name.to_owned(), kind.to_owned()).is_none(),
+                "{name} declared twice"
+            );
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("sample: series value");
+        assert!(
+            value.parse::<f64>().is_ok() || value == "+Inf",
+            "value of {line}"
+        );
+        let name = series.split('{').next().unwrap();
+        assert!(legal(name), "sample name {name}");
+        if let Some(labels) = series.strip_prefix(name) {
+            if !labels.is_empty() {
+                assert!(
+                    labels.starts_with('{') && labels.ends_with('}'),
+                    "labels of {line}"
+                );
+            }
+        }
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| {
+                name.strip_suffix(s)
+                    .filter(|f| families.get(*f).is_some_and(|k| k == "histogram"))
+            })
+            .unwrap_or(name);
+        assert!(
+            families.contains_key(family),
+            "{name} has no # TYPE before it"
+        );
+        if name.ends_with("_bucket") {
+            assert!(series.contains("le=\""), "bucket without le: {line}");
+        }
+        samples += 1;
+    }
+    assert!(samples > 10, "{body}");
+}
