@@ -123,6 +123,9 @@ pub struct SipConfig {
     /// PEM CA certificates that outbound TLS trusts; absent: the usual web
     /// roots.
     pub tls_ca: Option<String>,
+    /// DNS servers for RFC 3263 lookups of trunks (`["10.0.0.2:53"]`);
+    /// empty: the system's (`/etc/resolv.conf`).
+    pub dns_servers: Vec<SocketAddr>,
 }
 
 /// What TCP peers may hold: every connection costs a descriptor and two
@@ -218,6 +221,7 @@ impl Default for SipConfig {
             tls_cert: None,
             tls_key: None,
             tls_ca: None,
+            dns_servers: Vec::new(),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod credentials;
 pub mod directory;
 pub mod history;
+pub mod locate;
 pub mod metrics;
 pub mod pipeline;
 pub mod plugins;
@@ -208,6 +209,7 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
         dialogs,
         plugin_host,
         proxy_settings,
+        locate::Locator::new(&config.sip.dns_servers),
     );
     transport.start(Arc::new(RouterHandler(router.clone())));
 

@@ -6,6 +6,7 @@ mod admin;
 mod calls;
 mod delegation;
 mod diverts;
+mod dns;
 mod hotdesk;
 mod hunt_status;
 mod plugins;

@@ -106,6 +106,9 @@ struct BranchState {
     cancelled_as: Option<Outcome>,
     outcome: Option<Outcome>,
     no_response_at: Instant,
+    /// Further addresses of the same destination (RFC 3263: SRV targets,
+    /// several A records), tried in turn when this one does not answer.
+    fallbacks: Vec<Peer>,
 }
 
 struct TargetState {
@@ -838,6 +841,9 @@ struct Fork {
     sent: Vec<(Request, Peer)>,
     /// The call as plugins see it (for the answered event).
     view: Option<CallView>,
+    /// Destinations whose address did not answer, waiting to be tried at
+    /// their next address: (target, destination, addresses after it).
+    failovers: Vec<(usize, Dest, Vec<Peer>)>,
 }
 
 impl Fork {
@@ -871,6 +877,7 @@ impl Fork {
             cancelled: false,
             sent: Vec::new(),
             view: None,
+            failovers: Vec::new(),
         }
     }
 
@@ -884,6 +891,7 @@ impl Fork {
         self.events_tx = events_tx;
         self.events_rx = events_rx;
         self.sent.clear();
+        self.failovers.clear();
         self
     }
 
@@ -939,7 +947,12 @@ impl Fork {
         }
         loop {
             self.start_due_targets().await;
+            self.start_failovers().await;
             self.expire(total_until);
+            if !self.failovers.is_empty() {
+                // An address just failed: try the next one now.
+                continue;
+            }
             if self.all_done() {
                 return self.outcome();
             }
@@ -1005,10 +1018,45 @@ impl Fork {
         }
     }
 
+    /// Tries the next address of destinations whose address failed.
+    async fn start_failovers(&mut self) {
+        for (ti, dest, rest) in std::mem::take(&mut self.failovers) {
+            if self.cancelled || self.answered || self.targets[ti].done {
+                continue;
+            }
+            tracing::info!(uri = %dest.uri, next = %dest.peer, "destination unreachable; trying its next address");
+            if !self.start_branch_at(ti, dest, rest).await {
+                self.check_target(ti);
+            }
+        }
+    }
+
+    /// Queues the next address of branch `bi`'s destination, if it has one
+    /// and the branch never got a response.
+    fn fail_over(&mut self, bi: usize) -> bool {
+        let b = &mut self.branches[bi];
+        if b.ringing || b.status.is_some_and(|s| s < 500) || b.fallbacks.is_empty() {
+            return false;
+        }
+        let mut rest = std::mem::take(&mut b.fallbacks);
+        let peer = rest.remove(0);
+        let dest = Dest {
+            uri: b.contact.clone(),
+            peer,
+        };
+        self.failovers.push((b.target, dest, rest));
+        true
+    }
+
     async fn start_branch(&mut self, ti: usize, mut dest: Dest) -> bool {
+        let mut fallbacks = Vec::new();
         if dest.peer.addr.port() == 0 {
-            match route::resolve_uri(&self.router, &dest.uri).await {
-                Some(p) => dest.peer = p,
+            let mut all = route::resolve_all(&self.router, &dest.uri).await;
+            match (!all.is_empty()).then(|| all.remove(0)) {
+                Some(p) => {
+                    dest.peer = p;
+                    fallbacks = all;
+                }
                 None => {
                     self.record.legs.push(Leg {
                         target: self.plan.targets[ti].label.clone(),
@@ -1022,6 +1070,10 @@ impl Fork {
                 }
             }
         }
+        self.start_branch_at(ti, dest, fallbacks).await
+    }
+
+    async fn start_branch_at(&mut self, ti: usize, dest: Dest, fallbacks: Vec<Peer>) -> bool {
         let Ok(uri) = rsip::Uri::try_from(dest.uri.as_str()) else {
             return false;
         };
@@ -1077,6 +1129,7 @@ impl Fork {
             cancelled_as: None,
             outcome: None,
             no_response_at: Instant::now() + self.router.settings.no_response,
+            fallbacks,
         });
         true
     }
@@ -1124,6 +1177,9 @@ impl Fork {
         b.outcome = Some(why);
         b.ended_at = Some(now_ms());
         let ti = b.target;
+        if why == Outcome::Unreachable {
+            self.fail_over(bi);
+        }
         self.check_target(ti);
     }
 
@@ -1146,7 +1202,8 @@ impl Fork {
             .branches
             .iter()
             .filter(|b| b.target == ti)
-            .all(|b| b.outcome.is_some());
+            .all(|b| b.outcome.is_some())
+            && !self.failovers.iter().any(|f| f.0 == ti);
         if all_done && !self.targets[ti].done {
             self.target_finished(ti);
         }
@@ -1168,6 +1225,7 @@ impl Fork {
             .iter()
             .all(|t| t.done || (!t.started && t.start_at.is_none() && self.cancelled))
             && self.branches.iter().all(|b| b.outcome.is_some())
+            && self.failovers.is_empty()
             && !self
                 .targets
                 .iter()
@@ -1229,6 +1287,9 @@ impl Fork {
                     });
                 }
                 let ti = self.branches[idx].target;
+                if !self.answered && !self.cancelled {
+                    self.fail_over(idx);
+                }
                 self.check_target(ti);
                 false
             }

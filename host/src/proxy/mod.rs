@@ -112,6 +112,8 @@ pub struct Router {
     pub(crate) rotary: dashmap::DashMap<i64, usize>,
     /// The tenants' plugins.
     pub(crate) plugins: Arc<PluginHost>,
+    /// RFC 3263 lookups of trunks and other destinations by name.
+    pub(crate) locator: crate::locate::Locator,
 }
 
 /// Presence as plugins see it: registrations and dialogs.
@@ -241,6 +243,7 @@ impl Router {
         dialogs: Arc<Dialogs>,
         plugins: Arc<PluginHost>,
         settings: ProxySettings,
+        locator: crate::locate::Locator,
     ) -> Arc<Router> {
         Arc::new(Router {
             transport,
@@ -252,6 +255,7 @@ impl Router {
             settings,
             rotary: dashmap::DashMap::new(),
             plugins,
+            locator,
         })
     }
 

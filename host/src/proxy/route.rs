@@ -198,55 +198,38 @@ pub(crate) fn record_route(
 }
 
 /// Resolves a SIP URI to an address: a registered contact's flow first,
-/// then the URI's own host, port and transport.
+/// then the URI's host by RFC 3263 (the most preferred destination).
 pub(crate) async fn resolve_uri(router: &Router, uri: &str) -> Option<Peer> {
+    resolve_all(router, uri).await.into_iter().next()
+}
+
+/// Every destination of a SIP URI, most preferred first: a registered
+/// contact's flow, else what DNS says (NAPTR, SRV, A/AAAA). A `sips:` URI
+/// yields TLS destinations only.
+pub(crate) async fn resolve_all(router: &Router, uri: &str) -> Vec<Peer> {
+    let sips = uri.starts_with("sips:");
     if let Some(p) = router
         .registrar
         .location()
         .flow_of_contact(&sip::canonical_uri(uri))
     {
-        if uri.starts_with("sips:") && p.proto != Proto::Tls {
-            return None;
+        if sips && p.proto != Proto::Tls {
+            return Vec::new();
         }
-        return Some(p);
+        return vec![p];
     }
-    let u = rsip::Uri::try_from(uri).ok()?;
-    let sips = matches!(u.scheme, Some(rsip::Scheme::Sips));
-    let proto = u
-        .params
-        .iter()
-        .find_map(|p| match p {
-            rsip::Param::Transport(t) => Proto::parse(&t.to_string()),
-            _ => None,
-        })
-        .unwrap_or(if sips { Proto::Tls } else { Proto::Udp });
-    if sips && proto != Proto::Tls {
-        // RFC 5630: a sips: URI is reached over TLS or not at all.
-        return None;
-    }
-    let default_port = if proto == Proto::Tls { 5061 } else { 5060 };
-    let port = u
-        .host_with_port
-        .port
-        .map(|p| *p.value())
-        .unwrap_or(default_port);
-    let host = u.host_with_port.host.to_string();
-    let (ip, name) = match host.trim_matches(['[', ']']).parse::<IpAddr>() {
-        Ok(ip) => (ip, None),
-        Err(_) => {
-            let ip = tokio::net::lookup_host((host.as_str(), port))
-                .await
-                .ok()?
-                .next()?
-                .ip();
-            (ip, Some(host))
-        }
+    let Ok(u) = rsip::Uri::try_from(uri) else {
+        return Vec::new();
     };
-    let addr = SocketAddr::new(ip, port);
-    if let (Proto::Tls, Some(name)) = (proto, name) {
-        router.transport.note_tls_name(addr, &name);
+    let peers = router.locator.locate(&u).await;
+    let host = u.host_with_port.host.to_string();
+    if host.parse::<IpAddr>().is_err() {
+        // TLS peers found by name are verified against that name.
+        for p in peers.iter().filter(|p| p.proto == Proto::Tls) {
+            router.transport.note_tls_name(p.addr, &host);
+        }
     }
-    Some(Peer { proto, addr })
+    peers
 }
 
 /// The next hop of an in-dialog request: the first Route, else the
