@@ -55,10 +55,19 @@ RUST_LOG=switchboard=warn "$BIN" --config "$WORK/switchboard.toml" > "$WORK/rout
 ROUTER_PID=$!
 cleanup() { kill "$ROUTER_PID" 2>/dev/null || true; wait "$ROUTER_PID" 2>/dev/null || true; }
 trap cleanup EXIT
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null 2>&1 && break
+# A cold start compiles the built-in plugins (slow in a debug build on a
+# busy machine): wait up to 120 s, and stop early if the router died.
+up=""
+for _ in $(seq 1 1200); do
+  if curl -sf "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null 2>&1; then up=1; break; fi
+  kill -0 "$ROUTER_PID" 2>/dev/null || break
   sleep 0.1
 done
+if [ -z "$up" ]; then
+  echo "router did not come up; its log:" >&2
+  cat "$WORK/router.log" >&2
+  exit 1
+fi
 
 api() { # method path [json]
   curl -sf -X "$1" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
