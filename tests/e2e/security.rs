@@ -764,3 +764,88 @@ async fn a_looping_plugin_s_settings_validation_does_not_stall_sip() {
     // waited 1.6 s and more.
     assert!(worst < Duration::from_millis(400), "worst probe {worst:?}");
 }
+
+#[tokio::test]
+async fn the_signed_route_of_a_call_that_ended_opens_nothing() {
+    let r = TestRouter::start().await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut bob = r.phone("2002", Proto::Udp).await;
+    let call = alice.call("2002").await;
+    let inv = bob.expect_invite(T).await.expect("bob rings");
+    let signed = inv.header("Record-Route").unwrap().to_owned();
+    bob.respond(&inv, 200, "OK", "b").await;
+    let ok = alice
+        .recv_until(T, |m| m.status() == Some(200))
+        .await
+        .unwrap();
+    alice.in_dialog(&call, &ok, "ACK", call.cseq).await;
+    alice.in_dialog(&call, &ok, "BYE", call.cseq + 1).await;
+    let bye = bob
+        .recv_until(T, |m| m.method() == Some("BYE"))
+        .await
+        .unwrap();
+    bob.respond(&bye, 200, "OK", "").await;
+    // Later, a stranger replays the call's signed route.
+    let trunk = Listener::new().await;
+    let mut attacker = stranger(&r).await;
+    let text = in_dialog_request(
+        "INVITE",
+        &format!("sip:441234567890@{}", trunk.addr),
+        Some(&signed),
+        attacker.local,
+        &call.call_id,
+    );
+    attacker.send_raw(&text).await;
+    let resp = attacker.final_response(T).await.expect("an answer");
+    assert_eq!(resp.status(), Some(481), "{}", resp.raw);
+    assert!(
+        !trunk.hears_anything(QUIET).await,
+        "nothing left the router"
+    );
+}
+
+#[tokio::test]
+async fn a_forged_2xx_for_a_branch_we_never_made_is_not_relayed() {
+    let r = TestRouter::start().await;
+    let target = Listener::new().await;
+    let mut attacker = stranger(&r).await;
+    let text = format!(
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP {router};branch=z9hG4bKforged1\r\n\
+         Via: SIP/2.0/UDP {t};branch=z9hG4bKvictim\r\n\
+         From: <sip:a@{DOMAIN}>;tag=1\r\nTo: <sip:b@{DOMAIN}>;tag=2\r\nCall-ID: forged-2xx\r\n\
+         CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+        router = r.sip(),
+        t = target.addr
+    );
+    attacker.send_raw(&text).await;
+    assert!(
+        !target.hears_anything(QUIET).await,
+        "nothing left the router"
+    );
+}
+
+#[tokio::test]
+async fn a_subscription_is_record_routed_and_its_notify_comes_back_through_us() {
+    let r = TestRouter::start().await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut bob = r.phone("2002", Proto::Udp).await;
+    let (answer, sub) = tokio::join!(alice.request("SUBSCRIBE", "2002"), async {
+        let sub = bob
+            .recv_until(T, |m| m.method() == Some("SUBSCRIBE"))
+            .await
+            .expect("the SUBSCRIBE arrives");
+        bob.respond(&sub, 200, "OK", "n1").await;
+        sub
+    });
+    assert_eq!(answer.expect("an answer").status(), Some(200));
+    assert!(
+        sub.header("Record-Route")
+            .is_some_and(|r| r.contains(";sb=")),
+        "{}",
+        sub.raw
+    );
+    bob.request_as_callee(&sub, "n1", "NOTIFY", 1, "Event: presence\r\n")
+        .await;
+    let notify = alice.recv_until(T, |m| m.method() == Some("NOTIFY")).await;
+    assert!(notify.is_some(), "the NOTIFY reaches the subscriber");
+}

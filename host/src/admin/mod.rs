@@ -179,12 +179,14 @@ async fn metrics(State(s): State<AdminState>) -> String {
          # TYPE switchboard_active_dialogs gauge\nswitchboard_active_dialogs {}\n\
          # TYPE switchboard_server_transactions gauge\nswitchboard_server_transactions {}\n\
          # TYPE switchboard_client_transactions gauge\nswitchboard_client_transactions {}\n\
-         # TYPE switchboard_tcp_connections gauge\nswitchboard_tcp_connections {}\n",
+         # TYPE switchboard_tcp_connections gauge\nswitchboard_tcp_connections {}\n\
+         # TYPE switchboard_calls_forking gauge\nswitchboard_calls_forking {}\n",
         r.registrar().location().contact_count(),
         r.dialogs().len(),
         r.txns.server.len(),
         r.txns.client.len(),
         r.transport.connection_count(),
+        r.dialogs().forking_count(),
     ));
     body
 }

@@ -133,7 +133,13 @@ impl Router {
         let call_id = sip::call_id(&req.headers).unwrap_or_default().to_owned();
         let trusted = self.is_trusted(from.addr.ip());
         match route::pop_our_routes(self, &mut req.headers, &call_id, !trusted) {
-            RouteCheck::Verified => Ok(()),
+            // A signature outlives its dialog: it must also be one that is
+            // up (or being set up) now.
+            RouteCheck::Verified if trusted || self.dialogs.knows(&call_id) => Ok(()),
+            RouteCheck::Verified => {
+                tracing::info!(peer = %from, %call_id, "in-dialog request for a dialog that is over");
+                Err(481)
+            }
             RouteCheck::Forged if trusted => Ok(()),
             RouteCheck::Forged => {
                 tracing::info!(peer = %from, %call_id, "in-dialog request with a route we did not sign");

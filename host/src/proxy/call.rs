@@ -156,6 +156,11 @@ pub(super) async fn run(
     let ruri = req.uri.to_string();
     let callee = params::percent_decode(params::uri_user(&ruri).unwrap_or_default());
     let tenant = admitted.tenant;
+    // In-dialog requests of this call (PRACK, a BYE overtaking the 2xx)
+    // are ours while it is being set up.
+    let _forking = router
+        .dialogs
+        .forking(sip::call_id(&req.headers).unwrap_or_default());
     let from_value = sip::header(&req.headers, "From").unwrap_or_default();
     let from_name = params::display_name_of(from_value).map(str::to_owned);
     let caller = Caller {
@@ -488,7 +493,7 @@ fn hang_up_feature_call(router: &Arc<Router>, invite: &Request, to: Peer, our_ta
         return;
     };
     let mut headers = rsip::Headers::default();
-    let branch = format!("{}{}", sip::BRANCH_COOKIE, sip::random_token());
+    let branch = route::new_branch(router);
     route::push_via(router, &mut headers, to.proto, &branch);
     sip::push_header(&mut headers, "Max-Forwards", "70");
     headers.push(Header::From(rsip::headers::From::new(format!(
@@ -1104,7 +1109,7 @@ impl Fork {
             self.from.proto,
             dest.peer.proto,
         );
-        let branch = format!("{}{}", sip::BRANCH_COOKIE, sip::random_token());
+        let branch = route::new_branch(&self.router);
         route::push_via(&self.router, &mut out.headers, dest.peer.proto, &branch);
         let idx = self.branches.len();
         let ctl = transaction::spawn_invite(

@@ -23,6 +23,28 @@ pub struct Dialog {
     pub last_activity: Instant,
 }
 
+/// How long a record-routed non-call dialog stays known after its last
+/// request (subscriptions refresh well within this).
+pub const ROUTED_DIALOG_LIFETIME: Duration = Duration::from_secs(2 * 3600);
+
+/// An INVITE being forked; dropping it ends that (see [`Dialogs::forking`]).
+#[derive(Debug)]
+pub struct ForkGuard {
+    dialogs: std::sync::Arc<Dialogs>,
+    call_id: String,
+}
+
+impl Drop for ForkGuard {
+    fn drop(&mut self) {
+        if let Some(mut n) = self.dialogs.forking.get_mut(&self.call_id) {
+            *n = n.saturating_sub(1);
+        }
+        self.dialogs
+            .forking
+            .remove_if(&self.call_id, |_, n| *n == 0);
+    }
+}
+
 /// Live dialogs and per-extension call counts.
 #[derive(Debug, Default)]
 pub struct Dialogs {
@@ -31,6 +53,12 @@ pub struct Dialogs {
     /// answered, and the BYE overtook the 200 on another receive worker),
     /// by Call-ID: the dialog ends as it starts.
     ended_early: DashMap<String, Instant>,
+    /// INVITEs being forked now, by Call-ID (their early dialogs and a BYE
+    /// overtaking the 2xx belong to us too).
+    forking: DashMap<String, u32>,
+    /// Other dialogs we record-routed (SUBSCRIBE, REFER), by Call-ID, until
+    /// when they are known without a new request.
+    routed: DashMap<String, Instant>,
     active: DashMap<(i64, String), u32>,
     last_ended: DashMap<(i64, String), Instant>,
 }
@@ -39,15 +67,23 @@ impl Dialogs {
     /// Records an answered call. `false`: its BYE already passed, so the
     /// call is over as it starts (nothing is recorded as live).
     pub fn start(&self, call_id: &str, d: Dialog) -> bool {
-        if self.ended_early.remove(call_id).is_some() {
-            return false;
-        }
+        // The tombstone's entry is held while the dialog goes in, and
+        // `end_by_bye` holds it while it looks: one of the two sees the
+        // other, whatever the interleaving.
+        let early = match self.ended_early.entry(call_id.to_owned()) {
+            dashmap::mapref::entry::Entry::Occupied(e) => {
+                e.remove();
+                return false;
+            }
+            dashmap::mapref::entry::Entry::Vacant(v) => v,
+        };
         for p in &d.parties {
             *self.active.entry((d.tenant_id, p.clone())).or_insert(0) += 1;
         }
         if let Some(old) = self.by_call_id.insert(call_id.to_owned(), d) {
             self.release(&old);
         }
+        drop(early);
         true
     }
 
@@ -61,11 +97,12 @@ impl Dialogs {
     /// Ends a call on its BYE; a BYE for a dialog not started yet is kept
     /// so that [`Dialogs::start`] does not start it.
     pub fn end_by_bye(&self, call_id: &str) -> Option<Dialog> {
-        let d = self.end(call_id);
-        if d.is_none() {
-            self.ended_early.insert(call_id.to_owned(), Instant::now());
+        let early = self.ended_early.entry(call_id.to_owned());
+        if let Some(d) = self.end(call_id) {
+            return Some(d);
         }
-        d
+        early.insert(Instant::now());
+        None
     }
 
     fn release(&self, d: &Dialog) {
@@ -80,11 +117,42 @@ impl Dialogs {
     }
 
     /// Notes an in-dialog request (a re-INVITE, UPDATE, INFO...): the call
-    /// is still alive.
+    /// (or record-routed subscription) is still alive.
     pub fn touch(&self, call_id: &str) {
         if let Some(mut d) = self.by_call_id.get_mut(call_id) {
             d.last_activity = Instant::now();
         }
+        if let Some(mut until) = self.routed.get_mut(call_id) {
+            *until = (*until).max(Instant::now() + ROUTED_DIALOG_LIFETIME);
+        }
+    }
+
+    /// Marks an INVITE with this Call-ID as being forked until the returned
+    /// guard drops (on every path out of the call).
+    pub fn forking(self: &std::sync::Arc<Self>, call_id: &str) -> ForkGuard {
+        *self.forking.entry(call_id.to_owned()).or_insert(0) += 1;
+        ForkGuard {
+            dialogs: self.clone(),
+            call_id: call_id.to_owned(),
+        }
+    }
+
+    /// Remembers a dialog we record-routed other than a call (SUBSCRIBE,
+    /// REFER): its in-dialog requests are ours for a while.
+    pub fn routed(&self, call_id: &str) {
+        self.routed
+            .insert(call_id.to_owned(), Instant::now() + ROUTED_DIALOG_LIFETIME);
+    }
+
+    /// Whether a Call-ID belongs to a dialog of ours that is up, being set
+    /// up, or record-routed recently.
+    pub fn knows(&self, call_id: &str) -> bool {
+        self.by_call_id.contains_key(call_id)
+            || self.forking.contains_key(call_id)
+            || self
+                .routed
+                .get(call_id)
+                .is_some_and(|until| *until > Instant::now())
     }
 
     /// How many calls an extension is on.
@@ -109,6 +177,8 @@ impl Dialogs {
         // A BYE that overtakes its 200 does so by milliseconds.
         self.ended_early
             .retain(|_, t| t.elapsed() < Duration::from_secs(32));
+        let now = Instant::now();
+        self.routed.retain(|_, until| *until > now);
         let stale: Vec<String> = self
             .by_call_id
             .iter()
@@ -135,6 +205,11 @@ impl Dialogs {
             .collect();
         v.sort();
         v
+    }
+
+    /// INVITEs being forked now (a gauge).
+    pub fn forking_count(&self) -> usize {
+        self.forking.len()
     }
 
     /// Number of live dialogs.

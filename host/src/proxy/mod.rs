@@ -579,11 +579,20 @@ impl Router {
         }
         // A retransmitted 2xx to an INVITE whose client transaction is gone:
         // forward it statelessly so the caller's UA gets it (RFC 3261 16.7).
+        // Only for a branch we made (a forged "2xx" would otherwise turn us
+        // into a relay for whatever its second Via names), and only where a
+        // flow exists: no connection is opened for it.
         let code = resp.status_code.code();
-        if method.eq_ignore_ascii_case("INVITE") && (200..300).contains(&code) {
+        if method.eq_ignore_ascii_case("INVITE")
+            && (200..300).contains(&code)
+            && route::is_our_branch(self, branch)
+        {
             let mut resp = resp;
             route::pop_top_via(&mut resp.headers);
             if let Some(peer) = route::peer_from_top_via(&resp.headers) {
+                if peer.proto.is_stream() && !self.transport.has_connection(peer.addr) {
+                    return;
+                }
                 self.transport
                     .send(peer, codec::encode(&SipMessage::Response(resp)));
             }
@@ -662,6 +671,13 @@ impl Router {
         }
         let me = self.clone();
         let peer = binding.destination();
+        if matches!(req.method, Method::Subscribe | Method::Refer) {
+            // Dialog-creating: later requests (NOTIFY, refreshes) come back
+            // through us like a call's, and are recognised the same way.
+            let call_id = sip::call_id(&req.headers).unwrap_or_default().to_owned();
+            route::record_route(&self, &mut req.headers, &call_id, from.proto, peer.proto);
+            self.dialogs.routed(&call_id);
+        }
         tokio::spawn(async move { me.relay(req, from, peer, Some(txn)).await });
     }
 
@@ -693,7 +709,7 @@ impl Router {
             // Stateless: the same incoming ACK always gets the same branch.
             route::derived_branch(sip::top_branch(&req.headers).unwrap_or_default())
         } else {
-            format!("{}{}", sip::BRANCH_COOKIE, sip::random_token())
+            route::new_branch(&self)
         };
         route::push_via(&self, &mut req.headers, peer.proto, &branch);
         if req.method == Method::Ack {

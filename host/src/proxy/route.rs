@@ -101,6 +101,27 @@ pub(crate) fn route_mac(key: &[u8; 32], call_id: &str) -> String {
     hex::encode(&h.finalize()[..10])
 }
 
+/// A new branch for a request we send: random, with a MAC under the route
+/// key, so a response naming it later can be told from a forgery even when
+/// its transaction is gone.
+pub(crate) fn new_branch(router: &Router) -> String {
+    let token = sip::random_token();
+    let mac = route_mac(&router.settings.route_key, &token);
+    format!("{}{token}.{}", sip::BRANCH_COOKIE, &mac[..12])
+}
+
+/// Whether `branch` was made by [`new_branch`] with our key.
+pub(crate) fn is_our_branch(router: &Router, branch: &str) -> bool {
+    let Some((token, mac)) = branch
+        .strip_prefix(sip::BRANCH_COOKIE)
+        .and_then(|b| b.split_once('.'))
+    else {
+        return false;
+    };
+    let expected = route_mac(&router.settings.route_key, token);
+    crate::credentials::constant_time_eq(mac.as_bytes(), &expected.as_bytes()[..12])
+}
+
 /// The URI parameter that carries [`route_mac`].
 const MAC_PARAM: &str = "sb";
 

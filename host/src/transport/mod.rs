@@ -217,6 +217,11 @@ impl Transport {
         }
     }
 
+    /// Whether a TCP or TLS connection to `addr` is open.
+    pub fn has_connection(&self, addr: SocketAddr) -> bool {
+        self.conns.contains_key(&addr)
+    }
+
     /// TCP and TLS connections open now (accepted and opened by us).
     pub fn connection_count(&self) -> usize {
         self.counts.total.load(std::sync::atomic::Ordering::Relaxed)
@@ -397,10 +402,14 @@ impl Transport {
         self.conns.insert(addr, tx.clone());
         slot.tx = Some(tx.clone());
         let peer = Peer { proto, addr };
+        let write_limit = self.policy.message;
         tokio::spawn(async move {
+            // A peer that stops reading must not hold this task and its
+            // socket forever: each write gets as long as a message may take.
             while let Some(b) = rx.recv().await {
-                if wr.write_all(&b).await.is_err() {
-                    break;
+                match tokio::time::timeout(write_limit, wr.write_all(&b)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) | Err(_) => break,
                 }
             }
         });
