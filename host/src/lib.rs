@@ -108,8 +108,8 @@ impl Running {
     }
 }
 
-/// The Record-Route MAC key: made once and kept in the database, so
-/// in-dialog requests of calls up before a restart still route.
+/// The Record-Route MAC key: made once and kept in the database, so every
+/// router on the database (and every start of one) signs alike.
 async fn route_key(store: &Store) -> Result<[u8; 32], StartError> {
     if let Some(hex_key) = store.setting("route_key").await? {
         let mut key = [0u8; 32];

@@ -45,8 +45,8 @@ pub struct ProxySettings {
     pub no_response: Duration,
     /// Timer C.
     pub timer_c: Duration,
-    /// Key of the MAC in our Record-Route entries. Kept in the database so
-    /// dialogs outlive a restart.
+    /// Key of the MAC in our Record-Route entries and branches (kept in the
+    /// database: one key across restarts).
     pub route_key: [u8; 32],
     /// Answered calls idle this long are reaped.
     pub dialog_max_idle: Duration,
