@@ -119,3 +119,37 @@ async fn expired_bindings_stop_receiving_calls() {
         Some(480)
     );
 }
+
+#[tokio::test]
+async fn a_tenant_can_offer_sha256_first() {
+    let r = TestRouter::start().await;
+    r.patch_tenant(serde_json::json!({"digest_algorithms": ["SHA-256", "MD5"]}))
+        .await;
+    let mut p = Phone::new(r.sip(), "2001", &password("2001"), Proto::Udp).await;
+    let text = p.request_text("OPTIONS", "2002", None);
+    p.send_raw(&text).await;
+    let resp = p.final_response(Duration::from_secs(3)).await.unwrap();
+    let offered: Vec<&str> = resp.headers_all("Proxy-Authenticate").collect();
+    assert_eq!(offered.len(), 2, "{offered:?}");
+    assert!(offered[0].contains("algorithm=SHA-256"), "{offered:?}");
+    p.prefer_sha256();
+    assert_eq!(p.register(600).await.status(), Some(200));
+}
+
+#[tokio::test]
+async fn an_unknown_digest_algorithm_is_refused_naming_the_field() {
+    let r = TestRouter::start().await;
+    let (status, body) = r
+        .api(
+            "PATCH",
+            "/tenants/1",
+            Some(
+                serde_json::json!({"digest_algorithms": ["SHA-512"]})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["field"], "digest_algorithms", "{body}");
+}

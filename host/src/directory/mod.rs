@@ -71,6 +71,7 @@ impl TenantDirectory {
                 voicemail_uri: None,
                 hotdesk_range: 5400..=5499,
                 busy_on_active_call: false,
+                digest_algorithms: Vec::new(),
                 head_history_scope: HistoryScope::Department,
                 user_history_scope: HistoryScope::Department,
             },
@@ -242,7 +243,8 @@ async fn load_snapshot(store: &Store) -> Result<Snapshot, sqlx::Error> {
     let mut dirs: HashMap<i64, TenantDirectory> = HashMap::new();
     for row in sqlx::query(
         "SELECT id, domain, name, time_zone, trunk_uri, voicemail_uri, hotdesk_first, \
-         hotdesk_last, busy_on_active_call, head_history_scope, user_history_scope FROM tenants",
+         hotdesk_last, busy_on_active_call, head_history_scope, user_history_scope, \
+         digest_algorithms FROM tenants",
     )
     .fetch_all(pool)
     .await?
@@ -257,6 +259,15 @@ async fn load_snapshot(store: &Store) -> Result<Snapshot, sqlx::Error> {
             hotdesk_range: (row.try_get::<i64, _>("hotdesk_first")? as u32)
                 ..=(row.try_get::<i64, _>("hotdesk_last")? as u32),
             busy_on_active_call: row.try_get::<i64, _>("busy_on_active_call")? != 0,
+            digest_algorithms: row
+                .try_get::<Option<String>, _>("digest_algorithms")?
+                .map(|l| {
+                    l.split(',')
+                        .map(|a| a.trim().to_owned())
+                        .filter(|a| !a.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
             head_history_scope: HistoryScope::parse(
                 &row.try_get::<String, _>("head_history_scope")?,
             ),

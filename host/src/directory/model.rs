@@ -84,6 +84,9 @@ pub struct Tenant {
     pub hotdesk_range: RangeInclusive<u32>,
     /// A second call to someone already on a call counts as busy.
     pub busy_on_active_call: bool,
+    /// Digest algorithms the tenant's challenges offer, most preferred
+    /// first (`MD5`, `SHA-256`); empty: the router's default.
+    pub digest_algorithms: Vec<String>,
     /// Whose call history department heads see (seed 002).
     pub head_history_scope: HistoryScope,
     /// Whose call history users see (seed 002; never internal calls).

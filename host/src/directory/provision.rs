@@ -488,6 +488,9 @@ pub struct TenantPatch {
     pub voicemail_uri: Option<String>,
     /// A second call to someone on a call is busy.
     pub busy_on_active_call: Option<bool>,
+    /// Digest algorithms offered, most preferred first (`MD5`, `SHA-256`);
+    /// an empty list goes back to the router's default.
+    pub digest_algorithms: Option<Vec<String>>,
     /// Whose history department heads see: `department` or `company`.
     pub head_history_scope: Option<HistoryScope>,
     /// Whose history users see: `department` or `company`.
@@ -571,6 +574,36 @@ pub async fn update_tenant(store: &Store, id: i64, p: &TenantPatch) -> Result<()
     if let Some(b) = p.busy_on_active_call {
         sqlx::query("UPDATE tenants SET busy_on_active_call = ? WHERE id = ?")
             .bind(i64::from(b))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(list) = &p.digest_algorithms {
+        // The names RFC 8760 gives the two algorithms the registrar speaks.
+        let mut seen: Vec<&str> = Vec::new();
+        for a in list {
+            let known = ["MD5", "SHA-256"]
+                .into_iter()
+                .find(|k| k.eq_ignore_ascii_case(a.trim()));
+            match known {
+                Some(k) if !seen.contains(&k) => seen.push(k),
+                Some(_) => {
+                    return Err(invalid(
+                        "digest_algorithms",
+                        format!("`{a}` is listed twice"),
+                    ))
+                }
+                None => {
+                    return Err(invalid(
+                        "digest_algorithms",
+                        format!("`{a}` is not one of MD5, SHA-256"),
+                    ))
+                }
+            }
+        }
+        let value = (!seen.is_empty()).then(|| seen.join(","));
+        sqlx::query("UPDATE tenants SET digest_algorithms = ? WHERE id = ?")
+            .bind(value)
             .bind(id)
             .execute(&mut *tx)
             .await?;

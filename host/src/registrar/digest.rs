@@ -170,8 +170,24 @@ impl DigestAuth {
     /// many deployed phones give up on a challenge whose algorithm they do
     /// not know instead of reading the next one.
     pub fn challenges(&self, realm: &str, stale: bool) -> Vec<String> {
+        self.challenges_offering(realm, stale, &self.offered)
+    }
+
+    /// Like [`DigestAuth::challenges`], offering `offered` instead of the
+    /// default (a tenant's own choice); the default when it is empty.
+    pub fn challenges_offering(
+        &self,
+        realm: &str,
+        stale: bool,
+        offered: &[Algorithm],
+    ) -> Vec<String> {
+        let offered = if offered.is_empty() {
+            &self.offered
+        } else {
+            offered
+        };
         let nonce = self.new_nonce();
-        self.offered
+        offered
             .iter()
             .map(|a| {
                 format!(
