@@ -69,8 +69,8 @@ pub(crate) fn check_request(req: &Request) -> Result<(), Refusal> {
     if sip::call_id(h).is_none_or(|c| c.trim().is_empty()) {
         return Err(refuse(400, "Missing Call-ID"));
     }
-    let method = req.method.to_string();
-    if !sip::cseq(h).is_some_and(|(_, m)| m.eq_ignore_ascii_case(&method)) {
+    let method = super::method_name(&req.method);
+    if !sip::cseq(h).is_some_and(|(_, m)| m.eq_ignore_ascii_case(method)) {
         return Err(refuse(400, "Bad CSeq"));
     }
     if sip::header(h, "Max-Forwards").is_some() && sip::max_forwards(h).is_none() {

@@ -114,13 +114,13 @@ impl Registrar {
         let creds = sip::header_all(&req.headers, hdr)
             .filter_map(Credentials::parse)
             .find(|c| c.realm.eq_ignore_ascii_case(realm));
-        let offered: Vec<digest::Algorithm> = tenant
-            .tenant
-            .digest_algorithms
-            .iter()
-            .filter_map(|a| digest::Algorithm::parse(a))
-            .collect();
         let challenge = |stale: bool| {
+            let offered: Vec<digest::Algorithm> = tenant
+                .tenant
+                .digest_algorithms
+                .iter()
+                .filter_map(|a| digest::Algorithm::parse(a))
+                .collect();
             let mut resp = sip::response_to(req, code, None, Some(&sip::random_token()));
             for v in self.auth.challenges_offering(realm, stale, &offered) {
                 sip::push_header(&mut resp.headers, challenge_hdr, v);
