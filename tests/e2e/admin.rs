@@ -262,12 +262,7 @@ async fn metrics_count_sip_messages_by_method_and_status_and_time_plugin_calls()
     let inv = bob.expect_invite(Duration::from_secs(4)).await.unwrap();
     bob.respond(&inv, 486, "Busy Here", "b").await;
     alice.final_response(Duration::from_secs(4)).await.unwrap();
-    let text = reqwest::get(format!("http://{}/metrics", r.running.http_addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = r.metrics().await;
     for line in [
         "switchboard_sip_requests_total{direction=\"in\",method=\"INVITE\"}",
         "switchboard_sip_requests_total{direction=\"in\",method=\"REGISTER\"}",
@@ -372,12 +367,7 @@ async fn metrics_follow_the_prometheus_exposition_format_and_naming() {
     let mut alice = r.phone("2001", Proto::Udp).await;
     alice.call("2002").await;
     let _ = alice.final_response(Duration::from_secs(3)).await;
-    let body = reqwest::get(format!("http://{}/metrics", r.running.http_addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = r.metrics().await;
     let legal = |n: &str| {
         !n.is_empty()
             && n.chars().enumerate().all(|(i, c)| {

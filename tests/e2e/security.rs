@@ -699,12 +699,7 @@ async fn a_feature_code_login_is_in_the_database_when_the_phone_hears_it() {
 #[tokio::test]
 async fn metrics_show_the_gauges_of_everything_that_can_leak() {
     let r = TestRouter::start().await;
-    let body = reqwest::get(format!("http://{}/metrics", r.running.http_addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = r.metrics().await;
     for gauge in [
         "switchboard_server_transactions",
         "switchboard_client_transactions",

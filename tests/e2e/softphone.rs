@@ -11,25 +11,6 @@ use std::time::Duration;
 use switchboard_e2e::{password, wait_until, TestRouter, DOMAIN};
 use tokio::process::{Child, Command};
 
-/// Whether baresip is installed; without it (outside CI) the test is
-/// reported as not run, never as passed silently.
-fn baresip_available() -> bool {
-    let found = std::process::Command::new("baresip")
-        .arg("-h")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "baresip is not installed (Debian package baresip-core); CI must have it"
-        );
-        eprintln!("NOT RUN: baresip is not installed (apt-get install baresip-core)");
-    }
-    found
-}
-
 /// A port free for UDP and TCP, with the next one free for TCP (baresip
 /// puts its TLS listener there).
 fn free_sip_port() -> u16 {
@@ -150,7 +131,7 @@ async fn a_softphone_call(r: &TestRouter, outbound: &str, tls: bool) {
 
 #[tokio::test]
 async fn baresip_registers_and_calls_over_udp() {
-    if !baresip_available() {
+    if !switchboard_e2e::tool_available("baresip", "-h", "baresip-core") {
         return;
     }
     let r = TestRouter::start().await;
@@ -160,7 +141,7 @@ async fn baresip_registers_and_calls_over_udp() {
 
 #[tokio::test]
 async fn baresip_registers_and_calls_over_tls() {
-    if !baresip_available() {
+    if !switchboard_e2e::tool_available("baresip", "-h", "baresip-core") {
         return;
     }
     let r = TestRouter::start_with_tls(|_| {}).await;

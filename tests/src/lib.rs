@@ -192,6 +192,16 @@ impl TestRouter {
         )
     }
 
+    /// The router's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.running.http_addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Uploads a guest built from `plugins/` as tenant 1's plugin `name`.
     pub async fn upload_guest(&self, name: &str, guest: &str) -> (u16, serde_json::Value) {
         let wasm = switchboard::plugins::builtin::get(guest).unwrap().to_vec();
@@ -351,6 +361,26 @@ impl TestRouter {
         assert_eq!(r.status(), Some(200), "register {user}: {}", r.raw);
         p
     }
+}
+
+/// Whether the Debian tool `command` (package `package`) is installed.
+/// Tests that need it report NOT RUN without it, except under CI (the `CI`
+/// variable set), where its absence is a failure: `.ci/run` installs it.
+pub fn tool_available(command: &str, probe_arg: &str, package: &str) -> bool {
+    let found = std::process::Command::new(command)
+        .arg(probe_arg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{command} is not installed (Debian package {package}); CI must have it"
+        );
+        eprintln!("NOT RUN: {command} is not installed (apt-get install {package})");
+    }
+    found
 }
 
 /// Polls `f` every 100 ms until it holds or `within` has passed; its last
