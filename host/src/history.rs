@@ -165,7 +165,7 @@ async fn commit(store: &Store, batch: &[Write]) -> Result<(), sqlx::Error> {
                 sqlx::query(
                     "INSERT INTO calls (id, tenant_id, sip_call_id, caller, callee, direction, \
                      started_at, answered_at, ended_at, answered_by, outcome, status_code, annotations) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                 )
                 .bind(&r.id)
                 .bind(r.tenant_id)
@@ -185,7 +185,7 @@ async fn commit(store: &Store, batch: &[Write]) -> Result<(), sqlx::Error> {
                 for (i, leg) in r.legs.iter().enumerate() {
                     sqlx::query(
                         "INSERT INTO call_legs (call_id, idx, target, contact, started_at, ended_at, \
-                         status_code, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         status_code, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                     )
                     .bind(&r.id)
                     .bind(i as i64)
@@ -200,7 +200,7 @@ async fn commit(store: &Store, batch: &[Write]) -> Result<(), sqlx::Error> {
                 }
             }
             Write::Ended { id, at } => {
-                sqlx::query("UPDATE calls SET ended_at = ? WHERE id = ?")
+                sqlx::query("UPDATE calls SET ended_at = $1 WHERE id = $2")
                     .bind(at)
                     .bind(id)
                     .execute(&mut *tx)

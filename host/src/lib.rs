@@ -111,13 +111,17 @@ impl Running {
 /// The Record-Route MAC key: made once and kept in the database, so every
 /// router on the database (and every start of one) signs alike.
 async fn route_key(store: &Store) -> Result<[u8; 32], StartError> {
-    if let Some(hex_key) = store.setting("route_key").await? {
-        let mut key = [0u8; 32];
-        if hex::decode_to_slice(hex_key.trim(), &mut key).is_ok() {
-            return Ok(key);
-        }
-        tracing::warn!("stored route_key is not 64 hex digits; making a new one");
+    // Nodes starting together on an empty database all keep the first
+    // writer's key.
+    let fresh: [u8; 32] = rand::random();
+    let hex_key = store
+        .setting_or_insert("route_key", &hex::encode(fresh))
+        .await?;
+    let mut key = [0u8; 32];
+    if hex::decode_to_slice(hex_key.trim(), &mut key).is_ok() {
+        return Ok(key);
     }
+    tracing::warn!("stored route_key is not 64 hex digits; making a new one");
     let key: [u8; 32] = rand::random();
     store.set_setting("route_key", &hex::encode(key)).await?;
     Ok(key)
@@ -135,18 +139,14 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
     };
     let admin_token = match &config.admin_token {
         Some(t) => t.clone(),
-        None => match store.setting("admin_token").await? {
-            Some(t) => t,
-            None => {
-                let t = format!(
-                    "{:016x}{:016x}",
-                    rand::random::<u64>(),
-                    rand::random::<u64>()
-                );
-                store.set_setting("admin_token", &t).await?;
-                t
-            }
-        },
+        None => {
+            let fresh = format!(
+                "{:016x}{:016x}",
+                rand::random::<u64>(),
+                rand::random::<u64>()
+            );
+            store.setting_or_insert("admin_token", &fresh).await?
+        }
     };
     let location = Location::load(store.clone()).await?;
     let registrar = Arc::new(Registrar::new(

@@ -1,21 +1,29 @@
 //! The database: connection pool, schema migrations, and the one place that
-//! knows SQLite pragmas. Domain modules write their own queries against
-//! [`Store::pool`], in SQL that PostgreSQL also accepts.
+//! knows which backend is underneath. Domain modules write their own queries
+//! against [`Store::pool`] in SQL both backends accept: `$1`-style
+//! placeholders, integers for timestamps and booleans, `CAST` where
+//! PostgreSQL would widen a type.
+//!
+//! SQLite (one file, one node) is the embedded default; PostgreSQL is the
+//! store of a cluster of nodes.
 
-use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
 
-/// Schema migrations, embedded in the binary.
-static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+/// Schema migrations, embedded in the binary, one directory per backend
+/// with the same versions.
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
 /// Why the database could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The URL names a backend this build does not speak yet.
-    #[error("unsupported database url `{0}`: use sqlite://PATH")]
+    /// The URL names a backend this build does not speak.
+    #[error(
+        "unsupported database_url `{0}`: use sqlite://PATH or postgres://USER:PASS@HOST:PORT/DB"
+    )]
     UnsupportedUrl(String),
     /// Connecting or querying failed.
     #[error("database: {0}")]
@@ -25,44 +33,105 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// Which database is underneath.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// One file, one node.
+    Sqlite,
+    /// Shared by every node of a cluster.
+    Postgres,
+}
+
 /// Shared handle on the database.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
+    url: String,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database and applies migrations.
+    /// Opens (creating an SQLite file if needed) the database and applies
+    /// migrations. Several nodes may open the same PostgreSQL database at
+    /// once: the migrator holds an advisory lock while it works.
     ///
     /// SQLite runs in WAL mode with `synchronous=NORMAL`: a committed write
     /// survives a crash of the router process; only an OS crash or power loss
     /// can lose the last commits.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
-        if !url.starts_with("sqlite:") {
-            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(redact(url)));
+        };
+        let pool = match backend {
+            Backend::Sqlite => {
+                // Create the file unless the URL says otherwise.
+                let url = if url.contains("mode=") {
+                    url.to_owned()
+                } else if url.contains('?') {
+                    format!("{url}&mode=rwc")
+                } else {
+                    format!("{url}?mode=rwc")
+                };
+                let options: AnyConnectOptions = url.parse()?;
+                AnyPoolOptions::new()
+                    .max_connections(4)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await?
+            }
+            Backend::Postgres => {
+                let options: AnyConnectOptions = url.parse()?;
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?
+            }
+        };
+        match backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        MIGRATIONS.run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            backend,
+            url: url.to_owned(),
+        })
     }
 
     /// The connection pool.
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Which database is underneath.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The URL the store was opened with (it may carry a password: never
+    /// log it, see [`redact`]).
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// Reads a value from the `settings` table.
     pub async fn setting(&self, key: &str) -> Result<Option<String>, sqlx::Error> {
-        sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
             .bind(key)
             .fetch_optional(&self.pool)
             .await
@@ -71,7 +140,7 @@ impl Store {
     /// Writes a value to the `settings` table.
     pub async fn set_setting(&self, key: &str, value: &str) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO settings (key, value) VALUES (?, ?) \
+            "INSERT INTO settings (key, value) VALUES ($1, $2) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )
         .bind(key)
@@ -80,6 +149,63 @@ impl Store {
         .await?;
         Ok(())
     }
+
+    /// Writes a value to the `settings` table unless one is there, and
+    /// returns the value that is there afterwards: when several nodes start
+    /// together, all of them end up with the first writer's value.
+    pub async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await
+    }
+}
+
+/// A URL with its password replaced by `***`, for logs and errors.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+/// Numbers the `?` placeholders of a statement built at run time as `$1`,
+/// `$2`, ... (the form both backends accept). Statements written out in the
+/// source use `$N` directly; this is for those assembled from parts, where
+/// counting by hand would break as soon as a part is added. A `?` inside a
+/// quoted literal is left alone.
+pub fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    let mut quoted = false;
+    for c in sql.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                out.push(c);
+            }
+            '?' if !quoted => {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// Milliseconds since the Unix epoch, the unit of every stored timestamp.
@@ -88,4 +214,26 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbered_counts_placeholders_in_order_and_skips_quoted_ones() {
+        assert_eq!(
+            numbered("a = ? AND b = '?' AND c IN (?, ?)"),
+            "a = $1 AND b = '?' AND c IN ($2, $3)"
+        );
+    }
+
+    #[test]
+    fn redact_hides_the_password_only() {
+        assert_eq!(
+            redact("postgres://sb:secret@db:5432/sb"),
+            "postgres://sb:***@db:5432/sb"
+        );
+        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
 }

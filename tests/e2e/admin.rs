@@ -235,8 +235,8 @@ async fn registrations_are_listed_per_tenant() {
 #[tokio::test]
 async fn demo_seed_creates_the_demo_tenant_once() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("demo.db");
-    let mut config = switchboard_e2e::test_config(&db);
+    let database_url = switchboard_e2e::test_database(dir.path()).await;
+    let mut config = switchboard_e2e::test_config(&database_url);
     config.seed_demo = true;
     let first = switchboard::run(config.clone()).await.unwrap();
     let demo = first.demo.clone().expect("seeded on first start");

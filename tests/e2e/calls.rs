@@ -56,7 +56,7 @@ async fn call_between_two_registered_users_is_answered_and_hung_up() {
     assert_eq!(r.running.router().dialogs().active_calls(1, "2002"), 0);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (outcome, answered_by, ended): (String, Option<String>, Option<i64>) =
-        sqlx::query_as("SELECT outcome, answered_by, ended_at FROM calls WHERE sip_call_id = ?")
+        sqlx::query_as("SELECT outcome, answered_by, ended_at FROM calls WHERE sip_call_id = $1")
             .bind(&call.call_id)
             .fetch_one(r.running.store().pool())
             .await
@@ -224,7 +224,7 @@ async fn a_udp_phone_calls_a_tcp_phone() {
 async fn external_number_goes_to_the_tenant_trunk() {
     let r = TestRouter::start().await;
     let mut trunk = switchboard_e2e::Phone::new(r.sip(), "trunk", "unused-pw", Proto::Udp).await;
-    sqlx::query("UPDATE tenants SET trunk_uri = ?")
+    sqlx::query("UPDATE tenants SET trunk_uri = $1")
         .bind(format!("sip:{}", trunk.local))
         .execute(r.running.store().pool())
         .await

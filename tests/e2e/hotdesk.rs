@@ -338,10 +338,14 @@ async fn logins_survive_a_router_restart() {
     let r = hotdesk_router().await;
     let mut desk = r.phone("5401", Proto::Udp).await;
     assert_eq!(desk.feature("*88*2003*1234").await.status(), Some(200));
-    let db = r.dir.path().join("test.db");
-    let TestRouter { running, dir, .. } = r;
+    let TestRouter {
+        running,
+        dir,
+        database_url,
+        ..
+    } = r;
     running.shutdown().await;
-    let mut config = switchboard_e2e::test_config(&db);
+    let mut config = switchboard_e2e::test_config(&database_url);
     config.sip.default_domain = Some(switchboard_e2e::DOMAIN.into());
     let running = switchboard::run(config).await.unwrap();
     let mut alice = Phone::new(

@@ -60,10 +60,14 @@ async fn several_contacts_per_aor_and_wildcard_unregister() {
 async fn registrations_survive_a_restart() {
     let r = TestRouter::start().await;
     let mut bob = r.phone("2002", Proto::Udp).await;
-    let db = r.dir.path().join("test.db");
-    let TestRouter { running, dir, .. } = r;
+    let TestRouter {
+        running,
+        dir,
+        database_url,
+        ..
+    } = r;
     running.shutdown().await;
-    let mut config = switchboard_e2e::test_config(&db);
+    let mut config = switchboard_e2e::test_config(&database_url);
     config.sip.default_domain = Some(switchboard_e2e::DOMAIN.into());
     let running = switchboard::run(config).await.unwrap();
     assert!(running

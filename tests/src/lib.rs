@@ -24,16 +24,50 @@ pub struct TestRouter {
     pub running: Running,
     /// Keeps the database file alive.
     pub dir: tempfile::TempDir,
+    /// The router's database: a file in `dir`, or a PostgreSQL database
+    /// of its own when `SWITCHBOARD_TEST_POSTGRES` is set.
+    pub database_url: String,
     /// Keeps the TLS certificate files alive (the router watches them).
     certs: Option<tempfile::TempDir>,
 }
 
+/// The environment variable that runs the suite on PostgreSQL: a URL of a
+/// server where the tests may create databases (`.ci/postgres.sh` starts a
+/// throwaway one).
+pub const POSTGRES_ENV: &str = "SWITCHBOARD_TEST_POSTGRES";
+
+/// A fresh, empty database for one router: an SQLite file in `dir`, or,
+/// when [`POSTGRES_ENV`] is set, a new PostgreSQL database on that server.
+pub async fn test_database(dir: &std::path::Path) -> String {
+    let Ok(server) = std::env::var(POSTGRES_ENV) else {
+        return format!("sqlite://{}", dir.join("test.db").display());
+    };
+    fresh_postgres_database(&server).await
+}
+
+/// Creates a PostgreSQL database with a unique name on `server` and
+/// returns its URL.
+pub async fn fresh_postgres_database(server: &str) -> String {
+    use sqlx::Connection;
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("sb_{}_{}_{}", std::process::id(), n, rand::random::<u32>());
+    let mut admin = sqlx::PgConnection::connect(server).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    let (base, _) = server.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
+}
+
 /// Config for tests: loopback, free ports, short ring times.
-pub fn test_config(db: &std::path::Path) -> Config {
+pub fn test_config(database_url: &str) -> Config {
     let mut c = Config::default();
     c.sip.listen = "127.0.0.1:0".parse().unwrap();
     c.http.listen = "127.0.0.1:0".parse().unwrap();
-    c.database_url = format!("sqlite://{}", db.display());
+    c.database_url = database_url.to_owned();
     c.seed_demo = false;
     c.sip.default_ring_secs = 3;
     c.sip.no_response_secs = 2;
@@ -60,7 +94,8 @@ impl TestRouter {
     /// Like [`TestRouter::start`] with a config tweak.
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestRouter {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = test_config(&dir.path().join("test.db"));
+        let database_url = test_database(dir.path()).await;
+        let mut config = test_config(&database_url);
         tweak(&mut config);
         let running = switchboard::run(config).await.unwrap();
         let store = running.store().clone();
@@ -143,6 +178,7 @@ impl TestRouter {
         TestRouter {
             running,
             dir,
+            database_url,
             certs: None,
         }
     }

@@ -216,7 +216,7 @@ pub(super) async fn authorize(
     let resp = next.run(req).await;
     if method != Method::GET && resp.status().as_u16() < 400 {
         let r = sqlx::query(
-            "INSERT INTO audit_log (tenant_id, actor, method, path, status, at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO audit_log (tenant_id, actor, method, path, status, at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(audit_tenant)
         .bind(&actor)

@@ -108,7 +108,7 @@ pub async fn authenticate(s: &AdminState, token: &str) -> Result<Option<Principa
         return Ok(None);
     }
     let row = sqlx::query(
-        "SELECT id, tenant_id, employee_id, expires_at, revoked_at FROM api_tokens WHERE token_hash = ?",
+        "SELECT id, tenant_id, employee_id, expires_at, revoked_at FROM api_tokens WHERE token_hash = $1",
     )
     .bind(hash(token))
     .fetch_optional(s.store.pool())
@@ -153,7 +153,7 @@ async fn issue(
     let expires_at = ttl.map(|t| now_ms() + t.as_millis() as i64);
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO api_tokens (token_hash, tenant_id, employee_id, kind, label, created_at, expires_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
     .bind(hash(&token))
     .bind(tenant_id)
@@ -300,14 +300,14 @@ pub(super) async fn login(
         return Err(too_many(wait));
     }
     let row = match &tenant {
-        Some(t) => {
-            sqlx::query("SELECT id, password_hash FROM employees WHERE tenant_id = ? AND login = ?")
-                .bind(t.tenant.id)
-                .bind(&body.login)
-                .fetch_optional(s.store.pool())
-                .await
-                .map_err(ApiError::internal)?
-        }
+        Some(t) => sqlx::query(
+            "SELECT id, password_hash FROM employees WHERE tenant_id = $1 AND login = $2",
+        )
+        .bind(t.tenant.id)
+        .bind(&body.login)
+        .fetch_optional(s.store.pool())
+        .await
+        .map_err(ApiError::internal)?,
         None => None,
     };
     let (id, phc) = match row {
@@ -381,7 +381,7 @@ pub(super) async fn logout(
 
 async fn revoke(s: &AdminState, tenant_id: i64, id: i64) -> Result<(), ApiError> {
     let n = sqlx::query(
-        "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND tenant_id = ? AND revoked_at IS NULL",
+        "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL",
     )
     .bind(now_ms())
     .bind(id)
@@ -403,7 +403,7 @@ pub(super) async fn revoke_sessions(
     employee_id: i64,
 ) -> Result<(), ApiError> {
     sqlx::query(
-        "UPDATE api_tokens SET revoked_at = ? WHERE tenant_id = ? AND employee_id = ? \
+        "UPDATE api_tokens SET revoked_at = $1 WHERE tenant_id = $2 AND employee_id = $3 \
          AND kind = 'session' AND revoked_at IS NULL",
     )
     .bind(now_ms())
@@ -501,7 +501,7 @@ pub(super) async fn list_tokens(
     super::tenant_of(&s, tid)?;
     let rows = sqlx::query(
         "SELECT id, employee_id, kind, label, created_at, expires_at, revoked_at FROM api_tokens \
-         WHERE tenant_id = ? ORDER BY id",
+         WHERE tenant_id = $1 ORDER BY id",
     )
     .bind(tid)
     .fetch_all(s.store.pool())

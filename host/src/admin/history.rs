@@ -14,7 +14,7 @@ use super::api::{Access, Api};
 use super::auth::Principal;
 use super::{AdminState, ApiError, Json};
 use crate::directory::{HistoryScope, Role};
-use crate::store::now_ms;
+use crate::store::{now_ms, numbered};
 
 pub(super) fn routes() -> Api {
     use Access::*;
@@ -83,7 +83,7 @@ async fn registrations(
     check_tenant(&s, tid)?;
     let rows = sqlx::query(
         "SELECT aor, contact_uri, expires_at, source, transport, user_agent FROM registrations \
-         WHERE tenant_id = ? AND expires_at > ? ORDER BY aor, contact_uri",
+         WHERE tenant_id = $1 AND expires_at > $2 ORDER BY aor, contact_uri",
     )
     .bind(tid)
     .bind(now_ms())
@@ -139,11 +139,11 @@ struct CallQuery {
 const CALL_COLUMNS: &str = "id, sip_call_id, caller, callee, direction, started_at, answered_at, \
     ended_at, answered_by, outcome, status_code, annotations";
 
-async fn call_json(s: &AdminState, r: &sqlx::sqlite::SqliteRow) -> Result<Value, sqlx::Error> {
+async fn call_json(s: &AdminState, r: &sqlx::any::AnyRow) -> Result<Value, sqlx::Error> {
     let id: String = r.try_get("id")?;
     let legs = sqlx::query(
         "SELECT target, contact, started_at, ended_at, status_code, outcome FROM call_legs \
-         WHERE call_id = ? ORDER BY idx",
+         WHERE call_id = $1 ORDER BY idx",
     )
     .bind(&id)
     .fetch_all(s.store.pool())
@@ -290,15 +290,15 @@ async fn calls(
                 .bind(&q.direction)
         };
     }
-    let count_sql = format!("SELECT COUNT(*) FROM calls WHERE {filter}");
+    let count_sql = numbered(&format!("SELECT COUNT(*) FROM calls WHERE {filter}"));
     let mut count = bind_filter!(sqlx::query_scalar(&count_sql));
     for v in &visible_binds {
         count = count.bind(*v);
     }
     let total: i64 = count.fetch_one(s.store.pool()).await?;
-    let rows_sql = format!(
+    let rows_sql = numbered(&format!(
         "SELECT {CALL_COLUMNS} FROM calls WHERE {filter} ORDER BY started_at DESC LIMIT ? OFFSET ?"
-    );
+    ));
     let mut rows = bind_filter!(sqlx::query(&rows_sql));
     for v in &visible_binds {
         rows = rows.bind(*v);
@@ -325,7 +325,7 @@ async fn call(
     check_tenant(&s, tid)?;
     let vis = visibility(&s, &p, tid)?;
     let row = sqlx::query(&format!(
-        "SELECT {CALL_COLUMNS} FROM calls WHERE tenant_id = ? AND id = ?"
+        "SELECT {CALL_COLUMNS} FROM calls WHERE tenant_id = $1 AND id = $2"
     ))
     .bind(tid)
     .bind(&id)
@@ -371,11 +371,12 @@ async fn stats(
     let filter = format!(
         "tenant_id = ? AND (? IS NULL OR started_at >= ?) AND (? IS NULL OR started_at < ?){visible_sql}"
     );
-    let sql = format!(
+    // CAST: PostgreSQL's SUM over BIGINT is NUMERIC.
+    let sql = numbered(&format!(
         "SELECT outcome, direction, COUNT(*) AS n, \
-         SUM(CASE WHEN answered_at IS NOT NULL AND ended_at IS NOT NULL THEN ended_at - answered_at ELSE 0 END) AS talk_ms \
+         CAST(SUM(CASE WHEN answered_at IS NOT NULL AND ended_at IS NOT NULL THEN ended_at - answered_at ELSE 0 END) AS BIGINT) AS talk_ms \
          FROM calls WHERE {filter} GROUP BY outcome, direction"
-    );
+    ));
     let mut query = sqlx::query(&sql)
         .bind(tid)
         .bind(q.from)
@@ -442,7 +443,7 @@ async fn audit(
 ) -> Result<Json<Value>, ApiError> {
     let (limit, offset) = page(q.limit, q.offset)?;
     let rows = sqlx::query(
-        "SELECT tenant_id, actor, method, path, status, at FROM audit_log WHERE (? IS NULL OR tenant_id = ?) ORDER BY id DESC LIMIT ? OFFSET ?",
+        "SELECT tenant_id, actor, method, path, status, at FROM audit_log WHERE ($1 IS NULL OR tenant_id = $2) ORDER BY id DESC LIMIT $3 OFFSET $4",
     )
     .bind(tenant)
     .bind(tenant)

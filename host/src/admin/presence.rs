@@ -279,8 +279,8 @@ async fn changes(
     let state = s.router.plugins().state();
     stored(state).await?;
     let rows = sqlx::query(
-        "SELECT what, cause, changed_at FROM status_changes WHERE tenant_id = ? AND extension = ? \
-         ORDER BY changed_at DESC, rowid DESC LIMIT ? OFFSET ?",
+        "SELECT what, cause, changed_at FROM status_changes WHERE tenant_id = $1 AND extension = $2 \
+         ORDER BY changed_at DESC, rowid DESC LIMIT $3 OFFSET $4",
     )
     .bind(t.tenant.id)
     .bind(&ext)

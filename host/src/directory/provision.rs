@@ -46,14 +46,16 @@ impl From<sqlx::Error> for ProvisionError {
         if !db.is_unique_violation() {
             return ProvisionError::Sql(e);
         }
-        let msg = db.message();
-        let field = if msg.contains("tenant_numbers") || msg.contains(".extension") {
+        // SQLite names the column in its message (`employees.login`),
+        // PostgreSQL names the constraint (`employees_tenant_id_login_key`).
+        let msg = format!("{} {}", db.message(), db.constraint().unwrap_or(""));
+        let field = if msg.contains("tenant_numbers") || msg.contains("extension") {
             "extension"
-        } else if msg.contains(".login") {
+        } else if msg.contains("login") {
             "login"
-        } else if msg.contains(".username") {
+        } else if msg.contains("username") {
             "username"
-        } else if msg.contains(".domain") {
+        } else if msg.contains("domain") {
             "domain"
         } else {
             "id"
@@ -153,7 +155,7 @@ pub async fn create_tenant(store: &Store, t: &NewTenant) -> Result<i64, Provisio
             "hotdesk range must be first <= last, at most 8 digits",
         ));
     }
-    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE domain = ?")
+    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE domain = $1")
         .bind(&domain)
         .fetch_optional(store.pool())
         .await?;
@@ -165,7 +167,7 @@ pub async fn create_tenant(store: &Store, t: &NewTenant) -> Result<i64, Provisio
     }
     let id = sqlx::query_scalar(
         "INSERT INTO tenants (domain, name, time_zone, trunk_uri, voicemail_uri, hotdesk_first, \
-         hotdesk_last, busy_on_active_call, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         hotdesk_last, busy_on_active_call, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
     )
     .bind(&domain)
     .bind(t.name.trim())
@@ -318,7 +320,7 @@ pub async fn create_employee(
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO employees (tenant_id, name, login, password_hash, ha1_md5, ha1_sha256, \
          position, role, extension, email, mobile, voicemail_pin, department_id, created_at, \
-         forced_login) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         forced_login) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
     )
     .bind(dir.tenant.id)
     .bind(e.name.trim())
@@ -380,7 +382,7 @@ pub async fn create_device(
     let (ha1_md5, ha1_sha256) = ha1_pair(username.as_str(), &dir.tenant.domain, &d.password);
     let id = sqlx::query_scalar(
         "INSERT INTO devices (tenant_id, username, name, ha1_md5, ha1_sha256, employee_id, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
     .bind(dir.tenant.id)
     .bind(username.as_str())
@@ -445,7 +447,7 @@ pub async fn create_hunt_group(
     let mut tx = store.pool().begin().await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO hunt_groups (tenant_id, extension, name, strategy, member_ring_secs, \
-         total_ring_secs, no_answer_applies_to) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         total_ring_secs, no_answer_applies_to) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
     .bind(dir.tenant.id)
     .bind(ext.as_str())
@@ -462,7 +464,7 @@ pub async fn create_hunt_group(
     .await?;
     for (pos, m) in g.members.iter().enumerate() {
         sqlx::query(
-            "INSERT INTO hunt_group_members (group_id, employee_id, position, enabled) VALUES (?, ?, ?, 1)",
+            "INSERT INTO hunt_group_members (group_id, employee_id, position, enabled) VALUES ($1, $2, $3, 1)",
         )
         .bind(id)
         .bind(m)
@@ -524,7 +526,7 @@ pub async fn update_tenant(store: &Store, id: i64, p: &TenantPatch) -> Result<()
     let trunk = optional_uri("trunk_uri", &p.trunk_uri)?;
     let voicemail = optional_uri("voicemail_uri", &p.voicemail_uri)?;
     let mut tx = store.pool().begin().await?;
-    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE id = ?")
+    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?;
@@ -532,21 +534,21 @@ pub async fn update_tenant(store: &Store, id: i64, p: &TenantPatch) -> Result<()
         return Err(ProvisionError::NotFound(format!("tenant {id}")));
     }
     if let Some(n) = &p.name {
-        sqlx::query("UPDATE tenants SET name = ? WHERE id = ?")
+        sqlx::query("UPDATE tenants SET name = $1 WHERE id = $2")
             .bind(n.trim())
             .bind(id)
             .execute(&mut *tx)
             .await?;
     }
     if let Some(tz) = &p.time_zone {
-        sqlx::query("UPDATE tenants SET time_zone = ? WHERE id = ?")
+        sqlx::query("UPDATE tenants SET time_zone = $1 WHERE id = $2")
             .bind(tz)
             .bind(id)
             .execute(&mut *tx)
             .await?;
     }
     if let Some(t) = trunk {
-        sqlx::query("UPDATE tenants SET trunk_uri = ? WHERE id = ?")
+        sqlx::query("UPDATE tenants SET trunk_uri = $1 WHERE id = $2")
             .bind(t)
             .bind(id)
             .execute(&mut *tx)
@@ -557,7 +559,7 @@ pub async fn update_tenant(store: &Store, id: i64, p: &TenantPatch) -> Result<()
         ("user_history_scope", p.user_history_scope),
     ] {
         if let Some(scope) = scope {
-            sqlx::query(&format!("UPDATE tenants SET {column} = ? WHERE id = ?"))
+            sqlx::query(&format!("UPDATE tenants SET {column} = $1 WHERE id = $2"))
                 .bind(scope.as_str())
                 .bind(id)
                 .execute(&mut *tx)
@@ -565,14 +567,14 @@ pub async fn update_tenant(store: &Store, id: i64, p: &TenantPatch) -> Result<()
         }
     }
     if let Some(v) = voicemail {
-        sqlx::query("UPDATE tenants SET voicemail_uri = ? WHERE id = ?")
+        sqlx::query("UPDATE tenants SET voicemail_uri = $1 WHERE id = $2")
             .bind(v)
             .bind(id)
             .execute(&mut *tx)
             .await?;
     }
     if let Some(b) = p.busy_on_active_call {
-        sqlx::query("UPDATE tenants SET busy_on_active_call = ? WHERE id = ?")
+        sqlx::query("UPDATE tenants SET busy_on_active_call = $1 WHERE id = $2")
             .bind(i64::from(b))
             .bind(id)
             .execute(&mut *tx)
@@ -602,7 +604,7 @@ pub async fn update_tenant(store: &Store, id: i64, p: &TenantPatch) -> Result<()
             }
         }
         let value = (!seen.is_empty()).then(|| seen.join(","));
-        sqlx::query("UPDATE tenants SET digest_algorithms = ? WHERE id = ?")
+        sqlx::query("UPDATE tenants SET digest_algorithms = $1 WHERE id = $2")
             .bind(value)
             .bind(id)
             .execute(&mut *tx)
@@ -620,10 +622,10 @@ async fn delete_row(
     id: i64,
 ) -> Result<(), ProvisionError> {
     let sql = match table {
-        "tenants" => "DELETE FROM tenants WHERE id = ? AND id = ?",
-        "employees" => "DELETE FROM employees WHERE id = ? AND tenant_id = ?",
-        "devices" => "DELETE FROM devices WHERE id = ? AND tenant_id = ?",
-        "hunt_groups" => "DELETE FROM hunt_groups WHERE id = ? AND tenant_id = ?",
+        "tenants" => "DELETE FROM tenants WHERE id = $1 AND id = $2",
+        "employees" => "DELETE FROM employees WHERE id = $1 AND tenant_id = $2",
+        "devices" => "DELETE FROM devices WHERE id = $1 AND tenant_id = $2",
+        "hunt_groups" => "DELETE FROM hunt_groups WHERE id = $1 AND tenant_id = $2",
         _ => return Err(ProvisionError::NotFound(table.to_owned())),
     };
     let r = sqlx::query(sql)
@@ -745,63 +747,63 @@ pub async fn update_employee(
     }
     let mut tx = store.pool().begin().await?;
     if let Some(n) = &p.name {
-        sqlx::query("UPDATE employees SET name = ? WHERE id = ?")
+        sqlx::query("UPDATE employees SET name = $1 WHERE id = $2")
             .bind(n.trim())
             .bind(id)
             .execute(&mut *tx)
             .await?;
     }
     if let Some(pos) = &p.position {
-        sqlx::query("UPDATE employees SET position = ? WHERE id = ?")
+        sqlx::query("UPDATE employees SET position = $1 WHERE id = $2")
             .bind(pos)
             .bind(id)
             .execute(&mut *tx)
             .await?;
     }
     if let Some(r) = p.role {
-        sqlx::query("UPDATE employees SET role = ? WHERE id = ?")
+        sqlx::query("UPDATE employees SET role = $1 WHERE id = $2")
             .bind(r.as_str())
             .bind(id)
             .execute(&mut *tx)
             .await?;
     }
     if let Some(e) = &p.email {
-        sqlx::query("UPDATE employees SET email = ? WHERE id = ?")
+        sqlx::query("UPDATE employees SET email = $1 WHERE id = $2")
             .bind(Some(e).filter(|e| !e.is_empty()))
             .bind(id)
             .execute(&mut *tx)
             .await?;
     }
     if let Some(m) = &p.mobile {
-        sqlx::query("UPDATE employees SET mobile = ? WHERE id = ?")
+        sqlx::query("UPDATE employees SET mobile = $1 WHERE id = $2")
             .bind(Some(m).filter(|m| !m.is_empty()))
             .bind(id)
             .execute(&mut *tx)
             .await?;
     }
     if let Some(pin) = &p.voicemail_pin {
-        sqlx::query("UPDATE employees SET voicemail_pin = ? WHERE id = ?")
+        sqlx::query("UPDATE employees SET voicemail_pin = $1 WHERE id = $2")
             .bind(pin)
             .bind(id)
             .execute(&mut *tx)
             .await?;
     }
     if let Some(f) = p.forced_login {
-        sqlx::query("UPDATE employees SET forced_login = ? WHERE id = ?")
+        sqlx::query("UPDATE employees SET forced_login = $1 WHERE id = $2")
             .bind(i64::from(f))
             .bind(id)
             .execute(&mut *tx)
             .await?;
     }
     if let Some(dep) = p.department_id {
-        sqlx::query("UPDATE employees SET department_id = ? WHERE id = ?")
+        sqlx::query("UPDATE employees SET department_id = $1 WHERE id = $2")
             .bind(dep)
             .bind(id)
             .execute(&mut *tx)
             .await?;
     }
     if let Some(e) = &extension {
-        sqlx::query("UPDATE employees SET extension = ? WHERE id = ?")
+        sqlx::query("UPDATE employees SET extension = $1 WHERE id = $2")
             .bind(e.as_str())
             .bind(id)
             .execute(&mut *tx)
@@ -812,7 +814,7 @@ pub async fn update_employee(
         let (md5, sha) = ha1_pair(user.as_str(), &dir.tenant.domain, pw);
         let phc = crate::credentials::hash_password(pw).map_err(|r| invalid("password", r))?;
         sqlx::query(
-            "UPDATE employees SET ha1_md5 = ?, ha1_sha256 = ?, password_hash = ? WHERE id = ?",
+            "UPDATE employees SET ha1_md5 = $1, ha1_sha256 = $2, password_hash = $3 WHERE id = $4",
         )
         .bind(md5)
         .bind(sha)
@@ -863,12 +865,12 @@ pub async fn set_members(
         }
     }
     let mut tx = store.pool().begin().await?;
-    sqlx::query("DELETE FROM hunt_group_members WHERE group_id = ?")
+    sqlx::query("DELETE FROM hunt_group_members WHERE group_id = $1")
         .bind(group_id)
         .execute(&mut *tx)
         .await?;
     for (pos, m) in members.iter().enumerate() {
-        sqlx::query("INSERT INTO hunt_group_members (group_id, employee_id, position, enabled) VALUES (?, ?, ?, ?)")
+        sqlx::query("INSERT INTO hunt_group_members (group_id, employee_id, position, enabled) VALUES ($1, $2, $3, $4)")
             .bind(group_id)
             .bind(m.employee_id)
             .bind(pos as i64)

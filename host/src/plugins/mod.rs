@@ -625,7 +625,7 @@ impl PluginHost {
             let name = plugin.name.clone();
             tokio::spawn(async move {
                 let r = sqlx::query(
-                    "UPDATE tenant_plugins SET enabled = 0, disabled_reason = ? WHERE tenant_id = ? AND plugin_name = ?",
+                    "UPDATE tenant_plugins SET enabled = 0, disabled_reason = $1 WHERE tenant_id = $2 AND plugin_name = $3",
                 )
                 .bind(reason)
                 .bind(tenant_id)
@@ -685,13 +685,37 @@ impl PluginHost {
             ));
         }
         let sha = hex::encode(sha2::Sha256::digest(wasm));
+        // The database, not this node's memory, says which version is the
+        // newest: another node may have stored one since, and built-ins are
+        // offered again at every start.
+        let latest: Option<(i64, String)> = sqlx::query_as(
+            "SELECT version, sha256 FROM plugins WHERE name = $1 \
+             AND owner_tenant_id IS NOT DISTINCT FROM $2 ORDER BY version DESC LIMIT 1",
+        )
+        .bind(name)
+        .bind(owner)
+        .fetch_optional(self.db.pool())
+        .await?;
         let current = self.plugins.read().get(&(name.to_owned(), owner)).cloned();
-        if let Some(c) = &current {
-            if c.sha256 == sha {
-                return Ok(c.clone());
+        if let Some((version, stored_sha)) = &latest {
+            if *stored_sha == sha {
+                if let Some(c) = current.filter(|c| c.sha256 == sha) {
+                    return Ok(c);
+                }
+                let (job_name, job_wasm, version) = (name.to_owned(), wasm.to_vec(), *version);
+                let loaded = Arc::new(
+                    self.admin_job(owner, move |host| {
+                        host.compile(&job_name, version, owner, &job_wasm)
+                    })
+                    .await?,
+                );
+                self.plugins
+                    .write()
+                    .insert((name.to_owned(), owner), loaded.clone());
+                return Ok(loaded);
             }
         }
-        let version = current.as_ref().map(|c| c.version + 1).unwrap_or(1);
+        let version = latest.map(|(v, _)| v + 1).unwrap_or(1);
         let (job_name, job_wasm) = (name.to_owned(), wasm.to_vec());
         let loaded = self
             .admin_job(owner, move |host| {
@@ -699,7 +723,7 @@ impl PluginHost {
             })
             .await?;
         sqlx::query(
-            "INSERT INTO plugins (name, version, sha256, wasm, owner_tenant_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO plugins (name, version, sha256, wasm, owner_tenant_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(name)
         .bind(version)
@@ -727,7 +751,7 @@ impl PluginHost {
         let rows = sqlx::query(
             "SELECT p.name, p.version, p.wasm, p.owner_tenant_id FROM plugins p \
              WHERE p.version = (SELECT MAX(version) FROM plugins q WHERE q.name = p.name \
-             AND q.owner_tenant_id IS p.owner_tenant_id)",
+             AND q.owner_tenant_id IS NOT DISTINCT FROM p.owner_tenant_id)",
         )
         .fetch_all(self.db.pool())
         .await?;
@@ -835,13 +859,13 @@ impl PluginHost {
             }
         }
         let mut tx = self.db.pool().begin().await?;
-        sqlx::query("DELETE FROM tenant_plugins WHERE tenant_id = ?")
+        sqlx::query("DELETE FROM tenant_plugins WHERE tenant_id = $1")
             .bind(tenant_id)
             .execute(&mut *tx)
             .await?;
         for (pos, (name, enabled)) in entries.iter().enumerate() {
             sqlx::query(
-                "INSERT INTO tenant_plugins (tenant_id, plugin_name, position, enabled) VALUES (?, ?, ?, ?)",
+                "INSERT INTO tenant_plugins (tenant_id, plugin_name, position, enabled) VALUES ($1, $2, $3, $4)",
             )
             .bind(tenant_id)
             .bind(name)

@@ -269,7 +269,7 @@ impl PluginState {
         json: &str,
     ) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO plugin_settings (tenant_id, plugin_name, scope, json) VALUES (?, ?, ?, ?) \
+            "INSERT INTO plugin_settings (tenant_id, plugin_name, scope, json) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (tenant_id, plugin_name, scope) DO UPDATE SET json = excluded.json",
         )
         .bind(tenant)
@@ -640,7 +640,7 @@ async fn commit(db: &Db, batch: &[Write]) -> Result<(), sqlx::Error> {
         match w {
             Write::KvSet(t, p, k, v) => {
                 sqlx::query(
-                    "INSERT INTO plugin_kv (tenant_id, plugin_name, key, value) VALUES (?, ?, ?, ?) \
+                    "INSERT INTO plugin_kv (tenant_id, plugin_name, key, value) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (tenant_id, plugin_name, key) DO UPDATE SET value = excluded.value",
                 )
                 .bind(t)
@@ -652,7 +652,7 @@ async fn commit(db: &Db, batch: &[Write]) -> Result<(), sqlx::Error> {
             }
             Write::KvDelete(t, p, k) => {
                 sqlx::query(
-                    "DELETE FROM plugin_kv WHERE tenant_id = ? AND plugin_name = ? AND key = ?",
+                    "DELETE FROM plugin_kv WHERE tenant_id = $1 AND plugin_name = $2 AND key = $3",
                 )
                 .bind(t)
                 .bind(p)
@@ -661,7 +661,7 @@ async fn commit(db: &Db, batch: &[Write]) -> Result<(), sqlx::Error> {
                 .await?;
             }
             Write::Timer(id, t, p, at, payload) => {
-                sqlx::query("INSERT INTO plugin_timers (id, tenant_id, plugin_name, fire_at, payload) VALUES (?, ?, ?, ?, ?)")
+                sqlx::query("INSERT INTO plugin_timers (id, tenant_id, plugin_name, fire_at, payload) VALUES ($1, $2, $3, $4, $5)")
                     .bind(id)
                     .bind(t)
                     .bind(p)
@@ -671,14 +671,14 @@ async fn commit(db: &Db, batch: &[Write]) -> Result<(), sqlx::Error> {
                     .await?;
             }
             Write::TimerDone(id) => {
-                sqlx::query("DELETE FROM plugin_timers WHERE id = ?")
+                sqlx::query("DELETE FROM plugin_timers WHERE id = $1")
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
             }
             Write::Status(t, ext, s, cause) => {
                 sqlx::query(
-                    "INSERT INTO employee_status (tenant_id, extension, status, cause, changed_at) VALUES (?, ?, ?, ?, ?) \
+                    "INSERT INTO employee_status (tenant_id, extension, status, cause, changed_at) VALUES ($1, $2, $3, $4, $5) \
                      ON CONFLICT (tenant_id, extension) DO UPDATE SET status = excluded.status, \
                      cause = excluded.cause, changed_at = excluded.changed_at",
                 )
@@ -689,7 +689,7 @@ async fn commit(db: &Db, batch: &[Write]) -> Result<(), sqlx::Error> {
                 .bind(now_ms())
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query("INSERT INTO status_changes (tenant_id, extension, what, cause, changed_at) VALUES (?, ?, ?, ?, ?)")
+                sqlx::query("INSERT INTO status_changes (tenant_id, extension, what, cause, changed_at) VALUES ($1, $2, $3, $4, $5)")
                     .bind(t)
                     .bind(ext)
                     .bind(format!("status={}", s.as_str()))
@@ -701,7 +701,7 @@ async fn commit(db: &Db, batch: &[Write]) -> Result<(), sqlx::Error> {
             Write::Bind(t, device, ext) => match ext {
                 Some(ext) => {
                     sqlx::query(
-                            "INSERT INTO device_bindings (tenant_id, device, extension, bound_at) VALUES (?, ?, ?, ?) \
+                            "INSERT INTO device_bindings (tenant_id, device, extension, bound_at) VALUES ($1, $2, $3, $4) \
                              ON CONFLICT (tenant_id, device) DO UPDATE SET extension = excluded.extension, \
                              bound_at = excluded.bound_at",
                         )
@@ -713,7 +713,7 @@ async fn commit(db: &Db, batch: &[Write]) -> Result<(), sqlx::Error> {
                         .await?;
                 }
                 None => {
-                    sqlx::query("DELETE FROM device_bindings WHERE tenant_id = ? AND device = ?")
+                    sqlx::query("DELETE FROM device_bindings WHERE tenant_id = $1 AND device = $2")
                         .bind(t)
                         .bind(device)
                         .execute(&mut *tx)
@@ -721,7 +721,7 @@ async fn commit(db: &Db, batch: &[Write]) -> Result<(), sqlx::Error> {
                 }
             },
             Write::Change(t, ext, what, cause) => {
-                sqlx::query("INSERT INTO status_changes (tenant_id, extension, what, cause, changed_at) VALUES (?, ?, ?, ?, ?)")
+                sqlx::query("INSERT INTO status_changes (tenant_id, extension, what, cause, changed_at) VALUES ($1, $2, $3, $4, $5)")
                     .bind(t)
                     .bind(ext)
                     .bind(what)
@@ -732,7 +732,7 @@ async fn commit(db: &Db, batch: &[Write]) -> Result<(), sqlx::Error> {
             }
             Write::Flush(_) => {}
             Write::Membership(g, e, enabled, ext, group_ext, cause) => {
-                sqlx::query("UPDATE hunt_group_members SET enabled = ? WHERE group_id = ? AND employee_id = ?")
+                sqlx::query("UPDATE hunt_group_members SET enabled = $1 WHERE group_id = $2 AND employee_id = $3")
                     .bind(i64::from(*enabled))
                     .bind(g)
                     .bind(e)
@@ -740,7 +740,7 @@ async fn commit(db: &Db, batch: &[Write]) -> Result<(), sqlx::Error> {
                     .await?;
                 sqlx::query(
                     "INSERT INTO status_changes (tenant_id, extension, what, cause, changed_at) \
-                     SELECT tenant_id, ?, ?, ?, ? FROM hunt_groups WHERE id = ?",
+                     SELECT tenant_id, $1, $2, $3, $4 FROM hunt_groups WHERE id = $5",
                 )
                 .bind(ext)
                 .bind(format!(

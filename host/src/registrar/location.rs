@@ -134,7 +134,7 @@ impl Location {
         // hold every row twice.
         let mut rows = sqlx::query(
             "SELECT tenant_id, aor, contact_uri, expires_at, source, user_agent, instance_id, \
-             call_id, cseq, q FROM registrations WHERE expires_at > ?",
+             call_id, cseq, q FROM registrations WHERE expires_at > $1",
         )
         .bind(now_ms())
         .fetch(store.pool());
@@ -348,14 +348,14 @@ async fn commit(store: &Store, batch: &[Job]) -> Result<Vec<Result<(), String>>,
     Ok(results)
 }
 
-async fn apply(conn: &mut sqlx::SqliteConnection, ops: &[Op]) -> Result<(), sqlx::Error> {
+async fn apply(conn: &mut sqlx::AnyConnection, ops: &[Op]) -> Result<(), sqlx::Error> {
     for op in ops {
         match op {
             Op::Upsert((tenant, aor), b) => {
                 sqlx::query(
                     "INSERT INTO registrations (tenant_id, aor, contact_uri, expires_at, source, \
                      transport, user_agent, instance_id, call_id, cseq, q) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
                      ON CONFLICT (tenant_id, aor, contact_uri) DO UPDATE SET \
                      expires_at = excluded.expires_at, source = excluded.source, \
                      transport = excluded.transport, user_agent = excluded.user_agent, \
@@ -378,7 +378,7 @@ async fn apply(conn: &mut sqlx::SqliteConnection, ops: &[Op]) -> Result<(), sqlx
             }
             Op::Delete((tenant, aor), contact) => {
                 sqlx::query(
-                    "DELETE FROM registrations WHERE tenant_id = ? AND aor = ? AND contact_uri = ?",
+                    "DELETE FROM registrations WHERE tenant_id = $1 AND aor = $2 AND contact_uri = $3",
                 )
                 .bind(tenant)
                 .bind(aor)
@@ -393,7 +393,7 @@ async fn apply(conn: &mut sqlx::SqliteConnection, ops: &[Op]) -> Result<(), sqlx
 
 /// Deletes expired rows from the database.
 pub async fn purge_expired(store: &Store) -> Result<u64, sqlx::Error> {
-    let r = sqlx::query("DELETE FROM registrations WHERE expires_at <= ?")
+    let r = sqlx::query("DELETE FROM registrations WHERE expires_at <= $1")
         .bind(now_ms())
         .execute(store.pool())
         .await?;
