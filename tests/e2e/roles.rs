@@ -310,7 +310,7 @@ async fn the_other_tenants_administrator_sees_nothing_of_this_one() {
 async fn add_call(r: &TestRouter, id: &str, caller: &str, callee: &str, direction: &str) {
     sqlx::query(
         "INSERT INTO calls (id, tenant_id, sip_call_id, caller, callee, direction, started_at, outcome) \
-         VALUES (?, 1, ?, ?, ?, ?, ?, 'answered')",
+         VALUES ($1, 1, $2, $3, $4, $5, $6, 'answered')",
     )
     .bind(id)
     .bind(id)

@@ -27,6 +27,8 @@ pub struct TestRouter {
     /// The router's database: a file in `dir`, or a PostgreSQL database
     /// of its own when `SWITCHBOARD_TEST_POSTGRES` is set.
     pub database_url: String,
+    /// Drops a PostgreSQL database when the test ends.
+    _database: Option<DropDatabase>,
     /// Keeps the TLS certificate files alive (the router watches them).
     certs: Option<tempfile::TempDir>,
 }
@@ -60,6 +62,42 @@ pub async fn fresh_postgres_database(server: &str) -> String {
     admin.close().await.unwrap();
     let (base, _) = server.rsplit_once('/').unwrap();
     format!("{base}/{name}")
+}
+
+/// Drops a test's PostgreSQL database, and with it the connections of the
+/// routers that used it: a router a test drops without `shutdown` keeps its
+/// pool (its tasks end with the test's runtime, the pool's sockets do not),
+/// and two hundred tests would exhaust the server's connection slots.
+struct DropDatabase {
+    server: String,
+    url: String,
+}
+
+impl Drop for DropDatabase {
+    fn drop(&mut self) {
+        let Some((_, name)) = self.url.rsplit_once('/') else {
+            return;
+        };
+        let (server, sql) = (
+            self.server.clone(),
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        );
+        // Its own thread and runtime: the test's runtime may be ending.
+        let _ = std::thread::spawn(move || {
+            use sqlx::Connection;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                if let Ok(mut c) = sqlx::PgConnection::connect(&server).await {
+                    let _ = sqlx::query(&sql).execute(&mut c).await;
+                    let _ = c.close().await;
+                }
+            });
+        })
+        .join();
+    }
 }
 
 /// Config for tests: loopback, free ports, short ring times.
@@ -178,6 +216,10 @@ impl TestRouter {
         TestRouter {
             running,
             dir,
+            _database: std::env::var(POSTGRES_ENV).ok().map(|server| DropDatabase {
+                server,
+                url: database_url.clone(),
+            }),
             database_url,
             certs: None,
         }
