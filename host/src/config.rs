@@ -26,6 +26,41 @@ pub struct Config {
     pub seed_demo: bool,
     /// Plugin sandbox.
     pub plugins: PluginsConfig,
+    /// This node's place among the routers sharing the database.
+    pub cluster: ClusterConfig,
+}
+
+/// A node of a cluster of routers on one PostgreSQL database. The defaults
+/// make a single node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This node's name, unique in the cluster (default: `node-` and the
+    /// SIP port, enough for one node per host).
+    pub node_id: Option<String>,
+    /// The SIP address other nodes reach this one at (default: the SIP
+    /// listen address).
+    pub advertise: Option<SocketAddr>,
+    /// How often the node writes its heartbeat (milliseconds).
+    pub heartbeat_ms: u64,
+    /// A node whose heartbeat is older than this is dead: the others reap
+    /// its calls (milliseconds).
+    pub dead_after_ms: u64,
+    /// A plugin timer this late is taken over from the node that set it
+    /// (milliseconds); that node fires its own timers on time.
+    pub timer_takeover_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            node_id: None,
+            advertise: None,
+            heartbeat_ms: 1000,
+            dead_after_ms: 5000,
+            timer_takeover_ms: 2000,
+        }
+    }
 }
 
 /// Plugin sandbox limits.
@@ -73,6 +108,7 @@ impl PluginsConfig {
             }),
             fault_limit: self.fault_limit.max(1),
             fault_window: Duration::from_secs(self.fault_window_secs.max(1)),
+            timer_takeover: Duration::from_secs(2),
         }
     }
 }
@@ -197,6 +233,7 @@ impl Default for Config {
             admin_token: None,
             seed_demo: true,
             plugins: PluginsConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -293,6 +330,26 @@ impl Config {
 
     /// Checks values that types alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(id) = &self.cluster.node_id {
+            if id.is_empty()
+                || id.len() > 64
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+            {
+                return Err(ConfigError::Invalid {
+                    field: "cluster.node_id",
+                    reason: "1-64 of A-Z, a-z, 0-9, '-', '_', '.'".into(),
+                });
+            }
+        }
+        let c = &self.cluster;
+        if c.heartbeat_ms == 0 || c.dead_after_ms < 2 * c.heartbeat_ms {
+            return Err(ConfigError::Invalid {
+                field: "cluster.dead_after_ms",
+                reason: "must be at least twice cluster.heartbeat_ms (and that above 0)".into(),
+            });
+        }
         for cidr in &self.sip.trusted {
             Cidr::parse(cidr).map_err(|reason| ConfigError::Invalid {
                 field: "sip.trusted",

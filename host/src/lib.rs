@@ -6,6 +6,7 @@
 //! [`run`] wires them together.
 
 pub mod admin;
+pub mod cluster;
 pub mod config;
 pub mod credentials;
 pub mod directory;
@@ -129,7 +130,9 @@ async fn route_key(store: &Store) -> Result<[u8; 32], StartError> {
 
 /// Starts the router: database, directory, registrar, SIP and HTTP.
 pub async fn run(config: Config) -> Result<Running, StartError> {
-    let store = Store::open(&config.database_url).await?;
+    let mut store = Store::open(&config.database_url).await?;
+    let node = cluster::Node::from_config(&config.cluster, config.sip.listen);
+    store.set_node_id(&node.id);
     let directory =
         Arc::new(Directory::load(store.clone(), config.sip.default_domain.clone()).await?);
     let demo = if config.seed_demo {
@@ -213,7 +216,18 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
     );
     transport.start(Arc::new(RouterHandler(router.clone())));
 
-    let mut tasks = Vec::new();
+    let mut tasks = cluster::start(
+        store.clone(),
+        node,
+        config.cluster.clone(),
+        cluster::Caches {
+            directory: directory.clone(),
+            location: location.clone(),
+            plugins: router.plugins().clone(),
+            dialogs: router.dialogs().clone(),
+        },
+    )
+    .await?;
     let t = txns.clone();
     tasks.push(
         tokio::spawn(async move {

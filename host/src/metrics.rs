@@ -16,6 +16,8 @@ static PLUGIN_FAULTS: AtomicU64 = AtomicU64::new(0);
 static PLUGIN_CALLS: AtomicU64 = AtomicU64::new(0);
 static TCP_REFUSED: AtomicU64 = AtomicU64::new(0);
 static PLUGIN_INSTANCES: AtomicU64 = AtomicU64::new(0);
+static TIMERS_FIRED: AtomicU64 = AtomicU64::new(0);
+static CLUSTER_NODES_ALIVE: AtomicU64 = AtomicU64::new(0);
 
 /// A live plugin instance: counted while this value exists, so the gauge
 /// falls whichever way the instance is dropped.
@@ -191,6 +193,16 @@ pub fn count_plugin_call() {
     PLUGIN_CALLS.fetch_add(1, Relaxed);
 }
 
+/// Counts a plugin timer fired on this node.
+pub fn count_timer_fired() {
+    TIMERS_FIRED.fetch_add(1, Relaxed);
+}
+
+/// Nodes of the cluster whose heartbeat is fresh (this one included).
+pub fn set_cluster_nodes_alive(n: i64) {
+    CLUSTER_NODES_ALIVE.store(u64::try_from(n).unwrap_or(0), Relaxed);
+}
+
 /// Prometheus text exposition of every counter.
 pub fn render() -> String {
     let rows = [
@@ -203,6 +215,7 @@ pub fn render() -> String {
         ("switchboard_auth_failures_total", &AUTH_FAILURES),
         ("switchboard_plugin_calls_total", &PLUGIN_CALLS),
         ("switchboard_plugin_faults_total", &PLUGIN_FAULTS),
+        ("switchboard_plugin_timers_fired_total", &TIMERS_FIRED),
         ("switchboard_tcp_connections_refused_total", &TCP_REFUSED),
     ];
     let mut out = String::new();
@@ -216,6 +229,12 @@ pub fn render() -> String {
     out.push_str(&format!(
         "# TYPE switchboard_plugin_instances gauge\nswitchboard_plugin_instances {}\n",
         PLUGIN_INSTANCES.load(Relaxed)
+    ));
+    out.push_str(&format!(
+        "# TYPE switchboard_cluster_nodes_alive gauge
+switchboard_cluster_nodes_alive {}
+",
+        CLUSTER_NODES_ALIVE.load(Relaxed)
     ));
     out
 }

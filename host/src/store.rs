@@ -48,6 +48,7 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     url: String,
+    node_id: std::sync::Arc<str>,
 }
 
 impl Store {
@@ -110,6 +111,7 @@ impl Store {
             pool,
             backend,
             url: url.to_owned(),
+            node_id: "local".into(),
         })
     }
 
@@ -127,6 +129,51 @@ impl Store {
     /// log it, see [`redact`]).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// This node's name in [`Change`] payloads.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// Names this node (before anything is sent).
+    pub fn set_node_id(&mut self, node_id: &str) {
+        self.node_id = node_id.into();
+    }
+
+    /// Tells the other nodes about a change made outside a transaction.
+    /// Best effort: a node that misses it (its listener was reconnecting)
+    /// reloads everything when it reconnects.
+    pub async fn notify(&self, change: &Change) {
+        if self.backend != Backend::Postgres {
+            return;
+        }
+        let sent = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANGES_CHANNEL)
+            .bind(change.encode(&self.node_id))
+            .execute(&self.pool)
+            .await;
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, ?change, "change not announced to other nodes");
+        }
+    }
+
+    /// Tells the other nodes about a change when `conn`'s transaction
+    /// commits (and not at all if it rolls back).
+    pub async fn notify_in(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        change: &Change,
+    ) -> Result<(), sqlx::Error> {
+        if self.backend != Backend::Postgres {
+            return Ok(());
+        }
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANGES_CHANNEL)
+            .bind(change.encode(&self.node_id))
+            .execute(conn)
+            .await?;
+        Ok(())
     }
 
     /// Reads a value from the `settings` table.
@@ -165,6 +212,55 @@ impl Store {
             .bind(key)
             .fetch_one(&self.pool)
             .await
+    }
+}
+
+/// The PostgreSQL channel that carries [`Change`]s between nodes.
+pub const CHANGES_CHANNEL: &str = "switchboard_changes";
+
+/// A change to stored state that other nodes hold in memory: sent by the
+/// node that made it (PostgreSQL `NOTIFY`, delivered when the transaction
+/// commits) and applied by the others to their caches. On SQLite there is
+/// one node and nothing is sent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Change {
+    /// Tenants, employees, devices, hunt groups or memberships.
+    Directory,
+    /// Plugin uploads, chains, plugin settings.
+    Plugins,
+    /// A tenant's plugin key-value stores, statuses or hotdesk logins.
+    PluginState(i64),
+    /// The bindings of one address of record.
+    Location(i64, String),
+    /// Who is on a call.
+    Calls,
+}
+
+impl Change {
+    /// The notification payload: the sending node, then the change.
+    pub fn encode(&self, node: &str) -> String {
+        match self {
+            Change::Directory => format!("{node} dir"),
+            Change::Plugins => format!("{node} plugins"),
+            Change::PluginState(t) => format!("{node} state {t}"),
+            Change::Location(t, aor) => format!("{node} loc {t} {aor}"),
+            Change::Calls => format!("{node} calls"),
+        }
+    }
+
+    /// Reads a payload: (sending node, change); `None` if malformed.
+    pub fn decode(payload: &str) -> Option<(&str, Change)> {
+        let mut parts = payload.splitn(4, ' ');
+        let node = parts.next()?;
+        let change = match parts.next()? {
+            "dir" => Change::Directory,
+            "plugins" => Change::Plugins,
+            "state" => Change::PluginState(parts.next()?.parse().ok()?),
+            "loc" => Change::Location(parts.next()?.parse().ok()?, parts.next()?.to_owned()),
+            "calls" => Change::Calls,
+            _ => return None,
+        };
+        Some((node, change))
     }
 }
 
@@ -226,6 +322,21 @@ mod tests {
             numbered("a = ? AND b = '?' AND c IN (?, ?)"),
             "a = $1 AND b = '?' AND c IN ($2, $3)"
         );
+    }
+
+    #[test]
+    fn changes_survive_their_payload() {
+        for c in [
+            Change::Directory,
+            Change::Plugins,
+            Change::PluginState(7),
+            Change::Location(3, "2001".into()),
+            Change::Calls,
+        ] {
+            assert_eq!(Change::decode(&c.encode("n1")), Some(("n1", c)));
+        }
+        assert_eq!(Change::decode("n1 state x"), None);
+        assert_eq!(Change::decode("n1"), None);
     }
 
     #[test]

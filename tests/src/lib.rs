@@ -47,6 +47,59 @@ pub async fn test_database(dir: &std::path::Path) -> String {
     fresh_postgres_database(&server).await
 }
 
+/// A PostgreSQL server for tests that need one whatever the backend of the
+/// run: [`POSTGRES_ENV`] if set, else a throwaway server started once per
+/// test process by `.ci/postgres.sh` and stopped, by a watchdog, when the
+/// process ends. Panics, saying what to install, if PostgreSQL is missing.
+pub async fn postgres_server() -> String {
+    static SERVER: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    SERVER
+        .get_or_init(|| async {
+            if let Ok(url) = std::env::var(POSTGRES_ENV) {
+                return url;
+            }
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            let out = std::process::Command::new("bash")
+                .arg(root.join(".ci/postgres.sh"))
+                .output()
+                .expect("run .ci/postgres.sh");
+            assert!(
+                out.status.success(),
+                "no PostgreSQL for the cluster tests (apt-get install postgresql, as .ci/run does): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            let value = |key: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&format!("export {key}=")))
+                    .unwrap()
+                    .to_owned()
+            };
+            let (url, dir) = (
+                value("SWITCHBOARD_TEST_POSTGRES"),
+                value("SWITCHBOARD_TEST_POSTGRES_DIR"),
+            );
+            // Stops the server we started once this process is gone. Not
+            // waited for: it must outlive us (init reaps it).
+            #[allow(clippy::zombie_processes)]
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "while kill -0 {pid} 2>/dev/null; do sleep 1; done; bash {script} stop {dir}",
+                    pid = std::process::id(),
+                    script = root.join(".ci/postgres.sh").display(),
+                ))
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            url
+        })
+        .await
+        .clone()
+}
+
 /// Creates a PostgreSQL database with a unique name on `server` and
 /// returns its URL.
 pub async fn fresh_postgres_database(server: &str) -> String {
@@ -133,6 +186,34 @@ impl TestRouter {
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestRouter {
         let dir = tempfile::tempdir().unwrap();
         let database_url = test_database(dir.path()).await;
+        let server = std::env::var(POSTGRES_ENV).ok();
+        Self::start_on(dir, database_url, server, tweak).await
+    }
+
+    /// The first node of a cluster: a router like [`TestRouter::start_with`]
+    /// on a new database of the PostgreSQL server `server`; more nodes join
+    /// with [`TestRouter::join`].
+    pub async fn start_cluster(server: &str, tweak: impl FnOnce(&mut Config)) -> TestRouter {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = fresh_postgres_database(server).await;
+        Self::start_on(dir, database_url, Some(server.to_owned()), tweak).await
+    }
+
+    /// Starts another router on this one's database (another node of the
+    /// cluster), with the test config and `tweak`.
+    pub async fn join(&self, tweak: impl FnOnce(&mut Config)) -> Running {
+        let mut config = test_config(&self.database_url);
+        config.sip.default_domain = Some(DOMAIN.into());
+        tweak(&mut config);
+        switchboard::run(config).await.unwrap()
+    }
+
+    async fn start_on(
+        dir: tempfile::TempDir,
+        database_url: String,
+        postgres_server: Option<String>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestRouter {
         let mut config = test_config(&database_url);
         tweak(&mut config);
         let running = switchboard::run(config).await.unwrap();
@@ -216,7 +297,7 @@ impl TestRouter {
         TestRouter {
             running,
             dir,
-            _database: std::env::var(POSTGRES_ENV).ok().map(|server| DropDatabase {
+            _database: postgres_server.map(|server| DropDatabase {
                 server,
                 url: database_url.clone(),
             }),

@@ -122,7 +122,7 @@ pub(super) fn routes() -> Api {
 }
 
 async fn reload(s: &AdminState) -> Result<(), ApiError> {
-    s.directory.reload().await.map_err(ApiError::internal)
+    s.directory.changed().await.map_err(ApiError::internal)
 }
 
 fn created(v: Value) -> (StatusCode, Json<Value>) {

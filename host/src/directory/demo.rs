@@ -31,7 +31,7 @@ pub async fn seed_demo(
     if n > 0 {
         return Ok(None);
     }
-    create_tenant(
+    let created = create_tenant(
         store,
         &NewTenant {
             domain: DEMO_DOMAIN.into(),
@@ -44,7 +44,16 @@ pub async fn seed_demo(
             busy_on_active_call: false,
         },
     )
-    .await?;
+    .await;
+    match created {
+        Ok(_) => {}
+        // Another node starting on the same database seeded it first.
+        Err(ProvisionError::Conflict { .. }) => {
+            directory.reload().await?;
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    }
     directory.reload().await?;
     let people = [
         (

@@ -161,6 +161,11 @@ impl Snapshot {
         self.tenants.get(&id)
     }
 
+    /// Ids of all tenants.
+    pub fn tenant_ids(&self) -> Vec<i64> {
+        self.tenants.keys().copied().collect()
+    }
+
     /// All tenants.
     pub fn tenants(&self) -> impl Iterator<Item = &Arc<TenantDirectory>> {
         self.tenants.values()
@@ -173,6 +178,9 @@ impl Snapshot {
 pub struct Directory {
     store: Store,
     current: RwLock<Arc<Snapshot>>,
+    /// Reloads one at a time: a reload that starts after a commit installs
+    /// its snapshot after any that started before it.
+    reloading: tokio::sync::Mutex<()>,
     default_domain: RwLock<Option<String>>,
 }
 
@@ -186,12 +194,25 @@ impl Directory {
         Ok(Directory {
             store,
             current: RwLock::new(Arc::new(snapshot)),
+            reloading: tokio::sync::Mutex::new(()),
             default_domain: RwLock::new(default_domain),
         })
     }
 
     /// Re-reads the database; calls already routed keep the old snapshot.
     pub async fn reload(&self) -> Result<(), sqlx::Error> {
+        self.reload_quietly().await
+    }
+
+    /// Reloads after a change made here, and tells the other nodes.
+    pub async fn changed(&self) -> Result<(), sqlx::Error> {
+        self.reload_quietly().await?;
+        self.store.notify(&crate::store::Change::Directory).await;
+        Ok(())
+    }
+
+    async fn reload_quietly(&self) -> Result<(), sqlx::Error> {
+        let _one_at_a_time = self.reloading.lock().await;
         let snapshot = load_snapshot(&self.store).await?;
         *self.current.write() = Arc::new(snapshot);
         Ok(())

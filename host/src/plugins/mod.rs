@@ -32,7 +32,7 @@ use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
 
 use crate::directory::{Directory, TenantDirectory};
 use crate::pipeline::{Decision, Input, Point, Verdict};
-use crate::store::{now_ms, Store as Db};
+use crate::store::{now_ms, Change, Store as Db};
 
 pub use state::{PluginState, Status};
 
@@ -78,6 +78,9 @@ pub struct PluginConfig {
     pub fault_limit: usize,
     /// See [`PluginConfig::fault_limit`].
     pub fault_window: Duration,
+    /// A timer this late is fired by whichever node sees it first: the
+    /// node that set it has died (or is stuck).
+    pub timer_takeover: Duration,
 }
 
 impl Default for PluginConfig {
@@ -88,6 +91,7 @@ impl Default for PluginConfig {
             max_upload: 4 << 20,
             cache_dir: None,
             fault_limit: 5,
+            timer_takeover: Duration::from_secs(2),
             fault_window: Duration::from_secs(60),
         }
     }
@@ -203,6 +207,8 @@ pub struct PluginHost {
     /// the same tenant and plugin version (see [`PluginHost::decide`]).
     idle: Mutex<HashMap<IdleKey, Vec<Idle>>>,
     idle_count: std::sync::atomic::AtomicUsize,
+    /// Timers fired into plugins by this node.
+    timers_fired: std::sync::atomic::AtomicU64,
     stop: Arc<AtomicBool>,
     /// One admin-side plugin job (compile, validate) at a time per owner
     /// (`None`: the platform's built-ins), so no tenant can occupy more
@@ -321,6 +327,7 @@ impl PluginHost {
             faults: Mutex::new(HashMap::new()),
             idle: Mutex::new(HashMap::new()),
             idle_count: std::sync::atomic::AtomicUsize::new(0),
+            timers_fired: std::sync::atomic::AtomicU64::new(0),
             stop,
             admin_jobs: Mutex::new(HashMap::new()),
         });
@@ -330,7 +337,8 @@ impl PluginHost {
             }
         }
         host.load_all().await?;
-        host.state.start_timers(Arc::downgrade(&host));
+        host.state
+            .start_timers(Arc::downgrade(&host), host.config.timer_takeover);
         Ok(host)
     }
 
@@ -632,8 +640,9 @@ impl PluginHost {
                 .bind(name)
                 .execute(db.pool())
                 .await;
-                if let Err(e) = r {
-                    tracing::error!(error = %e, "storing a plugin switch-off");
+                match r {
+                    Ok(_) => db.notify(&Change::Plugins).await,
+                    Err(e) => tracing::error!(error = %e, "storing a plugin switch-off"),
                 }
             });
         }
@@ -744,22 +753,43 @@ impl PluginHost {
             .write()
             .insert((name.to_owned(), owner), loaded.clone());
         self.reload_chains().await?;
+        self.db.notify(&Change::Plugins).await;
         Ok(loaded)
     }
 
+    /// Applies plugin changes another node made: new versions (compiled
+    /// here; unchanged ones are not fetched again), chains and settings.
+    pub async fn resync(&self) -> Result<(), PluginError> {
+        self.load_all().await?;
+        self.state.reload_settings().await?;
+        Ok(())
+    }
+
     async fn load_all(&self) -> Result<(), PluginError> {
-        let rows = sqlx::query(
-            "SELECT p.name, p.version, p.wasm, p.owner_tenant_id FROM plugins p \
-             WHERE p.version = (SELECT MAX(version) FROM plugins q WHERE q.name = p.name \
-             AND q.owner_tenant_id IS NOT DISTINCT FROM p.owner_tenant_id)",
+        // Newest version of each plugin: one row per (name, owner); the
+        // wasm is read only for versions this node does not run yet.
+        let newest = sqlx::query(
+            "SELECT p.id, p.name, p.version, p.owner_tenant_id FROM plugins p \
+             WHERE p.id = (SELECT MAX(q.id) FROM plugins q WHERE q.name = p.name \
+             AND q.owner_tenant_id IS NOT DISTINCT FROM p.owner_tenant_id \
+             AND q.version = (SELECT MAX(r.version) FROM plugins r WHERE r.name = p.name \
+             AND r.owner_tenant_id IS NOT DISTINCT FROM p.owner_tenant_id))",
         )
         .fetch_all(self.db.pool())
         .await?;
-        for row in rows {
+        for row in newest {
+            let id: i64 = row.try_get("id")?;
             let name: String = row.try_get("name")?;
             let version: i64 = row.try_get("version")?;
-            let wasm: Vec<u8> = row.try_get("wasm")?;
             let owner: Option<i64> = row.try_get("owner_tenant_id")?;
+            let current = self.plugins.read().get(&(name.clone(), owner)).cloned();
+            if current.is_some_and(|c| c.version == version) {
+                continue;
+            }
+            let wasm: Vec<u8> = sqlx::query_scalar("SELECT wasm FROM plugins WHERE id = $1")
+                .bind(id)
+                .fetch_one(self.db.pool())
+                .await?;
             match self.compile(&name, version, owner, &wasm) {
                 Ok(l) => {
                     self.plugins.write().insert((name, owner), Arc::new(l));
@@ -874,6 +904,7 @@ impl PluginHost {
             .execute(&mut *tx)
             .await?;
         }
+        self.db.notify_in(&mut tx, &Change::Plugins).await?;
         tx.commit().await?;
         self.reload_chains().await
     }
@@ -928,6 +959,11 @@ impl PluginHost {
     }
 
     /// Delivers a fired timer to its plugin's event point.
+    /// How many timers this node has fired into plugins.
+    pub fn timers_fired(&self) -> u64 {
+        self.timers_fired.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub(crate) fn fire_timer(&self, tenant_id: i64, plugin_name: &str, payload: String) {
         let Some(tenant) = self.directory.snapshot().by_id(tenant_id).cloned() else {
             return;
@@ -941,6 +977,9 @@ impl PluginHost {
         if !entry.enabled || !entry.plugin.points.contains(&Point::Event) {
             return;
         }
+        self.timers_fired
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::metrics::count_timer_fired();
         let input = Input::Event {
             kind: crate::pipeline::EventKind::TimerFired,
             subject: None,

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::{PluginHost, Presence};
 use crate::directory::Directory;
-use crate::store::{now_ms, Store as Db};
+use crate::store::{now_ms, Change, Store as Db};
 
 /// An employee's availability.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -80,14 +80,30 @@ pub struct PluginState {
     statuses: DashMap<(i64, String), Status>,
     /// (tenant, device) -> employee extension.
     bindings: DashMap<(i64, String), String>,
+    /// Timers this node set (or found at start), waiting to fire.
     timers: DashMap<i64, tokio::task::AbortHandle>,
-    next_timer: std::sync::atomic::AtomicI64,
+    /// Bumped by every local write of kv, status or hotdesk login: a reload
+    /// that saw it move re-reads rather than drop a write it raced with.
+    local_writes: std::sync::atomic::AtomicU64,
     writes: mpsc::UnboundedSender<Write>,
     host: parking_lot::Mutex<Weak<PluginHost>>,
     /// Offset added to the wall clock (tests move the tenant clock).
     clock_offset_ms: std::sync::atomic::AtomicI64,
     /// (tenant, extension) -> times of recent wrong PINs (rate limit).
     pin_failures: DashMap<(i64, String), Vec<i64>>,
+}
+
+/// How often a node looks for timers others did not fire.
+const TIMER_SCAN: Duration = Duration::from_millis(500);
+
+fn timer_row(r: &sqlx::any::AnyRow) -> Option<(i64, i64, String, i64, String)> {
+    Some((
+        r.try_get("id").ok()?,
+        r.try_get("tenant_id").ok()?,
+        r.try_get("plugin_name").ok()?,
+        r.try_get("fire_at").ok()?,
+        r.try_get("payload").ok()?,
+    ))
 }
 
 /// Wrong PINs for one extension allowed within [`PIN_WINDOW_MS`].
@@ -150,9 +166,6 @@ impl PluginState {
                 r.try_get("extension")?,
             );
         }
-        let max_timer: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM plugin_timers")
-            .fetch_one(db.pool())
-            .await?;
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(writer(db.clone(), rx, Arc::downgrade(&directory)));
         Ok(Arc::new(PluginState {
@@ -164,7 +177,7 @@ impl PluginState {
             statuses,
             bindings,
             timers: DashMap::new(),
-            next_timer: std::sync::atomic::AtomicI64::new(max_timer.unwrap_or(0) + 1),
+            local_writes: std::sync::atomic::AtomicU64::new(0),
             writes: tx,
             host: parking_lot::Mutex::new(Weak::new()),
             clock_offset_ms: std::sync::atomic::AtomicI64::new(0),
@@ -172,9 +185,10 @@ impl PluginState {
         }))
     }
 
-    /// Schedules stored timers (after a restart) and remembers the host
-    /// that timers fire into.
-    pub(super) fn start_timers(self: &Arc<Self>, host: Weak<PluginHost>) {
+    /// Schedules stored timers (after a restart), remembers the host that
+    /// timers fire into, and starts looking for timers other nodes did not
+    /// fire: a timer more than `takeover` late is claimed and fired here.
+    pub(super) fn start_timers(self: &Arc<Self>, host: Weak<PluginHost>, takeover: Duration) {
         *self.host.lock() = host;
         let me = self.clone();
         tokio::spawn(async move {
@@ -183,20 +197,80 @@ impl PluginState {
             )
             .fetch_all(me.db.pool())
             .await;
-            let Ok(rows) = rows else { return };
-            for r in rows {
-                let (Ok(id), Ok(t), Ok(p), Ok(at), Ok(payload)) = (
-                    r.try_get::<i64, _>("id"),
-                    r.try_get::<i64, _>("tenant_id"),
-                    r.try_get::<String, _>("plugin_name"),
-                    r.try_get::<i64, _>("fire_at"),
-                    r.try_get::<String, _>("payload"),
-                ) else {
-                    continue;
-                };
-                me.schedule(id, t, p, at, payload);
+            if let Ok(rows) = rows {
+                for r in rows {
+                    if let Some((id, t, p, at, payload)) = timer_row(&r) {
+                        me.schedule(id, t, p, at, payload);
+                    }
+                }
+            }
+            let mut tick = tokio::time::interval(TIMER_SCAN);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if me.host.lock().strong_count() == 0 {
+                    return;
+                }
+                me.take_over_late_timers(takeover).await;
             }
         });
+    }
+
+    async fn take_over_late_timers(self: &Arc<Self>, takeover: Duration) {
+        let due = now_ms() - takeover.as_millis() as i64;
+        let rows = sqlx::query(
+            "SELECT id, tenant_id, plugin_name, fire_at, payload FROM plugin_timers \
+             WHERE fire_at <= $1 ORDER BY fire_at LIMIT 100",
+        )
+        .bind(due)
+        .fetch_all(self.db.pool())
+        .await;
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "looking for late timers");
+                return;
+            }
+        };
+        for r in rows {
+            let Some((id, tenant, plugin, _, payload)) = timer_row(&r) else {
+                continue;
+            };
+            // One of ours that is late only because a plugin is slow.
+            if self.timers.contains_key(&id) {
+                continue;
+            }
+            if self.claim_timer(id).await {
+                tracing::info!(timer = id, tenant, plugin = %plugin, "took over a late timer");
+                self.fire(tenant, plugin, payload);
+            }
+        }
+    }
+
+    /// Takes a due timer out of the database; `true` for exactly one
+    /// caller across every node (the row lock decides), which fires it.
+    async fn claim_timer(&self, id: i64) -> bool {
+        let claimed: Result<Option<i64>, _> =
+            sqlx::query_scalar("DELETE FROM plugin_timers WHERE id = $1 RETURNING id")
+                .bind(id)
+                .fetch_optional(self.db.pool())
+                .await;
+        match claimed {
+            Ok(row) => row.is_some(),
+            Err(e) => {
+                tracing::warn!(timer = id, error = %e, "claiming a timer");
+                false
+            }
+        }
+    }
+
+    fn fire(&self, tenant: i64, plugin: String, payload: String) {
+        let host = self.host.lock().upgrade();
+        if let Some(h) = host {
+            // Plugins run synchronously; keep them off the runtime's
+            // workers.
+            tokio::task::spawn_blocking(move || h.fire_timer(tenant, &plugin, payload));
+        }
     }
 
     fn schedule(
@@ -211,13 +285,12 @@ impl PluginState {
         let delay = Duration::from_millis((fire_at - now_ms()).max(0) as u64);
         let task = tokio::spawn(async move {
             tokio::time::sleep(delay).await;
+            // The row goes in through the writer: make sure it is there,
+            // then claim it (another node may have fired or cancelled it).
+            let stored = me.flush().await;
             me.timers.remove(&id);
-            let _ = me.writes.send(Write::TimerDone(id));
-            let host = me.host.lock().upgrade();
-            if let Some(h) = host {
-                // Plugins run synchronously; keep them off the timer task's
-                // cooperative budget.
-                tokio::task::spawn_blocking(move || h.fire_timer(tenant, &plugin, payload));
+            if stored && me.claim_timer(id).await {
+                me.fire(tenant, plugin, payload);
             }
         });
         self.timers.insert(id, task.abort_handle());
@@ -231,9 +304,9 @@ impl PluginState {
         delay: Duration,
         payload: String,
     ) -> i64 {
-        let id = self
-            .next_timer
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Random, not a counter: nodes setting timers at once must not
+        // collide (53 bits: an id survives a round trip through JSON).
+        let id = rand::random::<i64>().rem_euclid(1 << 53).max(1);
         let fire_at = now_ms() + delay.min(MAX_TIMER).as_millis() as i64;
         let _ = self.writes.send(Write::Timer(
             id,
@@ -252,6 +325,97 @@ impl PluginState {
             h.abort();
         }
         let _ = self.writes.send(Write::TimerDone(id));
+    }
+
+    /// Re-reads a tenant's key-value stores, statuses and hotdesk logins
+    /// after another node changed them. Writes of this node still on their
+    /// way to the database go first, so the reload cannot undo them.
+    pub async fn reload_tenant(&self, tenant: i64) -> Result<(), sqlx::Error> {
+        use std::sync::atomic::Ordering::SeqCst;
+        for _ in 0..5 {
+            let before = self.local_writes.load(SeqCst);
+            if !self.flush().await {
+                tracing::warn!(tenant, "reloading plugin state over unstored local writes");
+            }
+            let mut kv: HashMap<String, HashMap<String, String>> = HashMap::new();
+            for r in
+                sqlx::query("SELECT plugin_name, key, value FROM plugin_kv WHERE tenant_id = $1")
+                    .bind(tenant)
+                    .fetch_all(self.db.pool())
+                    .await?
+            {
+                kv.entry(r.try_get("plugin_name")?)
+                    .or_default()
+                    .insert(r.try_get("key")?, r.try_get("value")?);
+            }
+            let mut statuses: HashMap<String, Status> = HashMap::new();
+            for r in
+                sqlx::query("SELECT extension, status FROM employee_status WHERE tenant_id = $1")
+                    .bind(tenant)
+                    .fetch_all(self.db.pool())
+                    .await?
+            {
+                statuses.insert(
+                    r.try_get("extension")?,
+                    Status::parse(&r.try_get::<String, _>("status")?),
+                );
+            }
+            let mut bindings: HashMap<String, String> = HashMap::new();
+            for r in
+                sqlx::query("SELECT device, extension FROM device_bindings WHERE tenant_id = $1")
+                    .bind(tenant)
+                    .fetch_all(self.db.pool())
+                    .await?
+            {
+                bindings.insert(r.try_get("device")?, r.try_get("extension")?);
+            }
+            if self.local_writes.load(SeqCst) != before {
+                continue;
+            }
+            // Entry by entry, so a call reading meanwhile sees the old or
+            // the new value, never an empty store.
+            self.kv
+                .retain(|(t, p), _| *t != tenant || kv.contains_key(p));
+            for (p, m) in kv {
+                self.kv.insert((tenant, p), m);
+            }
+            self.statuses
+                .retain(|(t, e), _| *t != tenant || statuses.contains_key(e));
+            for (e, st) in statuses {
+                self.statuses.insert((tenant, e), st);
+            }
+            self.bindings
+                .retain(|(t, d), _| *t != tenant || bindings.contains_key(d));
+            for (d, e) in bindings {
+                self.bindings.insert((tenant, d), e);
+            }
+            return Ok(());
+        }
+        tracing::warn!(tenant, "plugin state kept changing locally; reload skipped");
+        Ok(())
+    }
+
+    /// Re-reads every plugin setting after another node changed one.
+    pub async fn reload_settings(&self) -> Result<(), sqlx::Error> {
+        let mut fresh: HashMap<(i64, String, String), String> = HashMap::new();
+        for r in sqlx::query("SELECT tenant_id, plugin_name, scope, json FROM plugin_settings")
+            .fetch_all(self.db.pool())
+            .await?
+        {
+            fresh.insert(
+                (
+                    r.try_get("tenant_id")?,
+                    r.try_get("plugin_name")?,
+                    r.try_get("scope")?,
+                ),
+                r.try_get("json")?,
+            );
+        }
+        self.settings.retain(|k, _| fresh.contains_key(k));
+        for (k, v) in fresh {
+            self.settings.insert(k, v);
+        }
+        Ok(())
     }
 
     /// A plugin's settings for a scope.
@@ -282,6 +446,7 @@ impl PluginState {
             (tenant, plugin.to_owned(), scope.to_owned()),
             json.to_owned(),
         );
+        self.db.notify(&Change::Plugins).await;
         Ok(())
     }
 
@@ -310,6 +475,8 @@ impl PluginState {
             return Err(format!("store full ({KV_MAX_KEYS} keys)"));
         }
         m.insert(key.to_owned(), value.to_owned());
+        self.local_writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let _ = self.writes.send(Write::KvSet(
             tenant,
             plugin.to_owned(),
@@ -323,6 +490,8 @@ impl PluginState {
         if let Some(mut m) = self.kv.get_mut(&(tenant, plugin.to_owned())) {
             m.remove(key);
         }
+        self.local_writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let _ = self
             .writes
             .send(Write::KvDelete(tenant, plugin.to_owned(), key.to_owned()));
@@ -353,6 +522,8 @@ impl PluginState {
             return Err(format!("no employee with extension {extension}"));
         }
         self.statuses.insert((tenant, extension.to_owned()), status);
+        self.local_writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let _ = self.writes.send(Write::Status(
             tenant,
             extension.to_owned(),
@@ -432,6 +603,8 @@ impl PluginState {
                 .collect();
             for d in previous {
                 self.bindings.remove(&(tenant, d.clone()));
+                self.local_writes
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let _ = self.writes.send(Write::Bind(tenant, d.clone(), None));
                 changes.push((crate::pipeline::EventKind::LoggedOut, ext.to_owned(), d));
             }
@@ -449,6 +622,8 @@ impl PluginState {
                 device.to_owned(),
             ));
         }
+        self.local_writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let _ = self.writes.send(Write::Bind(
             tenant,
             device.to_owned(),
@@ -754,6 +929,25 @@ async fn commit(db: &Db, batch: &[Write]) -> Result<(), sqlx::Error> {
                 .await?;
             }
         }
+    }
+    // Other nodes reload what this batch changed once it commits.
+    let mut tenants: Vec<i64> = batch
+        .iter()
+        .filter_map(|w| match w {
+            Write::KvSet(t, ..)
+            | Write::KvDelete(t, ..)
+            | Write::Status(t, ..)
+            | Write::Bind(t, ..) => Some(*t),
+            _ => None,
+        })
+        .collect();
+    tenants.sort_unstable();
+    tenants.dedup();
+    for t in tenants {
+        db.notify_in(&mut tx, &Change::PluginState(t)).await?;
+    }
+    if batch.iter().any(|w| matches!(w, Write::Membership(..))) {
+        db.notify_in(&mut tx, &Change::Directory).await?;
     }
     tx.commit().await
 }

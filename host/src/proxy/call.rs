@@ -668,7 +668,7 @@ fn contacts_of(router: &Router, tenant: &TenantDirectory, user: &str) -> Vec<Des
     router
         .registrar
         .location()
-        .lookup(tenant.tenant.id, user)
+        .lookup_routable(tenant.tenant.id, user)
         .into_iter()
         .map(|b| Dest {
             peer: b.destination(),

@@ -23,6 +23,28 @@ pub struct Dialog {
     pub last_activity: Instant,
 }
 
+/// A call starting or ending, for nodes that share who is on a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    /// Answered: these extensions of the tenant are on it.
+    Started {
+        /// SIP Call-ID.
+        call_id: String,
+        /// Tenant.
+        tenant_id: i64,
+        /// Extensions on the call.
+        parties: Vec<String>,
+    },
+    /// Over.
+    Ended {
+        /// SIP Call-ID.
+        call_id: String,
+    },
+}
+
+/// Calls other nodes carry: (tenant, extension) -> how many.
+pub type RemoteCalls = std::collections::HashMap<(i64, String), u32>;
+
 /// How long a record-routed non-call dialog stays known after its last
 /// request (subscriptions refresh well within this).
 pub const ROUTED_DIALOG_LIFETIME: Duration = Duration::from_secs(2 * 3600);
@@ -61,6 +83,10 @@ pub struct Dialogs {
     routed: DashMap<String, Instant>,
     active: DashMap<(i64, String), u32>,
     last_ended: DashMap<(i64, String), Instant>,
+    /// Where starts and ends go when other nodes must know (a cluster).
+    events: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<CallEvent>>,
+    /// Calls on other nodes, as last read from the database.
+    remote: parking_lot::RwLock<std::sync::Arc<RemoteCalls>>,
 }
 
 impl Dialogs {
@@ -80,6 +106,13 @@ impl Dialogs {
         for p in &d.parties {
             *self.active.entry((d.tenant_id, p.clone())).or_insert(0) += 1;
         }
+        if let Some(tx) = self.events.get() {
+            let _ = tx.send(CallEvent::Started {
+                call_id: call_id.to_owned(),
+                tenant_id: d.tenant_id,
+                parties: d.parties.clone(),
+            });
+        }
         if let Some(old) = self.by_call_id.insert(call_id.to_owned(), d) {
             self.release(&old);
         }
@@ -91,7 +124,22 @@ impl Dialogs {
     pub fn end(&self, call_id: &str) -> Option<Dialog> {
         let (_, d) = self.by_call_id.remove(call_id)?;
         self.release(&d);
+        if let Some(tx) = self.events.get() {
+            let _ = tx.send(CallEvent::Ended {
+                call_id: call_id.to_owned(),
+            });
+        }
         Some(d)
+    }
+
+    /// Sends every call start and end to `tx` from now on (once).
+    pub fn report_to(&self, tx: tokio::sync::mpsc::UnboundedSender<CallEvent>) {
+        let _ = self.events.set(tx);
+    }
+
+    /// Replaces what is known of the calls other nodes carry.
+    pub fn set_remote(&self, remote: RemoteCalls) {
+        *self.remote.write() = std::sync::Arc::new(remote);
     }
 
     /// Ends a call on its BYE; a BYE for a dialog not started yet is kept
@@ -155,12 +203,12 @@ impl Dialogs {
                 .is_some_and(|until| *until > Instant::now())
     }
 
-    /// How many calls an extension is on.
+    /// How many calls an extension is on, through this node or another.
     pub fn active_calls(&self, tenant_id: i64, ext: &str) -> u32 {
-        self.active
-            .get(&(tenant_id, ext.to_owned()))
-            .map(|n| *n)
-            .unwrap_or(0)
+        let key = (tenant_id, ext.to_owned());
+        let here = self.active.get(&key).map(|n| *n).unwrap_or(0);
+        let remote = self.remote.read().get(&key).copied().unwrap_or(0);
+        here + remote
     }
 
     /// How long since the extension's last call ended (`None`: never, so

@@ -655,7 +655,7 @@ impl Router {
         let Some(binding) = self
             .registrar
             .location()
-            .lookup(tenant.tenant.id, &user)
+            .lookup_routable(tenant.tenant.id, &user)
             .into_iter()
             .next()
         else {

@@ -10,7 +10,7 @@ use sqlx::Row;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::sip::Peer;
-use crate::store::{now_ms, Store};
+use crate::store::{now_ms, Change, Store};
 
 /// One registered contact.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +32,9 @@ pub struct Binding {
     pub cseq: u32,
     /// Preference.
     pub q: f32,
+    /// The cluster node that holds the flow the phone registered on (set
+    /// by [`Location::update`]).
+    pub node: Arc<str>,
 }
 
 impl Binding {
@@ -41,18 +44,29 @@ impl Binding {
     /// flow they registered on; anything else at its Contact address, which
     /// also allows registering a contact on behalf of another host.
     pub fn destination(&self) -> Peer {
+        self.route().0
+    }
+
+    /// Whether requests for this contact must go over the flow it
+    /// registered on (so only the node holding that flow can send them).
+    pub fn needs_flow(&self) -> bool {
+        self.route().1
+    }
+
+    /// The destination, and whether it is the registering flow.
+    fn route(&self) -> (Peer, bool) {
         if self.source.proto.is_stream() {
-            return self.source;
+            return (self.source, true);
         }
         let Ok(uri) = rsip::Uri::try_from(self.contact.as_str()) else {
-            return self.source;
+            return (self.source, true);
         };
         if uri
             .params
             .iter()
             .any(|p| matches!(p, rsip::Param::Other(k, _) if k.value().eq_ignore_ascii_case("ob")))
         {
-            return self.source;
+            return (self.source, true);
         }
         let Ok(ip) = uri
             .host_with_port
@@ -60,11 +74,11 @@ impl Binding {
             .to_string()
             .parse::<std::net::IpAddr>()
         else {
-            return self.source;
+            return (self.source, true);
         };
         let behind_nat = ip != self.source.addr.ip() && is_private(ip);
         if behind_nat {
-            return self.source;
+            return (self.source, true);
         }
         let proto = uri
             .params
@@ -75,10 +89,11 @@ impl Binding {
             })
             .unwrap_or(crate::sip::Proto::Udp);
         let port = uri.host_with_port.port.map(|p| *p.value()).unwrap_or(5060);
-        Peer {
+        let peer = Peer {
             proto,
             addr: std::net::SocketAddr::new(ip, port),
-        }
+        };
+        (peer, false)
     }
 }
 
@@ -118,6 +133,8 @@ pub struct Location {
     /// Contact URI -> flow, for in-dialog requests to phones behind NAT.
     flows: DashMap<String, Peer>,
     writer: mpsc::Sender<Job>,
+    /// This node (bindings it makes hold its flows).
+    node: Arc<str>,
 }
 
 impl std::fmt::Debug for Job {
@@ -134,23 +151,13 @@ impl Location {
         // hold every row twice.
         let mut rows = sqlx::query(
             "SELECT tenant_id, aor, contact_uri, expires_at, source, user_agent, instance_id, \
-             call_id, cseq, q FROM registrations WHERE expires_at > $1",
+             call_id, cseq, q, node_id FROM registrations WHERE expires_at > $1",
         )
         .bind(now_ms())
         .fetch(store.pool());
         while let Some(row) = futures_util::TryStreamExt::try_next(&mut rows).await? {
-            let Some(source) = Peer::parse(&row.try_get::<String, _>("source")?) else {
+            let Some(b) = binding_row(&row)? else {
                 continue;
-            };
-            let b = Binding {
-                contact: row.try_get("contact_uri")?,
-                expires_at: row.try_get("expires_at")?,
-                source,
-                user_agent: row.try_get("user_agent")?,
-                instance: row.try_get("instance_id")?,
-                call_id: row.try_get("call_id")?,
-                cseq: row.try_get::<i64, _>("cseq")? as u32,
-                q: row.try_get::<f64, _>("q")? as f32,
             };
             map.entry((row.try_get("tenant_id")?, row.try_get("aor")?))
                 .or_default()
@@ -163,13 +170,83 @@ impl Location {
                 flows.insert(crate::sip::canonical_uri(&b.contact), b.destination());
             }
         }
+        let node: Arc<str> = store.node_id().into();
         let (tx, rx) = mpsc::channel(4096);
         tokio::spawn(writer(store, rx));
         Ok(Arc::new(Location {
             map,
             flows,
             writer: tx,
+            node,
         }))
+    }
+
+    /// Re-reads one AOR's bindings after another node changed them.
+    pub async fn reload_aor(
+        &self,
+        store: &Store,
+        tenant_id: i64,
+        aor: &str,
+    ) -> Result<(), sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT contact_uri, expires_at, source, user_agent, instance_id, call_id, cseq, q, \
+             node_id FROM registrations WHERE tenant_id = $1 AND aor = $2 AND expires_at > $3",
+        )
+        .bind(tenant_id)
+        .bind(aor)
+        .bind(now_ms())
+        .fetch_all(store.pool())
+        .await?;
+        let mut fresh = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(b) = binding_row(row)? {
+                fresh.push(b);
+            }
+        }
+        let key = (tenant_id, aor.to_owned());
+        let old = if fresh.is_empty() {
+            self.map.remove(&key).map(|(_, l)| l).unwrap_or_default()
+        } else {
+            self.map.insert(key, fresh.clone()).unwrap_or_default()
+        };
+        for b in &old {
+            self.flows.remove(&crate::sip::canonical_uri(&b.contact));
+        }
+        for b in &fresh {
+            self.flows
+                .insert(crate::sip::canonical_uri(&b.contact), b.destination());
+        }
+        Ok(())
+    }
+
+    /// Re-reads every AOR (another node's changes may have been missed).
+    pub async fn reload_all(&self, store: &Store) -> Result<(), sqlx::Error> {
+        let aors: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT DISTINCT tenant_id, aor FROM registrations WHERE expires_at > $1",
+        )
+        .bind(now_ms())
+        .fetch_all(store.pool())
+        .await?;
+        let live: std::collections::HashSet<Aor> = aors.iter().cloned().collect();
+        let gone: Vec<Aor> = self
+            .map
+            .iter()
+            .filter(|e| !live.contains(e.key()))
+            .map(|e| e.key().clone())
+            .collect();
+        for (t, aor) in gone.iter().chain(aors.iter()) {
+            self.reload_aor(store, *t, aor).await?;
+        }
+        Ok(())
+    }
+
+    /// Live bindings of an AOR that this node can send to, best first: a
+    /// binding reached over a flow (TCP, TLS, NAT) that another node holds
+    /// is left out.
+    pub fn lookup_routable(&self, tenant_id: i64, user: &str) -> Vec<Binding> {
+        let mut list = self.lookup(tenant_id, user);
+        list.retain(|b| !b.needs_flow() || b.node.is_empty() || b.node == self.node);
+        list
     }
 
     /// Live bindings of an AOR, best (highest q, newest) first.
@@ -234,7 +311,8 @@ impl Location {
                 self.flows.remove(&crate::sip::canonical_uri(&c));
                 ops.push(Op::Delete(aor.clone(), c));
             }
-            for b in upserts {
+            for mut b in upserts {
+                b.node = self.node.clone();
                 list.retain(|x| x.contact != b.contact);
                 self.flows
                     .insert(crate::sip::canonical_uri(&b.contact), b.source);
@@ -334,6 +412,20 @@ async fn commit(store: &Store, batch: &[Job]) -> Result<Vec<Result<(), String>>,
         let mut sp = sqlx::Connection::begin(&mut *tx).await?;
         match apply(&mut sp, &job.ops).await {
             Ok(()) => {
+                // Other nodes re-read these AORs once the batch commits.
+                let mut aors: Vec<&Aor> = job
+                    .ops
+                    .iter()
+                    .map(|op| match op {
+                        Op::Upsert(aor, _) | Op::Delete(aor, _) => aor,
+                    })
+                    .collect();
+                aors.dedup();
+                for (tenant, aor) in aors {
+                    store
+                        .notify_in(&mut sp, &Change::Location(*tenant, aor.clone()))
+                        .await?;
+                }
                 sp.commit().await?;
                 results.push(Ok(()));
             }
@@ -354,13 +446,13 @@ async fn apply(conn: &mut sqlx::AnyConnection, ops: &[Op]) -> Result<(), sqlx::E
             Op::Upsert((tenant, aor), b) => {
                 sqlx::query(
                     "INSERT INTO registrations (tenant_id, aor, contact_uri, expires_at, source, \
-                     transport, user_agent, instance_id, call_id, cseq, q) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                     transport, user_agent, instance_id, call_id, cseq, q, node_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
                      ON CONFLICT (tenant_id, aor, contact_uri) DO UPDATE SET \
                      expires_at = excluded.expires_at, source = excluded.source, \
                      transport = excluded.transport, user_agent = excluded.user_agent, \
                      instance_id = excluded.instance_id, call_id = excluded.call_id, \
-                     cseq = excluded.cseq, q = excluded.q",
+                     cseq = excluded.cseq, q = excluded.q, node_id = excluded.node_id",
                 )
                 .bind(tenant)
                 .bind(aor)
@@ -373,6 +465,7 @@ async fn apply(conn: &mut sqlx::AnyConnection, ops: &[Op]) -> Result<(), sqlx::E
                 .bind(&b.call_id)
                 .bind(i64::from(b.cseq))
                 .bind(f64::from(b.q))
+                .bind(&*b.node)
                 .execute(&mut *conn)
                 .await?;
             }
@@ -389,6 +482,24 @@ async fn apply(conn: &mut sqlx::AnyConnection, ops: &[Op]) -> Result<(), sqlx::E
         }
     }
     Ok(())
+}
+
+/// A stored binding; `None` if its source no longer parses.
+fn binding_row(row: &sqlx::any::AnyRow) -> Result<Option<Binding>, sqlx::Error> {
+    let Some(source) = Peer::parse(&row.try_get::<String, _>("source")?) else {
+        return Ok(None);
+    };
+    Ok(Some(Binding {
+        contact: row.try_get("contact_uri")?,
+        expires_at: row.try_get("expires_at")?,
+        source,
+        user_agent: row.try_get("user_agent")?,
+        instance: row.try_get("instance_id")?,
+        call_id: row.try_get("call_id")?,
+        cseq: row.try_get::<i64, _>("cseq")? as u32,
+        q: row.try_get::<f64, _>("q")? as f32,
+        node: row.try_get::<String, _>("node_id")?.into(),
+    }))
 }
 
 /// Deletes expired rows from the database.

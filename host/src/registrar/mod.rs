@@ -41,6 +41,7 @@ fn is_foreign(contact: &str, source: Peer) -> bool {
         call_id: String::new(),
         cseq: 0,
         q: 1.0,
+        node: "".into(),
     };
     probe.destination().addr.ip() != source.addr.ip()
 }
@@ -307,6 +308,7 @@ impl Registrar {
                     call_id: call_id.clone(),
                     cseq,
                     q,
+                    node: "".into(),
                 });
             }
         }

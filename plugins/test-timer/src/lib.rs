@@ -1,5 +1,6 @@
-//! Sets a 100 ms timer for every incoming call and records, when it fires,
-//! the payload under the key `fired` of its store.
+//! Sets a timer for every incoming call (100 ms, or the number of ms in its
+//! `delay` settings) and records, when it fires, the payload under the key
+//! `fired` of its store.
 wit_bindgen::generate!({ path: "../../wit", world: "plugin" });
 
 use exports::switchboard::plugin::handler::Guest;
@@ -18,7 +19,10 @@ impl Guest for P {
         match p {
             DecisionPoint::Incoming => {
                 if let Some(call) = input.call {
-                    host::set_timer(100, &call.dialed);
+                    let delay = host::setting("delay")
+                        .and_then(|s| s.trim().parse::<u64>().ok())
+                        .unwrap_or(100);
+                    host::set_timer(delay, &call.dialed);
                 }
             }
             DecisionPoint::Event => {

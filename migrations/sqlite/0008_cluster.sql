@@ -1,0 +1,28 @@
+-- Several routers on one database (PostgreSQL; SQLite has one node, and the
+-- same tables so that the same code runs on both).
+
+-- Every node's heartbeat: a node whose heartbeat is older than the
+-- configured dead time is dead, and its calls are reaped by the others.
+CREATE TABLE cluster_nodes (
+    node_id         TEXT    PRIMARY KEY,
+    advertise       TEXT    NOT NULL,
+    started_at      INTEGER NOT NULL,
+    heartbeat_at    INTEGER NOT NULL
+);
+
+-- Who is on a call, whichever node carries it: busy, hunt groups skipping
+-- busy members and longest idle read it through each node's cache.
+CREATE TABLE active_calls (
+    call_id         TEXT    NOT NULL,
+    tenant_id       INTEGER NOT NULL,
+    extension       TEXT    NOT NULL,
+    node_id         TEXT    NOT NULL,
+    started_at      INTEGER NOT NULL,
+    PRIMARY KEY (call_id, tenant_id, extension)
+);
+CREATE INDEX active_calls_node ON active_calls (node_id);
+
+-- The node that holds a binding's flow (its TCP/TLS connection).
+ALTER TABLE registrations ADD COLUMN node_id TEXT NOT NULL DEFAULT '';
+
+CREATE INDEX plugin_timers_due ON plugin_timers (fire_at);

@@ -1,0 +1,346 @@
+//! Several routers on one PostgreSQL database, in one test process, talking
+//! real SIP over loopback. The server is `SWITCHBOARD_TEST_POSTGRES`, or a
+//! throwaway one this process starts (see `postgres_server`).
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use switchboard::Running;
+use switchboard_e2e::{password, postgres_server, wait_until, Phone, Proto, TestRouter};
+
+const T: Duration = Duration::from_secs(5);
+
+/// A cluster of `n` nodes: the first provisions the test directory, the
+/// others join its database. Nodes are named `a`, `b`, `c`...
+async fn cluster(n: usize) -> (TestRouter, Vec<Running>) {
+    let server = postgres_server().await;
+    let first = TestRouter::start_cluster(&server, |c| c.cluster.node_id = Some("a".into())).await;
+    let mut others = Vec::new();
+    for name in ["b", "c", "d"].into_iter().take(n - 1) {
+        others.push(first.join(|c| c.cluster.node_id = Some(name.into())).await);
+    }
+    (first, others)
+}
+
+async fn phone_on(node: &Running, user: &str) -> Phone {
+    let mut p = Phone::new(node.sip_addr, user, &password(user), Proto::Udp).await;
+    assert_eq!(
+        p.register(600).await.status(),
+        Some(200),
+        "{user} registers"
+    );
+    p
+}
+
+/// Places a call from `caller` to `callee`'s phone and answers it; returns
+/// once the caller has the 200.
+async fn answered_call(caller: &mut Phone, callee: &mut Phone, to: &str) {
+    let call = caller.call(to).await;
+    let inv = callee.expect_invite(T).await.expect("the callee rings");
+    callee.respond(&inv, 200, "OK", "answer").await;
+    let ok = caller
+        .recv_until(T, |m| m.status() == Some(200))
+        .await
+        .expect("the caller gets the answer");
+    caller.in_dialog(&call, &ok, "ACK", call.cseq).await;
+}
+
+#[tokio::test]
+async fn a_phone_registered_on_one_node_is_called_through_another() {
+    let (a, others) = cluster(2).await;
+    let b = &others[0];
+    let mut bob = phone_on(&a.running, "2002").await;
+    // Node b learns of the binding from the database, told by node a.
+    assert!(
+        wait_until(Duration::from_secs(1), || b
+            .router()
+            .registrar()
+            .location()
+            .is_registered(1, "2002"))
+        .await,
+        "the registration reaches node b within a second"
+    );
+    let mut alice = phone_on(b, "2001").await;
+    answered_call(&mut alice, &mut bob, "2002").await;
+}
+
+#[tokio::test]
+async fn an_employee_created_on_one_node_is_known_to_the_others_within_a_second() {
+    let (a, others) = cluster(3).await;
+    let started = Instant::now();
+    a.add_employee("2005", serde_json::json!({})).await;
+    for node in &others {
+        assert!(
+            wait_until(Duration::from_secs(1), || node
+                .directory()
+                .tenant_for(switchboard_e2e::DOMAIN)
+                .is_some_and(|t| t.employee_by_extension("2005").is_some()))
+            .await,
+            "the new employee reaches every node within a second"
+        );
+    }
+    eprintln!(
+        "directory change applied on 2 other nodes in {:?}",
+        started.elapsed()
+    );
+    // And the new employee can register and be called through another node.
+    let mut eve = phone_on(&others[1], "2005").await;
+    let mut alice = phone_on(&others[0], "2001").await;
+    answered_call(&mut alice, &mut eve, "2005").await;
+}
+
+#[tokio::test]
+async fn a_plugin_setting_changed_on_one_node_applies_to_the_next_call_on_another() {
+    let (a, others) = cluster(2).await;
+    let b = &others[0];
+    a.chain(&["divert"]).await;
+    let started = Instant::now();
+    let (status, body) = a
+        .settings(
+            "divert",
+            "employee:2002",
+            serde_json::json!({"always": {"extension": "2003"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let divert_known = || {
+        !b.router().plugins().chain(1).is_empty()
+            && b.router()
+                .plugins()
+                .state()
+                .setting(1, "divert", "employee:2002")
+                .is_some()
+    };
+    assert!(wait_until(Duration::from_secs(1), divert_known).await);
+    eprintln!(
+        "plugin setting applied on the other node in {:?}",
+        started.elapsed()
+    );
+    let mut bob = phone_on(b, "2002").await;
+    let mut carol = phone_on(b, "2003").await;
+    let mut alice = phone_on(b, "2001").await;
+    alice.call("2002").await;
+    assert!(carol.expect_invite(T).await.is_some(), "diverted to 2003");
+    assert!(bob
+        .expect_invite(Duration::from_millis(300))
+        .await
+        .is_none());
+}
+
+#[tokio::test]
+async fn a_plugin_timer_fires_exactly_once_with_three_nodes() {
+    let (a, others) = cluster(3).await;
+    a.upload_guest("timer", "test-timer").await;
+    a.chain(&["timer"]).await;
+    let chained = |n: &Running| !n.router().plugins().chain(1).is_empty();
+    for node in &others {
+        assert!(wait_until(Duration::from_secs(2), || chained(node)).await);
+    }
+    // The call sets a 100 ms timer on node b; every node looks for timers
+    // to take over, and node b fires its own.
+    let mut alice = phone_on(&others[0], "2001").await;
+    let _bob = phone_on(&others[0], "2002").await;
+    alice.call("2002").await;
+    let fired = |nodes: &[&Running]| {
+        nodes
+            .iter()
+            .map(|n| n.router().plugins().timers_fired())
+            .sum::<u64>()
+    };
+    let all = [&a.running, &others[0], &others[1]];
+    assert!(wait_until(T, || fired(&all) >= 1).await, "the timer fires");
+    // Long enough for any other node to have taken it over as well.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(fired(&all), 1, "fired once in the whole cluster");
+    assert_eq!(
+        others[0].router().plugins().timers_fired(),
+        1,
+        "by its node"
+    );
+}
+
+#[tokio::test]
+async fn the_timers_of_a_dead_node_fire_on_another() {
+    let (a, mut others) = cluster(3).await;
+    a.upload_guest("timer", "test-timer").await;
+    a.chain(&["timer"]).await;
+    // Long enough to see the timer stored before node c is stopped.
+    let (status, body) = a.settings("timer", "delay", serde_json::json!(1500)).await;
+    assert_eq!(status, 200, "{body}");
+    let c = others.pop().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(2), || c
+            .router()
+            .plugins()
+            .state()
+            .setting(1, "timer", "delay")
+            .is_some())
+        .await
+    );
+    let mut alice = phone_on(&c, "2001").await;
+    let _bob = phone_on(&c, "2002").await;
+    alice.call("2002").await;
+    // Node c stores the timer, then dies before it is due.
+    let stored = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM plugin_timers")
+            .fetch_one(a.running.store().pool())
+            .await
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while stored().await == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(stored().await, 1, "the timer is stored");
+    let c_plugins = c.router().plugins().clone();
+    let died = Instant::now();
+    c.shutdown().await;
+    assert_eq!(
+        c_plugins.timers_fired(),
+        0,
+        "node c died before its 100 ms timer was due"
+    );
+    let b = &others[0];
+    let fired =
+        || a.running.router().plugins().timers_fired() + b.router().plugins().timers_fired();
+    assert!(
+        wait_until(Duration::from_secs(8), || fired() == 1).await,
+        "another node takes the timer over"
+    );
+    eprintln!("timer of the dead node fired after {:?}", died.elapsed());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(fired(), 1, "once");
+    assert_eq!(stored().await, 0, "and is gone");
+}
+
+#[tokio::test]
+async fn a_call_through_one_node_makes_the_callee_busy_on_another() {
+    let (a, others) = cluster(2).await;
+    let b = &others[0];
+    a.patch_tenant(serde_json::json!({"busy_on_active_call": true}))
+        .await;
+    let mut alice = phone_on(&a.running, "2001").await;
+    let mut bob = phone_on(&a.running, "2002").await;
+    answered_call(&mut alice, &mut bob, "2002").await;
+    assert!(
+        wait_until(Duration::from_secs(1), || b
+            .router()
+            .dialogs()
+            .active_calls(1, "2002")
+            == 1)
+        .await,
+        "node b knows bob is on a call"
+    );
+    let mut carol = phone_on(b, "2003").await;
+    carol.call("2002").await;
+    assert_eq!(carol.final_response(T).await.unwrap().status(), Some(486));
+}
+
+#[tokio::test]
+async fn a_hunt_group_on_one_node_skips_a_member_on_a_call_through_another() {
+    let (a, others) = cluster(2).await;
+    let b = &others[0];
+    // 2100 rings 2003 and 2004 at once; 2003 is on a call through node b.
+    let mut carol = phone_on(b, "2003").await;
+    let mut dave = phone_on(&a.running, "2004").await;
+    let mut alice = phone_on(b, "2001").await;
+    answered_call(&mut alice, &mut carol, "2003").await;
+    assert!(
+        wait_until(Duration::from_secs(1), || a
+            .running
+            .router()
+            .dialogs()
+            .active_calls(1, "2003")
+            == 1)
+        .await
+    );
+    let mut bob = phone_on(&a.running, "2002").await;
+    bob.call("2100").await;
+    assert!(
+        dave.expect_invite(T).await.is_some(),
+        "the free member rings"
+    );
+    assert!(
+        carol
+            .expect_invite(Duration::from_millis(500))
+            .await
+            .is_none(),
+        "the busy member is skipped"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_nodes_calls_are_reaped_and_its_phones_register_elsewhere() {
+    let (a, mut others) = cluster(3).await;
+    let c = others.pop().unwrap();
+    let mut alice = phone_on(&c, "2001").await;
+    let mut bob = phone_on(&c, "2002").await;
+    answered_call(&mut alice, &mut bob, "2002").await;
+    assert!(
+        wait_until(Duration::from_secs(1), || a
+            .running
+            .router()
+            .dialogs()
+            .active_calls(1, "2002")
+            == 1)
+        .await
+    );
+    let died = Instant::now();
+    c.shutdown().await;
+    // Dead after `dead_after_ms` (5 s) without a heartbeat.
+    assert!(
+        wait_until(Duration::from_secs(9), || a
+            .running
+            .router()
+            .dialogs()
+            .active_calls(1, "2002")
+            == 0)
+        .await,
+        "the dead node's call is reaped"
+    );
+    eprintln!("dead node's calls reaped after {:?}", died.elapsed());
+    // What c acknowledged is in the database: its registrations are still
+    // served, and the phones re-register on a live node.
+    assert!(a
+        .running
+        .router()
+        .registrar()
+        .location()
+        .is_registered(1, "2002"));
+    let mut bob = phone_on(&others[0], "2002").await;
+    let mut alice = phone_on(&a.running, "2001").await;
+    answered_call(&mut alice, &mut bob, "2002").await;
+}
+
+#[tokio::test]
+async fn nodes_starting_together_share_one_route_key_and_admin_token() {
+    let server = postgres_server().await;
+    let url = switchboard_e2e::fresh_postgres_database(&server).await;
+    let start = |name: &'static str| {
+        let url = url.clone();
+        async move {
+            let mut c = switchboard_e2e::test_config(&url);
+            c.admin_token = None;
+            c.seed_demo = true;
+            c.cluster.node_id = Some(name.into());
+            switchboard::run(c).await.unwrap()
+        }
+    };
+    let (x, y, z) = tokio::join!(start("x"), start("y"), start("z"));
+    assert_eq!(x.admin_token, y.admin_token);
+    assert_eq!(y.admin_token, z.admin_token);
+    let tenants: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tenants")
+        .fetch_one(x.store().pool())
+        .await
+        .unwrap();
+    assert_eq!(tenants, 1, "the demo tenant is made once");
+    let keys: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM settings WHERE key = 'route_key'")
+        .fetch_one(x.store().pool())
+        .await
+        .unwrap();
+    assert_eq!(keys, 1);
+    for r in [x, y, z] {
+        r.shutdown().await;
+    }
+}
