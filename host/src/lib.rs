@@ -131,7 +131,7 @@ async fn route_key(store: &Store) -> Result<[u8; 32], StartError> {
 /// Starts the router: database, directory, registrar, SIP and HTTP.
 pub async fn run(config: Config) -> Result<Running, StartError> {
     let mut store = Store::open(&config.database_url).await?;
-    let node = cluster::Node::from_config(&config.cluster, config.sip.listen);
+    let mut node = cluster::Node::from_config(&config.cluster, config.sip.listen);
     store.set_node_id(&node.id);
     let directory =
         Arc::new(Directory::load(store.clone(), config.sip.default_domain.clone()).await?);
@@ -178,6 +178,15 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
         source,
     })?;
     let sip_addr = transport.local_addr();
+    if config.cluster.advertise.is_none() {
+        node.advertise = sip_addr;
+        if store.backend() == store::Backend::Postgres && sip_addr.ip().is_unspecified() {
+            tracing::warn!(
+                %sip_addr,
+                "cluster.advertise is not set: other nodes cannot send calls through this one"
+            );
+        }
+    }
     let history = History::start(store.clone());
     let dialogs = Arc::new(proxy::Dialogs::default());
     let presence = Arc::new(proxy::LivePresence {

@@ -66,6 +66,93 @@ async fn a_phone_registered_on_one_node_is_called_through_another() {
 }
 
 #[tokio::test]
+async fn a_tcp_phone_on_one_node_is_reached_from_another_through_its_node() {
+    let (a, others) = cluster(2).await;
+    let b = &others[0];
+    let mut bob = Phone::new(a.running.sip_addr, "2002", &password("2002"), Proto::Tcp).await;
+    assert_eq!(bob.register(600).await.status(), Some(200));
+    assert!(
+        wait_until(Duration::from_secs(1), || b
+            .router()
+            .registrar()
+            .location()
+            .is_registered(1, "2002"))
+        .await
+    );
+    let mut alice = phone_on(b, "2001").await;
+    let call = alice.call("2002").await;
+    let inv = bob
+        .expect_invite(T)
+        .await
+        .expect("bob rings over his TCP flow to node a");
+    assert!(
+        inv.headers_all("Record-Route").count() >= 2,
+        "both nodes stay on the path"
+    );
+    bob.respond(&inv, 180, "Ringing", "bob").await;
+    assert!(alice
+        .recv_until(T, |m| m.status() == Some(180))
+        .await
+        .is_some());
+    bob.respond(&inv, 200, "OK", "bob").await;
+    let ok = alice
+        .recv_until(T, |m| m.status() == Some(200))
+        .await
+        .expect("answered");
+    alice.in_dialog(&call, &ok, "ACK", call.cseq).await;
+    assert!(
+        bob.recv_until(T, |m| m.method() == Some("ACK"))
+            .await
+            .is_some(),
+        "the ACK follows the route through both nodes"
+    );
+    alice.in_dialog(&call, &ok, "BYE", call.cseq + 1).await;
+    let bye = bob
+        .recv_until(T, |m| m.method() == Some("BYE"))
+        .await
+        .expect("the BYE reaches bob");
+    bob.respond(&bye, 200, "OK", "bob").await;
+    assert!(alice
+        .recv_until(T, |m| m.status() == Some(200)
+            && m.header("CSeq").unwrap_or("").contains("BYE"))
+        .await
+        .is_some());
+}
+
+#[tokio::test]
+async fn an_invite_with_a_forged_flow_token_is_not_carried_to_the_flow() {
+    let (a, _others) = cluster(2).await;
+    let mut bob = Phone::new(a.running.sip_addr, "2002", &password("2002"), Proto::Tcp).await;
+    assert_eq!(bob.register(600).await.status(), Some(200));
+    let contact = bob.contact();
+    let contact = contact.trim_matches(['<', '>']);
+    let mut stranger = Phone::new(a.running.sip_addr, "2001", "not-the-password", Proto::Udp).await;
+    let until = switchboard::store::now_ms() + 10_000;
+    let text = format!(
+        "INVITE {contact} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKforged1;rport\r\n\
+         Route: <sip:{node};lr;sbf={until}.00112233445566778899>\r\nMax-Forwards: 70\r\n\
+         From: <sip:x@evil.example>;tag=f\r\nTo: <sip:2002@{DOMAIN}>\r\nCall-ID: forged-flow\r\n\
+         CSeq: 1 INVITE\r\nContact: <sip:x@{me}>\r\nContent-Length: 0\r\n\r\n",
+        me = stranger.local,
+        node = a.running.sip_addr,
+        DOMAIN = switchboard_e2e::DOMAIN,
+    );
+    stranger.send_raw(&text).await;
+    let answer = stranger.recv(T).await.expect("an answer");
+    assert!(
+        matches!(answer.status(), Some(403..=407)),
+        "refused or challenged, got {:?}",
+        answer.status()
+    );
+    assert!(
+        bob.expect_invite(Duration::from_millis(500))
+            .await
+            .is_none(),
+        "nothing reaches the phone"
+    );
+}
+
+#[tokio::test]
 async fn an_employee_created_on_one_node_is_known_to_the_others_within_a_second() {
     let (a, others) = cluster(3).await;
     let started = Instant::now();
@@ -120,12 +207,16 @@ async fn a_plugin_setting_changed_on_one_node_applies_to_the_next_call_on_anothe
     let mut bob = phone_on(b, "2002").await;
     let mut carol = phone_on(b, "2003").await;
     let mut alice = phone_on(b, "2001").await;
-    alice.call("2002").await;
+    let call = alice.call("2002").await;
     assert!(carol.expect_invite(T).await.is_some(), "diverted to 2003");
-    assert!(bob
-        .expect_invite(Duration::from_millis(300))
-        .await
-        .is_none());
+    if let Some(inv) = bob.expect_invite(Duration::from_millis(300)).await {
+        panic!(
+            "bob rang too: Call-ID {:?} (the call's is {}), From {:?}",
+            inv.header("Call-ID"),
+            call.call_id,
+            inv.header("From")
+        );
+    }
 }
 
 #[tokio::test]

@@ -1141,7 +1141,14 @@ impl Phone {
                     .to_owned()
             })
             .unwrap();
-        let routes: Vec<String> = ok.headers_all("Record-Route").map(str::to_owned).collect();
+        // The caller's route set is the Record-Route list reversed (RFC
+        // 3261 12.1.2): the proxy nearest the caller first.
+        let mut routes: Vec<String> = ok
+            .headers_all("Record-Route")
+            .flat_map(|h| h.split(','))
+            .map(|r| r.trim().to_owned())
+            .collect();
+        routes.reverse();
         let route_hdrs: String = routes.iter().map(|r| format!("Route: {r}\r\n")).collect();
         let text = format!(
             "{method} {target} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n{route_hdrs}\

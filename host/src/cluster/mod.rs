@@ -83,8 +83,13 @@ pub async fn start(
 ) -> Result<Vec<tokio::task::AbortHandle>, sqlx::Error> {
     let caches = Arc::new(caches);
     beat(&store, &node, now_ms()).await?;
-    let mut tasks =
-        vec![tokio::spawn(heartbeat(store.clone(), node.clone(), config)).abort_handle()];
+    let mut tasks = vec![tokio::spawn(heartbeat(
+        store.clone(),
+        node.clone(),
+        config,
+        caches.clone(),
+    ))
+    .abort_handle()];
     if store.backend() == Backend::Postgres {
         // Calls this node carried in a previous life are over.
         sqlx::query("DELETE FROM active_calls WHERE node_id = $1")
@@ -113,8 +118,9 @@ async fn beat(store: &Store, node: &Node, now: i64) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Writes the heartbeat and reaps the calls of dead nodes.
-async fn heartbeat(store: Store, node: Node, config: ClusterConfig) {
+/// Writes the heartbeat, learns where the live nodes are, and reaps the
+/// calls of dead nodes.
+async fn heartbeat(store: Store, node: Node, config: ClusterConfig, caches: Arc<Caches>) {
     let mut tick = tokio::time::interval(Duration::from_millis(config.heartbeat_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -143,16 +149,30 @@ async fn heartbeat(store: Store, node: Node, config: ClusterConfig) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "reaping dead nodes' calls"),
         }
-        crate::metrics::set_cluster_nodes_alive(
-            sqlx::query_scalar::<_, i64>(
-                "SELECT COUNT(*) FROM cluster_nodes WHERE heartbeat_at >= $1",
-            )
-            .bind(dead_before)
-            .fetch_one(store.pool())
-            .await
-            .unwrap_or(0),
-        );
+        match live_nodes(&store, dead_before).await {
+            Ok(nodes) => {
+                crate::metrics::set_cluster_nodes_alive(nodes.len() as i64);
+                caches.location.set_nodes(nodes);
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the live nodes"),
+        }
     }
+}
+
+/// Live nodes and their SIP addresses.
+async fn live_nodes(
+    store: &Store,
+    dead_before: i64,
+) -> Result<std::collections::HashMap<Arc<str>, SocketAddr>, sqlx::Error> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT node_id, advertise FROM cluster_nodes WHERE heartbeat_at >= $1")
+            .bind(dead_before)
+            .fetch_all(store.pool())
+            .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, addr)| Some((Arc::from(id), addr.parse().ok()?)))
+        .collect())
 }
 
 /// Writes this node's call starts and ends to `active_calls`, in order,

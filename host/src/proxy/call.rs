@@ -39,6 +39,9 @@ pub(crate) struct Dest {
     pub uri: String,
     /// Flow or address to send it to.
     pub peer: Peer,
+    /// A Route entry to put on top: the node that holds the phone's flow,
+    /// when that is another node (`peer` is then that node).
+    pub via_node: Option<String>,
 }
 
 /// A person, device or number to ring: all its contacts ring together.
@@ -607,6 +610,7 @@ fn plan_from_route(router: &Router, tenant: &TenantDirectory, r: &RouteDecision)
 /// A destination whose address is looked up when its branch starts.
 fn unresolved(uri: String) -> Dest {
     Dest {
+        via_node: None,
         uri,
         peer: Peer {
             proto: sip::Proto::Udp,
@@ -665,14 +669,29 @@ fn contacts_for_extension(router: &Router, tenant: &TenantDirectory, ext: &str) 
 type PlanError = (u16, &'static str, Outcome);
 
 fn contacts_of(router: &Router, tenant: &TenantDirectory, user: &str) -> Vec<Dest> {
-    router
-        .registrar
-        .location()
-        .lookup_routable(tenant.tenant.id, user)
+    let location = router.registrar.location();
+    location
+        .lookup(tenant.tenant.id, user)
         .into_iter()
-        .map(|b| Dest {
-            peer: b.destination(),
-            uri: b.contact,
+        .filter_map(|b| {
+            if b.needs_flow() && !location.is_local(&b) {
+                // Only the node holding the flow reaches the phone: send
+                // the INVITE through it (a dead node's phones re-register).
+                let addr = location.node_address(&b.node)?;
+                return Some(Dest {
+                    via_node: Some(route::flow_route(router, addr, &b.contact)),
+                    peer: Peer {
+                        proto: crate::sip::Proto::Udp,
+                        addr,
+                    },
+                    uri: b.contact,
+                });
+            }
+            Some(Dest {
+                peer: b.destination(),
+                uri: b.contact,
+                via_node: None,
+            })
         })
         .collect()
 }
@@ -1048,6 +1067,7 @@ impl Fork {
         let dest = Dest {
             uri: b.contact.clone(),
             peer,
+            via_node: None,
         };
         self.failovers.push((b.target, dest, rest));
         true
@@ -1109,6 +1129,12 @@ impl Fork {
             self.from.proto,
             dest.peer.proto,
         );
+        if let Some(route) = &dest.via_node {
+            route::insert_top(
+                &mut out.headers,
+                Header::Route(rsip::headers::Route::new(route.clone())),
+            );
+        }
         let branch = route::new_branch(&self.router);
         route::push_via(&self.router, &mut out.headers, dest.peer.proto, &branch);
         let idx = self.branches.len();

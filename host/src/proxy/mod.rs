@@ -412,6 +412,11 @@ impl Router {
                         );
                         self.refuse_stateless(&req, r, from);
                     }
+                    Method::Invite if self.is_flow_relay(&mut req) => {
+                        let txn = self.new_txn(key, from);
+                        self.respond(&txn, sip::response_to(&req, 100, None, None));
+                        self.relay_to_flow(req, from, txn);
+                    }
                     _ => {
                         // Nothing is kept for a sender we have not let in:
                         // challenges and refusals go out statelessly.
@@ -631,6 +636,37 @@ impl Router {
             };
             me.relay(req, from, peer, txn).await;
         });
+    }
+
+    /// Whether another node of the cluster sends this INVITE through us to
+    /// a phone whose flow we hold (its top Route is ours with a valid flow
+    /// token, which only a node with the shared route key can make); that
+    /// Route is then removed. The other node authenticated the caller and
+    /// ran the plugins; we only carry the call onto the flow.
+    fn is_flow_relay(&self, req: &mut Request) -> bool {
+        let ruri = req.uri.to_string();
+        route::take_flow_route(self, &mut req.headers, &ruri)
+    }
+
+    /// Sends an INVITE another node routed through us onto the phone's
+    /// flow, record-routing so that the dialog's requests pass here too.
+    fn relay_to_flow(self: &Arc<Self>, mut req: Request, from: Peer, txn: Arc<ServerTxn>) {
+        let flow = self
+            .registrar
+            .location()
+            .flow_of_contact(&sip::canonical_uri(&req.uri.to_string()));
+        let Some(peer) = flow else {
+            self.respond(
+                &txn,
+                sip::response_to(&req, 480, Some("Flow Gone"), Some(&sip::random_token())),
+            );
+            return;
+        };
+        let call_id = sip::call_id(&req.headers).unwrap_or_default().to_owned();
+        route::record_route(self, &mut req.headers, &call_id, from.proto, peer.proto);
+        self.dialogs.routed(&call_id);
+        let me = self.clone();
+        tokio::spawn(async move { me.relay(req, from, peer, Some(txn)).await });
     }
 
     /// Out-of-dialog requests other than INVITE and REGISTER (MESSAGE,

@@ -12,7 +12,7 @@ use super::Router;
 use crate::sip::{self, params, Header, Headers, Peer, Proto, Request, Response};
 use crate::transaction::{self, BranchEvent, BranchFailure, ServerTxn};
 
-fn insert_top(headers: &mut Headers, h: Header) {
+pub(crate) fn insert_top(headers: &mut Headers, h: Header) {
     let mut v: Vec<Header> = std::mem::take(headers).into();
     v.insert(0, h);
     *headers = v.into();
@@ -165,6 +165,70 @@ pub(crate) fn pop_our_routes(
     }
 }
 
+/// Route parameter asking the node it names to send a request on over the
+/// flow it holds to the phone: `<valid until, unix ms>.<MAC>`, the MAC
+/// under the route key (shared by every node) over the time and the
+/// Request-URI, so a token opens one contact for one transaction's time.
+const FLOW_PARAM: &str = "sbf";
+/// How long a flow token is good for (an INVITE transaction's lifetime).
+const FLOW_TOKEN_MS: i64 = 32_000;
+
+fn flow_mac(router: &Router, until: i64, uri: &str) -> String {
+    route_mac(&router.settings.route_key, &format!("flow {until} {uri}"))
+}
+
+/// The Route entry that asks the node at `addr` to send a request for
+/// `contact` over the flow it holds (RFC 3327 style: the node that
+/// accepted the registration is on the path to the phone).
+pub(crate) fn flow_route(router: &Router, addr: std::net::SocketAddr, contact: &str) -> String {
+    // The URI as the receiving node will read it back.
+    let uri = rsip::Uri::try_from(contact)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| contact.to_owned());
+    let until = crate::store::now_ms() + FLOW_TOKEN_MS;
+    format!(
+        "<sip:{addr};lr;{FLOW_PARAM}={until}.{}>",
+        flow_mac(router, until, &uri)
+    )
+}
+
+/// Whether the request's top Route is ours with a valid flow token for its
+/// Request-URI (another node sends it through us to a phone whose flow we
+/// hold); if so, that Route entry is removed.
+pub(crate) fn take_flow_route(router: &Router, headers: &mut Headers, ruri: &str) -> bool {
+    let routes: Vec<String> = sip::header_all(headers, "Route")
+        .flat_map(params::split_list)
+        .map(str::to_owned)
+        .collect();
+    let Some(first) = routes.first() else {
+        return false;
+    };
+    let uri = params::uri_of(first);
+    if !router.is_us(uri) {
+        return false;
+    }
+    let Some((until, mac)) = params::find_param(uri, FLOW_PARAM).and_then(|t| t.split_once('.'))
+    else {
+        return false;
+    };
+    let Ok(until) = until.parse::<i64>() else {
+        return false;
+    };
+    let now = crate::store::now_ms();
+    if until < now || until > now + FLOW_TOKEN_MS + 1000 {
+        return false;
+    }
+    let expected = flow_mac(router, until, ruri);
+    if !crate::credentials::constant_time_eq(mac.as_bytes(), expected.as_bytes()) {
+        return false;
+    }
+    headers.retain(|h| !matches!(h, Header::Route(_)));
+    for r in &routes[1..] {
+        headers.push(Header::Route(rsip::headers::Route::new(r.clone())));
+    }
+    true
+}
+
 /// Sets Max-Forwards.
 pub(crate) fn set_max_forwards(headers: &mut Headers, n: u32) {
     headers.retain(|h| !matches!(h, Header::MaxForwards(_)));
@@ -263,8 +327,9 @@ pub(crate) async fn next_hop(router: &Router, req: &Request) -> Option<Peer> {
     resolve_uri(router, &target).await
 }
 
-/// Relays a re-INVITE: provisional answers go upstream as they come, the
-/// final one is returned.
+/// Relays a re-INVITE (or an INVITE another node sends through us to a
+/// flow): provisional answers go upstream as they come, a CANCEL cancels
+/// it, the final answer is returned.
 pub(crate) async fn relay_reinvite(
     router: &Arc<Router>,
     req: Request,
@@ -273,7 +338,7 @@ pub(crate) async fn relay_reinvite(
     txn: &Arc<ServerTxn>,
 ) -> Result<Response, BranchFailure> {
     let (tx, mut rx) = mpsc::channel(8);
-    let _ctl = transaction::spawn_invite(
+    let ctl = transaction::spawn_invite(
         router.transport.clone(),
         router.txns.clone(),
         req,
@@ -283,15 +348,23 @@ pub(crate) async fn relay_reinvite(
         0,
         tx,
     );
-    while let Some((_, ev)) = rx.recv().await {
-        match ev {
-            BranchEvent::Provisional(mut r) => {
-                pop_top_via(&mut r.headers);
-                router.respond(txn, r);
+    // A CANCEL for this INVITE cancels the branch we sent.
+    let (cancel_tx, mut cancel_rx) = mpsc::channel(1);
+    *txn.cancel.lock() = Some(cancel_tx);
+    loop {
+        tokio::select! {
+            ev = rx.recv() => match ev {
+                Some((_, BranchEvent::Provisional(mut r))) => {
+                    pop_top_via(&mut r.headers);
+                    router.respond(txn, r);
+                }
+                Some((_, BranchEvent::Final(r))) => return Ok(r),
+                Some((_, BranchEvent::Failed(f))) => return Err(f),
+                None => return Err(BranchFailure::Timeout),
+            },
+            Some(()) = cancel_rx.recv() => {
+                let _ = ctl.try_send(transaction::ClientControl::Cancel);
             }
-            BranchEvent::Final(r) => return Ok(r),
-            BranchEvent::Failed(f) => return Err(f),
         }
     }
-    Err(BranchFailure::Timeout)
 }

@@ -3,6 +3,7 @@
 //! REGISTERs that arrived meanwhile) before the registrar acknowledges it, so
 //! a restart loses no acknowledged binding.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use dashmap::DashMap;
@@ -135,6 +136,9 @@ pub struct Location {
     writer: mpsc::Sender<Job>,
     /// This node (bindings it makes hold its flows).
     node: Arc<str>,
+    /// Where the other live nodes of a cluster take requests for the
+    /// flows they hold.
+    nodes: parking_lot::RwLock<HashMap<Arc<str>, std::net::SocketAddr>>,
 }
 
 impl std::fmt::Debug for Job {
@@ -178,7 +182,23 @@ impl Location {
             flows,
             writer: tx,
             node,
+            nodes: parking_lot::RwLock::new(HashMap::new()),
         }))
+    }
+
+    /// Whether this node holds the binding's flow.
+    pub fn is_local(&self, b: &Binding) -> bool {
+        b.node.is_empty() || b.node == self.node
+    }
+
+    /// Where a live node takes requests for the flows it holds.
+    pub fn node_address(&self, node: &str) -> Option<std::net::SocketAddr> {
+        self.nodes.read().get(node).copied()
+    }
+
+    /// Replaces the set of live nodes (from their heartbeats).
+    pub fn set_nodes(&self, nodes: HashMap<Arc<str>, std::net::SocketAddr>) {
+        *self.nodes.write() = nodes;
     }
 
     /// Re-reads one AOR's bindings after another node changed them.
@@ -245,7 +265,7 @@ impl Location {
     /// is left out.
     pub fn lookup_routable(&self, tenant_id: i64, user: &str) -> Vec<Binding> {
         let mut list = self.lookup(tenant_id, user);
-        list.retain(|b| !b.needs_flow() || b.node.is_empty() || b.node == self.node);
+        list.retain(|b| !b.needs_flow() || self.is_local(b));
         list
     }
 
