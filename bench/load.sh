@@ -12,6 +12,12 @@
 # Usage: bench/load.sh                    full run (rates from peer-baseline.sh)
 #        SMOKE=1 bench/load.sh            short bounded run (CI)
 #        KAMAILIO=1 bench/load.sh         also run the same load against Kamailio
+#        DB=postgres bench/load.sh        the router on PostgreSQL (a throwaway
+#                                         server started by .ci/postgres.sh)
+#        DB=postgres NODES=3 bench/load.sh   three routers on that database;
+#                                         SIPp drives the first, the others
+#                                         follow every change (the cost of a
+#                                         cluster on the node under load)
 # Loopback only; everything started here is stopped on exit.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -37,24 +43,51 @@ else
   BIN="$ROOT/target/release/switchboard"
 fi
 
-cat > "$WORK/switchboard.toml" <<TOML
-database_url = "sqlite://$WORK/bench.db"
+NODES="${NODES:-1}"
+PG_DIR=""
+case "${DB:-sqlite}" in
+  sqlite) DATABASE_URL="sqlite://$WORK/bench.db" ;;
+  postgres)
+    eval "$(bash "$ROOT/.ci/postgres.sh")"
+    PG_DIR="$SWITCHBOARD_TEST_POSTGRES_DIR"
+    psql "$SWITCHBOARD_TEST_POSTGRES" -qc "CREATE DATABASE bench" >/dev/null
+    DATABASE_URL="${SWITCHBOARD_TEST_POSTGRES%/*}/bench" ;;
+  *) echo "DB must be sqlite or postgres" >&2; exit 2 ;;
+esac
+if [ "$NODES" -gt 1 ] && [ "${DB:-sqlite}" != postgres ]; then
+  echo "NODES > 1 needs DB=postgres" >&2; exit 2
+fi
+
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  PIDS=()
+  if [ -n "$PG_DIR" ]; then bash "$ROOT/.ci/postgres.sh" stop "$PG_DIR" || true; PG_DIR=""; fi
+}
+trap cleanup EXIT
+for n in $(seq 1 "$NODES"); do
+  port=$((SIP_PORT + 2 * (n - 1))); http=$((HTTP_PORT + n - 1))
+  cat > "$WORK/switchboard-$n.toml" <<TOML
+database_url = "$DATABASE_URL"
 admin_token = "$TOKEN"
 seed_demo = false
 [sip]
-listen = "127.0.0.1:$SIP_PORT"
+listen = "127.0.0.1:$port"
 trusted = ["127.0.0.0/8"]
 default_ring_secs = 5
 [http]
-listen = "127.0.0.1:$HTTP_PORT"
+listen = "127.0.0.1:$http"
 [registrar]
 max_expires = 7200
+[cluster]
+node_id = "bench-$n"
 TOML
-
-RUST_LOG=switchboard=warn "$BIN" --config "$WORK/switchboard.toml" > "$WORK/router.log" 2>&1 &
-ROUTER_PID=$!
-cleanup() { kill "$ROUTER_PID" 2>/dev/null || true; wait "$ROUTER_PID" 2>/dev/null || true; }
-trap cleanup EXIT
+  RUST_LOG=switchboard=warn "$BIN" --config "$WORK/switchboard-$n.toml" > "$WORK/router-$n.log" 2>&1 &
+  PIDS+=($!)
+  # One at a time: the first creates the schema.
+  [ "$n" = 1 ] && { for _ in $(seq 1 1200); do curl -sf "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done; }
+done
+ROUTER_PID=${PIDS[0]}
 # A cold start compiles the built-in plugins (slow in a debug build on a
 # busy machine): wait up to 120 s, and stop early if the router died.
 up=""
@@ -65,7 +98,7 @@ for _ in $(seq 1 1200); do
 done
 if [ -z "$up" ]; then
   echo "router did not come up; its log:" >&2
-  cat "$WORK/router.log" >&2
+  cat "$WORK/router-1.log" >&2
   exit 1
 fi
 
@@ -114,6 +147,9 @@ if [ -n "${SMOKE:-}" ]; then
 fi
 
 AUTH=1 TARGET_PID=$ROUTER_PID bash "$PEER" 127.0.0.1 "$SIP_PORT"
+if [ "$NODES" -gt 1 ]; then
+  echo "# CPU of the other $((NODES - 1)) node(s) over the run (s): $(for p in "${PIDS[@]:1}"; do ps -o times= -p "$p"; done | tr '\n' ' ')"
+fi
 if [ -n "${KAMAILIO:-}" ]; then
   cleanup
   START_KAMAILIO=1 AUTH=1 bash "$PEER" 127.0.0.1 5071

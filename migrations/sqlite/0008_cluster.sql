@@ -26,3 +26,12 @@ CREATE INDEX active_calls_node ON active_calls (node_id);
 ALTER TABLE registrations ADD COLUMN node_id TEXT NOT NULL DEFAULT '';
 
 CREATE INDEX plugin_timers_due ON plugin_timers (fire_at);
+
+-- Wrong PINs (hotdesk login codes) in the lock window, whichever node saw
+-- them: the lock holds across the cluster.
+CREATE TABLE pin_failures (
+    tenant_id       INTEGER NOT NULL,
+    extension       TEXT    NOT NULL,
+    at              INTEGER NOT NULL
+);
+CREATE INDEX pin_failures_by_extension ON pin_failures (tenant_id, extension);

@@ -405,6 +405,42 @@ async fn a_dead_nodes_calls_are_reaped_and_its_phones_register_elsewhere() {
 }
 
 #[tokio::test]
+async fn wrong_pins_on_two_nodes_add_up_to_one_lock() {
+    let (a, others) = cluster(2).await;
+    let b = &others[0];
+    a.add_device("5401").await;
+    a.patch_employee("2003", serde_json::json!({"voicemail_pin": "1234"}))
+        .await;
+    a.chain(&["hotdesk"]).await;
+    let ready = || {
+        !b.router().plugins().chain(1).is_empty()
+            && b.directory()
+                .tenant_for(switchboard_e2e::DOMAIN)
+                .is_some_and(|t| {
+                    t.employee_by_extension("2003")
+                        .is_some_and(|e| e.voicemail_pin.is_some())
+                })
+    };
+    assert!(wait_until(Duration::from_secs(2), ready).await);
+    let mut desk_a = phone_on(&a.running, "5401").await;
+    for _ in 0..3 {
+        assert_eq!(desk_a.feature("*88*2003*0000").await.reason(), "Wrong PIN");
+    }
+    let mut desk_b = phone_on(b, "5401").await;
+    for _ in 0..2 {
+        assert_eq!(desk_b.feature("*88*2003*0000").await.reason(), "Wrong PIN");
+    }
+    // Five in all: locked on both nodes, even for the right PIN.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for desk in [&mut desk_a, &mut desk_b] {
+        assert_eq!(
+            desk.feature("*88*2003*1234").await.reason(),
+            "Too many wrong PINs, try later"
+        );
+    }
+}
+
+#[tokio::test]
 async fn nodes_starting_together_share_one_route_key_and_admin_token() {
     let server = postgres_server().await;
     let url = switchboard_e2e::fresh_postgres_database(&server).await;

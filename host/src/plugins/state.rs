@@ -65,6 +65,10 @@ enum Write {
     Bind(i64, String, Option<String>),
     /// (tenant, extension, what, cause): a line of the change record.
     Change(i64, String, String, String),
+    /// (tenant, extension, when): a wrong PIN.
+    PinFailure(i64, String, i64),
+    /// (tenant, extension): the right PIN; the count starts again.
+    PinCleared(i64, String),
     /// Answered once everything sent before it is committed (and the
     /// directory reloaded when memberships changed).
     Flush(tokio::sync::oneshot::Sender<bool>),
@@ -166,6 +170,17 @@ impl PluginState {
                 r.try_get("extension")?,
             );
         }
+        let pin_failures: DashMap<(i64, String), Vec<i64>> = DashMap::new();
+        for r in sqlx::query("SELECT tenant_id, extension, at FROM pin_failures WHERE at >= $1")
+            .bind(now_ms() - PIN_WINDOW_MS)
+            .fetch_all(db.pool())
+            .await?
+        {
+            pin_failures
+                .entry((r.try_get("tenant_id")?, r.try_get("extension")?))
+                .or_default()
+                .push(r.try_get("at")?);
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(writer(db.clone(), rx, Arc::downgrade(&directory)));
         Ok(Arc::new(PluginState {
@@ -181,7 +196,7 @@ impl PluginState {
             writes: tx,
             host: parking_lot::Mutex::new(Weak::new()),
             clock_offset_ms: std::sync::atomic::AtomicI64::new(0),
-            pin_failures: DashMap::new(),
+            pin_failures,
         }))
     }
 
@@ -327,8 +342,8 @@ impl PluginState {
         let _ = self.writes.send(Write::TimerDone(id));
     }
 
-    /// Re-reads a tenant's key-value stores, statuses and hotdesk logins
-    /// after another node changed them. Writes of this node still on their
+    /// Re-reads a tenant's key-value stores, statuses, hotdesk logins and
+    /// wrong-PIN counts after another node changed them. Writes of this node still on their
     /// way to the database go first, so the reload cannot undo them.
     pub async fn reload_tenant(&self, tenant: i64) -> Result<(), sqlx::Error> {
         use std::sync::atomic::Ordering::SeqCst;
@@ -369,8 +384,26 @@ impl PluginState {
             {
                 bindings.insert(r.try_get("device")?, r.try_get("extension")?);
             }
+            let mut pins: HashMap<String, Vec<i64>> = HashMap::new();
+            for r in sqlx::query(
+                "SELECT extension, at FROM pin_failures WHERE tenant_id = $1 AND at >= $2",
+            )
+            .bind(tenant)
+            .bind(now_ms() - PIN_WINDOW_MS)
+            .fetch_all(self.db.pool())
+            .await?
+            {
+                pins.entry(r.try_get("extension")?)
+                    .or_default()
+                    .push(r.try_get("at")?);
+            }
             if self.local_writes.load(SeqCst) != before {
                 continue;
+            }
+            self.pin_failures
+                .retain(|(t, e), _| *t != tenant || pins.contains_key(e));
+            for (e, times) in pins {
+                self.pin_failures.insert((tenant, e), times);
             }
             // Entry by entry, so a call reading meanwhile sees the old or
             // the new value, never an empty store.
@@ -687,12 +720,24 @@ impl PluginState {
         if failures.len() >= PIN_MAX_FAILURES {
             return Err("locked".into());
         }
+        // Stored (and announced) so the lock holds on every node.
         if crate::credentials::constant_time_eq(expected.as_bytes(), pin.as_bytes()) {
             drop(failures);
-            self.pin_failures.remove(&key);
+            if self.pin_failures.remove(&key).is_some() {
+                self.local_writes
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = self
+                    .writes
+                    .send(Write::PinCleared(tenant, extension.to_owned()));
+            }
             Ok(())
         } else {
             failures.push(now);
+            self.local_writes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = self
+                .writes
+                .send(Write::PinFailure(tenant, extension.to_owned(), now));
             Err("wrong PIN".into())
         }
     }
@@ -906,6 +951,27 @@ async fn commit(db: &Db, batch: &[Write]) -> Result<(), sqlx::Error> {
                     .await?;
             }
             Write::Flush(_) => {}
+            Write::PinFailure(t, ext, at) => {
+                sqlx::query("DELETE FROM pin_failures WHERE at < $1")
+                    .bind(at - PIN_WINDOW_MS)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO pin_failures (tenant_id, extension, at) VALUES ($1, $2, $3)",
+                )
+                .bind(t)
+                .bind(ext)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Write::PinCleared(t, ext) => {
+                sqlx::query("DELETE FROM pin_failures WHERE tenant_id = $1 AND extension = $2")
+                    .bind(t)
+                    .bind(ext)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             Write::Membership(g, e, enabled, ext, group_ext, cause) => {
                 sqlx::query("UPDATE hunt_group_members SET enabled = $1 WHERE group_id = $2 AND employee_id = $3")
                     .bind(i64::from(*enabled))
@@ -937,7 +1003,9 @@ async fn commit(db: &Db, batch: &[Write]) -> Result<(), sqlx::Error> {
             Write::KvSet(t, ..)
             | Write::KvDelete(t, ..)
             | Write::Status(t, ..)
-            | Write::Bind(t, ..) => Some(*t),
+            | Write::Bind(t, ..)
+            | Write::PinFailure(t, ..)
+            | Write::PinCleared(t, ..) => Some(*t),
             _ => None,
         })
         .collect();
