@@ -232,6 +232,9 @@ pub enum Change {
     PluginState(i64),
     /// The bindings of one address of record.
     Location(i64, String),
+    /// The bindings of several addresses of record (one announcement for
+    /// a batch of registrations).
+    Locations(Vec<(i64, String)>),
     /// Who is on a call.
     Calls,
 }
@@ -244,6 +247,10 @@ impl Change {
             Change::Plugins => format!("{node} plugins"),
             Change::PluginState(t) => format!("{node} state {t}"),
             Change::Location(t, aor) => format!("{node} loc {t} {aor}"),
+            Change::Locations(aors) => format!(
+                "{node} locs {}",
+                serde_json::to_string(aors).unwrap_or_else(|_| "[]".into())
+            ),
             Change::Calls => format!("{node} calls"),
         }
     }
@@ -257,6 +264,10 @@ impl Change {
             "plugins" => Change::Plugins,
             "state" => Change::PluginState(parts.next()?.parse().ok()?),
             "loc" => Change::Location(parts.next()?.parse().ok()?, parts.next()?.to_owned()),
+            "locs" => {
+                let rest: Vec<&str> = parts.collect();
+                Change::Locations(serde_json::from_str(&rest.join(" ")).ok()?)
+            }
             "calls" => Change::Calls,
             _ => return None,
         };
@@ -331,6 +342,7 @@ mod tests {
             Change::Plugins,
             Change::PluginState(7),
             Change::Location(3, "2001".into()),
+            Change::Locations(vec![(3, "2001".into()), (4, "a b".into())]),
             Change::Calls,
         ] {
             assert_eq!(Change::decode(&c.encode("n1")), Some(("n1", c)));

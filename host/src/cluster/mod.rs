@@ -377,6 +377,15 @@ async fn apply(store: &Store, caches: &Caches, changes: HashSet<Change>) {
                 .reload_aor(store, *t, aor)
                 .await
                 .map_err(|e| e.to_string()),
+            Change::Locations(aors) => {
+                let mut result = Ok(());
+                for (t, aor) in aors {
+                    if let Err(e) = caches.location.reload_aor(store, *t, aor).await {
+                        result = Err(e.to_string());
+                    }
+                }
+                result
+            }
             Change::Calls => remote_calls(store, store.node_id())
                 .await
                 .map(|r| caches.dialogs.set_remote(r))

@@ -422,32 +422,35 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-/// Commits a batch in one transaction, each job under its own savepoint:
-/// a job whose rows fail is rolled back alone and told so, and the others
-/// still commit.
+/// Commits a batch in one transaction. Optimistically all at once (one
+/// statement per binding); if a statement fails, again with each job under
+/// its own savepoint: a job whose rows fail is rolled back alone and told
+/// so, and the others still commit.
 async fn commit(store: &Store, batch: &[Job]) -> Result<Vec<Result<(), String>>, sqlx::Error> {
     let mut tx = store.pool().begin().await?;
+    let mut all_applied = true;
+    for job in batch {
+        if apply(&mut tx, &job.ops).await.is_err() {
+            all_applied = false;
+            break;
+        }
+    }
+    if all_applied {
+        announce(store, &mut tx, batch.iter()).await?;
+        tx.commit().await?;
+        return Ok(vec![Ok(()); batch.len()]);
+    }
+    tx.rollback().await?;
+    let mut tx = store.pool().begin().await?;
     let mut results = Vec::with_capacity(batch.len());
+    let mut stored = Vec::new();
     for job in batch {
         let mut sp = sqlx::Connection::begin(&mut *tx).await?;
         match apply(&mut sp, &job.ops).await {
             Ok(()) => {
-                // Other nodes re-read these AORs once the batch commits.
-                let mut aors: Vec<&Aor> = job
-                    .ops
-                    .iter()
-                    .map(|op| match op {
-                        Op::Upsert(aor, _) | Op::Delete(aor, _) => aor,
-                    })
-                    .collect();
-                aors.dedup();
-                for (tenant, aor) in aors {
-                    store
-                        .notify_in(&mut sp, &Change::Location(*tenant, aor.clone()))
-                        .await?;
-                }
                 sp.commit().await?;
                 results.push(Ok(()));
+                stored.push(job);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "one registration refused by the store");
@@ -456,8 +459,45 @@ async fn commit(store: &Store, batch: &[Job]) -> Result<Vec<Result<(), String>>,
             }
         }
     }
+    announce(store, &mut tx, stored.into_iter()).await?;
     tx.commit().await?;
     Ok(results)
+}
+
+/// Tells other nodes which AORs the transaction changes, in as few
+/// announcements as fit PostgreSQL's 8000-byte payload.
+async fn announce<'a>(
+    store: &Store,
+    conn: &mut sqlx::AnyConnection,
+    jobs: impl Iterator<Item = &'a Job>,
+) -> Result<(), sqlx::Error> {
+    if store.backend() != crate::store::Backend::Postgres {
+        return Ok(());
+    }
+    let mut aors: Vec<Aor> = jobs
+        .flat_map(|j| j.ops.iter())
+        .map(|op| match op {
+            Op::Upsert(aor, _) | Op::Delete(aor, _) => aor.clone(),
+        })
+        .collect();
+    aors.sort();
+    aors.dedup();
+    let mut chunk: Vec<Aor> = Vec::new();
+    let mut size = 0;
+    for aor in aors {
+        size += aor.1.len() + 24;
+        chunk.push(aor);
+        if size > 6000 {
+            store
+                .notify_in(conn, &Change::Locations(std::mem::take(&mut chunk)))
+                .await?;
+            size = 0;
+        }
+    }
+    if !chunk.is_empty() {
+        store.notify_in(conn, &Change::Locations(chunk)).await?;
+    }
+    Ok(())
 }
 
 async fn apply(conn: &mut sqlx::AnyConnection, ops: &[Op]) -> Result<(), sqlx::Error> {
