@@ -362,7 +362,24 @@ async fn apply(store: &Store, caches: &Caches, changes: HashSet<Change>) {
             tracing::warn!(error = %e, "reloading the directory");
         }
     }
+    // A burst of registrations is one query per 200 AORs, not one each.
+    let mut aors: Vec<(i64, String)> = Vec::new();
+    let mut rest = Vec::new();
     for change in changes {
+        match change {
+            Change::Location(t, aor) => aors.push((t, aor)),
+            Change::Locations(list) => aors.extend(list),
+            other => rest.push(other),
+        }
+    }
+    if !aors.is_empty() {
+        aors.sort();
+        aors.dedup();
+        if let Err(e) = caches.location.reload_aors(store, &aors).await {
+            tracing::warn!(error = %e, aors = aors.len(), "reloading registrations");
+        }
+    }
+    for change in rest {
         let result = match &change {
             Change::Directory => Ok(()),
             Change::Plugins => caches.plugins.resync().await.map_err(|e| e.to_string()),
@@ -372,20 +389,7 @@ async fn apply(store: &Store, caches: &Caches, changes: HashSet<Change>) {
                 .reload_tenant(*t)
                 .await
                 .map_err(|e| e.to_string()),
-            Change::Location(t, aor) => caches
-                .location
-                .reload_aor(store, *t, aor)
-                .await
-                .map_err(|e| e.to_string()),
-            Change::Locations(aors) => {
-                let mut result = Ok(());
-                for (t, aor) in aors {
-                    if let Err(e) = caches.location.reload_aor(store, *t, aor).await {
-                        result = Err(e.to_string());
-                    }
-                }
-                result
-            }
+            Change::Location(..) | Change::Locations(..) => Ok(()),
             Change::Calls => remote_calls(store, store.node_id())
                 .await
                 .map(|r| caches.dialogs.set_remote(r))

@@ -208,22 +208,41 @@ impl Location {
         tenant_id: i64,
         aor: &str,
     ) -> Result<(), sqlx::Error> {
-        let rows = sqlx::query(
-            "SELECT contact_uri, expires_at, source, user_agent, instance_id, call_id, cseq, q, \
-             node_id FROM registrations WHERE tenant_id = $1 AND aor = $2 AND expires_at > $3",
-        )
-        .bind(tenant_id)
-        .bind(aor)
-        .bind(now_ms())
-        .fetch_all(store.pool())
-        .await?;
-        let mut fresh = Vec::with_capacity(rows.len());
-        for row in &rows {
-            if let Some(b) = binding_row(row)? {
-                fresh.push(b);
+        self.reload_aors(store, &[(tenant_id, aor.to_owned())])
+            .await
+    }
+
+    /// Re-reads several AORs' bindings (one query per 200) after another
+    /// node changed them.
+    pub async fn reload_aors(&self, store: &Store, aors: &[Aor]) -> Result<(), sqlx::Error> {
+        for chunk in aors.chunks(200) {
+            let pairs = vec!["(?, ?)"; chunk.len()].join(", ");
+            let sql = crate::store::numbered(&format!(
+                "SELECT tenant_id, aor, contact_uri, expires_at, source, user_agent, instance_id, \
+                 call_id, cseq, q, node_id FROM registrations \
+                 WHERE expires_at > ? AND (tenant_id, aor) IN ({pairs})"
+            ));
+            let mut query = sqlx::query(&sql).bind(now_ms());
+            for (t, aor) in chunk {
+                query = query.bind(*t).bind(aor);
+            }
+            let rows = query.fetch_all(store.pool()).await?;
+            let mut fresh: HashMap<Aor, Vec<Binding>> =
+                chunk.iter().map(|a| (a.clone(), Vec::new())).collect();
+            for row in &rows {
+                let key: Aor = (row.try_get("tenant_id")?, row.try_get("aor")?);
+                if let Some(b) = binding_row(row)? {
+                    fresh.entry(key).or_default().push(b);
+                }
+            }
+            for (key, list) in fresh {
+                self.replace(key, list);
             }
         }
-        let key = (tenant_id, aor.to_owned());
+        Ok(())
+    }
+
+    fn replace(&self, key: Aor, fresh: Vec<Binding>) {
         let old = if fresh.is_empty() {
             self.map.remove(&key).map(|(_, l)| l).unwrap_or_default()
         } else {
@@ -236,7 +255,6 @@ impl Location {
             self.flows
                 .insert(crate::sip::canonical_uri(&b.contact), b.destination());
         }
-        Ok(())
     }
 
     /// Re-reads every AOR (another node's changes may have been missed).
@@ -254,10 +272,8 @@ impl Location {
             .filter(|e| !live.contains(e.key()))
             .map(|e| e.key().clone())
             .collect();
-        for (t, aor) in gone.iter().chain(aors.iter()) {
-            self.reload_aor(store, *t, aor).await?;
-        }
-        Ok(())
+        let all: Vec<Aor> = gone.into_iter().chain(aors).collect();
+        self.reload_aors(store, &all).await
     }
 
     /// Live bindings of an AOR that this node can send to, best first: a
