@@ -35,3 +35,11 @@ CREATE TABLE pin_failures (
     at              INTEGER NOT NULL
 );
 CREATE INDEX pin_failures_by_extension ON pin_failures (tenant_id, extension);
+
+-- Failed HTTP logins per account in the limiter's window, whichever node
+-- saw them: the account limit holds across the cluster.
+CREATE TABLE login_failures (
+    account         TEXT    NOT NULL,
+    at              INTEGER NOT NULL
+);
+CREATE INDEX login_failures_by_account ON login_failures (account, at);

@@ -204,6 +204,42 @@ async fn a_plugin_setting_changed_on_one_node_applies_to_the_next_call_on_anothe
         "plugin setting applied on the other node in {:?}",
         started.elapsed()
     );
+    // How long a change on node a takes to apply on node b, over a few.
+    let mut took = Vec::new();
+    for n in 0..10 {
+        let ring = 10 + n;
+        let started = Instant::now();
+        let (status, _) = a
+            .settings(
+                "divert",
+                "employee:2004",
+                serde_json::json!({"no_answer": {"extension": "2003"}, "no_answer_ring_s": ring}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        let written = started.elapsed();
+        let applied = || {
+            b.router()
+                .plugins()
+                .state()
+                .setting(1, "divert", "employee:2004")
+                .is_some_and(|j| j.contains(&format!(":{ring}")))
+        };
+        // Polled every millisecond: the figure is for the note.
+        while !applied() && started.elapsed() < Duration::from_secs(1) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert!(applied(), "applied on node b within a second");
+        took.push((started.elapsed() - written, written));
+    }
+    took.sort();
+    eprintln!(
+        "setting change visible on b after the write's answer on a: median {:?}, max {:?} \
+         (the write itself: median {:?})",
+        took[took.len() / 2].0,
+        took[took.len() - 1].0,
+        took[took.len() / 2].1,
+    );
     let mut bob = phone_on(b, "2002").await;
     let mut carol = phone_on(b, "2003").await;
     let mut alice = phone_on(b, "2001").await;
@@ -248,6 +284,18 @@ async fn a_plugin_timer_fires_exactly_once_with_three_nodes() {
         others[0].router().plugins().timers_fired(),
         1,
         "by its node"
+    );
+    // What the plugin wrote to its store on node b is read on node a.
+    assert!(
+        wait_until(Duration::from_secs(1), || a
+            .running
+            .router()
+            .plugins()
+            .state()
+            .kv_get(1, "timer", "fired")
+            .as_deref()
+            == Some("2002"))
+        .await
     );
 }
 
@@ -438,6 +486,36 @@ async fn wrong_pins_on_two_nodes_add_up_to_one_lock() {
             "Too many wrong PINs, try later"
         );
     }
+}
+
+async fn login(http: std::net::SocketAddr, password: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("http://{http}/api/v1/login"))
+        .json(&serde_json::json!({
+            "domain": switchboard_e2e::DOMAIN,
+            "login": "2003",
+            "password": password,
+        }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn failed_logins_on_two_nodes_add_up_to_one_account_limit() {
+    let (a, others) = cluster(2).await;
+    let b = &others[0];
+    for _ in 0..3 {
+        assert_eq!(login(a.running.http_addr, "wrong").await, 401);
+    }
+    for _ in 0..2 {
+        assert_eq!(login(b.http_addr, "wrong").await, 401);
+    }
+    let right = password("2003");
+    assert_eq!(login(a.running.http_addr, &right).await, 429);
+    assert_eq!(login(b.http_addr, &right).await, 429);
 }
 
 #[tokio::test]

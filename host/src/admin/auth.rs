@@ -278,6 +278,27 @@ fn too_many(retry_after: u64) -> ApiError {
     )
 }
 
+/// Stores a failed login (and forgets those older than the window).
+async fn record_login_failure(
+    s: &AdminState,
+    account: &str,
+    window_start: i64,
+) -> Result<(), ApiError> {
+    let mut tx = s.store.pool().begin().await.map_err(ApiError::internal)?;
+    sqlx::query("DELETE FROM login_failures WHERE at < $1")
+        .bind(window_start)
+        .execute(&mut *tx)
+        .await
+        .map_err(ApiError::internal)?;
+    sqlx::query("INSERT INTO login_failures (account, at) VALUES ($1, $2)")
+        .bind(account)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await
+        .map_err(ApiError::internal)?;
+    tx.commit().await.map_err(ApiError::internal)
+}
+
 pub(super) async fn login(
     State(s): State<AdminState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -298,6 +319,21 @@ pub(super) async fn login(
         (source.as_str(), SOURCE_FAILURES),
     ]) {
         return Err(too_many(wait));
+    }
+    // The account's failures on every node (this one's included): the
+    // limit holds for the cluster, not per node.
+    let window_start = now_ms() - LOGIN_WINDOW.as_millis() as i64;
+    let (failed, oldest): (i64, Option<i64>) = sqlx::query_as(
+        "SELECT COUNT(*), MIN(at) FROM login_failures WHERE account = $1 AND at >= $2",
+    )
+    .bind(&account)
+    .bind(window_start)
+    .fetch_one(s.store.pool())
+    .await
+    .map_err(ApiError::internal)?;
+    if failed >= ACCOUNT_FAILURES as i64 {
+        let wait = oldest.map_or(1, |o| ((o - window_start) / 1000).max(1));
+        return Err(too_many(wait as u64));
     }
     let row = match &tenant {
         Some(t) => sqlx::query(
@@ -326,6 +362,7 @@ pub(super) async fn login(
             .unwrap_or(false);
     let (Some(t), Some(id), true) = (tenant, id, ok) else {
         crate::metrics::count_auth_failure();
+        record_login_failure(&s, &account, window_start).await?;
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "wrong domain, login or password",
@@ -334,6 +371,11 @@ pub(super) async fn login(
     };
     limiter.clear(&account);
     limiter.succeeded(&source);
+    sqlx::query("DELETE FROM login_failures WHERE account = $1")
+        .bind(&account)
+        .execute(s.store.pool())
+        .await
+        .map_err(ApiError::internal)?;
     let (_, token, expires_at) =
         issue(&s, t.tenant.id, id, "session", "login", Some(SESSION_TTL)).await?;
     let e = t.employees.get(&id);
