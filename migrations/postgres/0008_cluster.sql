@@ -43,3 +43,12 @@ CREATE TABLE login_failures (
     at              BIGINT NOT NULL
 );
 CREATE INDEX login_failures_by_account ON login_failures (account, at);
+
+-- When each extension's last call ended, whichever node carried it: the
+-- longest-idle hunt strategy reads it through each node's cache.
+CREATE TABLE call_ends (
+    tenant_id       BIGINT NOT NULL,
+    extension       TEXT    NOT NULL,
+    ended_at        BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, extension)
+);

@@ -410,6 +410,56 @@ async fn a_hunt_group_on_one_node_skips_a_member_on_a_call_through_another() {
 }
 
 #[tokio::test]
+async fn longest_idle_counts_calls_that_ended_on_another_node() {
+    let (a, others) = cluster(2).await;
+    let b = &others[0];
+    sqlx::query("UPDATE hunt_groups SET strategy = 'longest_idle' WHERE extension = '2101'")
+        .execute(a.running.store().pool())
+        .await
+        .unwrap();
+    a.running.directory().changed().await.unwrap();
+    // 2003 has just had a call through node b; 2004 never had one.
+    let mut carol = phone_on(b, "2003").await;
+    let mut dave = phone_on(&a.running, "2004").await;
+    let mut alice = phone_on(b, "2001").await;
+    let call = alice.call("2003").await;
+    let inv = carol.expect_invite(T).await.unwrap();
+    carol.respond(&inv, 200, "OK", "c").await;
+    let ok = alice
+        .recv_until(T, |m| m.status() == Some(200))
+        .await
+        .unwrap();
+    alice.in_dialog(&call, &ok, "ACK", call.cseq).await;
+    alice.in_dialog(&call, &ok, "BYE", call.cseq + 1).await;
+    let bye = carol
+        .recv_until(T, |m| m.method() == Some("BYE"))
+        .await
+        .unwrap();
+    carol.respond(&bye, 200, "OK", "c").await;
+    assert!(
+        wait_until(Duration::from_secs(1), || a
+            .running
+            .router()
+            .dialogs()
+            .idle_for(1, "2003")
+            .is_some())
+        .await,
+        "node a knows when 2003's call ended"
+    );
+    // Through node a, the group starts with 2004, idle the longest.
+    let mut bob = phone_on(&a.running, "2002").await;
+    bob.call("2101").await;
+    assert!(
+        dave.expect_invite(T).await.is_some(),
+        "the longest idle rings first"
+    );
+    assert!(carol
+        .expect_invite(Duration::from_millis(500))
+        .await
+        .is_none());
+}
+
+#[tokio::test]
 async fn a_dead_nodes_calls_are_reaped_and_its_phones_register_elsewhere() {
     let (a, mut others) = cluster(3).await;
     let c = others.pop().unwrap();

@@ -217,12 +217,27 @@ async fn write_calls(store: &Store, node: &str, batch: &[CallEvent]) -> Result<(
                     .await?;
                 }
             }
-            CallEvent::Ended { call_id } => {
+            CallEvent::Ended {
+                call_id,
+                tenant_id,
+                parties,
+            } => {
                 sqlx::query("DELETE FROM active_calls WHERE call_id = $1 AND node_id = $2")
                     .bind(call_id)
                     .bind(node)
                     .execute(&mut *tx)
                     .await?;
+                for ext in parties {
+                    sqlx::query(
+                        "INSERT INTO call_ends (tenant_id, extension, ended_at) VALUES ($1, $2, $3) \
+                         ON CONFLICT (tenant_id, extension) DO UPDATE SET ended_at = excluded.ended_at",
+                    )
+                    .bind(tenant_id)
+                    .bind(ext)
+                    .bind(now_ms())
+                    .execute(&mut *tx)
+                    .await?;
+                }
             }
         }
     }
@@ -230,7 +245,7 @@ async fn write_calls(store: &Store, node: &str, batch: &[CallEvent]) -> Result<(
     tx.commit().await
 }
 
-/// Calls other nodes carry, per extension.
+/// Calls other nodes carry, and when each extension's last call ended.
 async fn remote_calls(store: &Store, node: &str) -> Result<RemoteCalls, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT tenant_id, extension, COUNT(*) AS n FROM active_calls \
@@ -239,12 +254,19 @@ async fn remote_calls(store: &Store, node: &str) -> Result<RemoteCalls, sqlx::Er
     .bind(node)
     .fetch_all(store.pool())
     .await?;
-    let mut out = RemoteCalls::new();
+    let mut out = RemoteCalls::default();
     for r in rows {
-        out.insert(
+        out.active.insert(
             (r.try_get("tenant_id")?, r.try_get("extension")?),
             u32::try_from(r.try_get::<i64, _>("n")?).unwrap_or(u32::MAX),
         );
+    }
+    let ends: Vec<(i64, String, i64)> =
+        sqlx::query_as("SELECT tenant_id, extension, ended_at FROM call_ends")
+            .fetch_all(store.pool())
+            .await?;
+    for (t, ext, at) in ends {
+        out.last_ended_ms.insert((t, ext), at);
     }
     Ok(out)
 }

@@ -39,11 +39,22 @@ pub enum CallEvent {
     Ended {
         /// SIP Call-ID.
         call_id: String,
+        /// Tenant.
+        tenant_id: i64,
+        /// Extensions that were on it.
+        parties: Vec<String>,
     },
 }
 
-/// Calls other nodes carry: (tenant, extension) -> how many.
-pub type RemoteCalls = std::collections::HashMap<(i64, String), u32>;
+/// What other nodes know of calls, per (tenant, extension): how many
+/// calls they carry now, and when the last call anywhere ended (unix ms).
+#[derive(Debug, Default, Clone)]
+pub struct RemoteCalls {
+    /// Calls in progress on other nodes.
+    pub active: std::collections::HashMap<(i64, String), u32>,
+    /// When the extension's last call ended, on any node.
+    pub last_ended_ms: std::collections::HashMap<(i64, String), i64>,
+}
 
 /// How long a record-routed non-call dialog stays known after its last
 /// request (subscriptions refresh well within this).
@@ -127,6 +138,8 @@ impl Dialogs {
         if let Some(tx) = self.events.get() {
             let _ = tx.send(CallEvent::Ended {
                 call_id: call_id.to_owned(),
+                tenant_id: d.tenant_id,
+                parties: d.parties.clone(),
             });
         }
         Some(d)
@@ -207,16 +220,23 @@ impl Dialogs {
     pub fn active_calls(&self, tenant_id: i64, ext: &str) -> u32 {
         let key = (tenant_id, ext.to_owned());
         let here = self.active.get(&key).map(|n| *n).unwrap_or(0);
-        let remote = self.remote.read().get(&key).copied().unwrap_or(0);
+        let remote = self.remote.read().active.get(&key).copied().unwrap_or(0);
         here + remote
     }
 
     /// How long since the extension's last call ended (`None`: never, so
     /// idle the longest).
     pub fn idle_for(&self, tenant_id: i64, ext: &str) -> Option<Duration> {
-        self.last_ended
-            .get(&(tenant_id, ext.to_owned()))
-            .map(|t| t.elapsed())
+        let key = (tenant_id, ext.to_owned());
+        let here = self.last_ended.get(&key).map(|t| t.elapsed());
+        let elsewhere = self.remote.read().last_ended_ms.get(&key).map(|at| {
+            Duration::from_millis(u64::try_from(crate::store::now_ms() - at).unwrap_or(0))
+        });
+        // The most recent end, wherever it was.
+        match (here, elsewhere) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Ends dialogs with no in-dialog request for longer than `max_idle`
