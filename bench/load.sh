@@ -132,13 +132,16 @@ if [ -n "${SMOKE:-}" ]; then
   cd "$WORK"
   cp "$(dirname "$PEER")"/sipp/*.xml .
   seq 1000 1049 | { echo SEQUENTIAL; awk '{print $1";[authentication username="$1" password=pw"$1"];"}'; } > users.csv
-  sipp -sf uas.xml -p 5090 -i 127.0.0.1 -bg -trace_stat > /dev/null 2>&1 || true
+  # Started here, stopped by its PID on exit (never by name).
+  sipp -sf uas.xml -p 5090 -i 127.0.0.1 -nostdin -trace_stat > uas.out 2>&1 &
+  PIDS+=($!)
+  # Wait until it listens (5090 is 13E2 in /proc/net/udp).
+  for _ in $(seq 1 50); do grep -qi ':13E2 ' /proc/net/udp && break; sleep 0.1; done
   sipp "127.0.0.1:$SIP_PORT" -sf reg_auth.xml -inf users.csv -key uas_host 127.0.0.1 -key uas_port 5090 \
        -r 50 -m 50 -recv_timeout 5000 -timeout 30s -nostdin -trace_stat > reg.out 2>&1 || { cat reg.out; exit 1; }
   rc=0
   sipp "127.0.0.1:$SIP_PORT" -sf uac.xml -inf users.csv -r 50 -m 200 -d 100 -recv_timeout 5000 \
        -timeout 60s -nostdin -trace_stat > uac.out 2>&1 || rc=$?
-  pkill -f "sipp -sf uas.xml -p 5090" 2>/dev/null || true
   ok=$(grep -E 'Successful call' uac.out | awk '{print $NF}' | tail -1)
   failed=$(grep -E 'Failed call' uac.out | awk '{print $NF}' | tail -1)
   echo "# smoke: 200 calls at 50/s: successful=${ok:-?} failed=${failed:-?} (sipp rc=$rc)"
@@ -152,5 +155,6 @@ if [ "$NODES" -gt 1 ]; then
 fi
 if [ -n "${KAMAILIO:-}" ]; then
   cleanup
-  START_KAMAILIO=1 AUTH=1 bash "$PEER" 127.0.0.1 5071
+  # kamailio.cfg listens on 127.0.0.1:5070 (our router is stopped by now).
+  START_KAMAILIO=1 AUTH=1 bash "$PEER" 127.0.0.1 5070
 fi
