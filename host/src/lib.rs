@@ -195,8 +195,10 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
         directory: directory.clone(),
         bound: std::sync::OnceLock::new(),
     });
+    let mut plugin_config = config.plugins.runtime();
+    plugin_config.timer_takeover = Duration::from_millis(config.cluster.timer_takeover_ms);
     let plugin_host = plugins::PluginHost::start(
-        config.plugins.runtime(),
+        plugin_config,
         store.clone(),
         directory.clone(),
         presence.clone(),

@@ -53,13 +53,13 @@ async fn a_phone_registered_on_one_node_is_called_through_another() {
     let mut bob = phone_on(&a.running, "2002").await;
     // Node b learns of the binding from the database, told by node a.
     assert!(
-        wait_until(Duration::from_secs(1), || b
+        wait_until(T, || b
             .router()
             .registrar()
             .location()
             .is_registered(1, "2002"))
         .await,
-        "the registration reaches node b within a second"
+        "the registration reaches node b"
     );
     let mut alice = phone_on(b, "2001").await;
     answered_call(&mut alice, &mut bob, "2002").await;
@@ -72,7 +72,7 @@ async fn a_tcp_phone_on_one_node_is_reached_from_another_through_its_node() {
     let mut bob = Phone::new(a.running.sip_addr, "2002", &password("2002"), Proto::Tcp).await;
     assert_eq!(bob.register(600).await.status(), Some(200));
     assert!(
-        wait_until(Duration::from_secs(1), || b
+        wait_until(T, || b
             .router()
             .registrar()
             .location()
@@ -153,18 +153,18 @@ async fn an_invite_with_a_forged_flow_token_is_not_carried_to_the_flow() {
 }
 
 #[tokio::test]
-async fn an_employee_created_on_one_node_is_known_to_the_others_within_a_second() {
+async fn an_employee_created_on_one_node_is_known_to_the_others() {
     let (a, others) = cluster(3).await;
     let started = Instant::now();
     a.add_employee("2005", serde_json::json!({})).await;
     for node in &others {
         assert!(
-            wait_until(Duration::from_secs(1), || node
+            wait_until(T, || node
                 .directory()
                 .tenant_for(switchboard_e2e::DOMAIN)
                 .is_some_and(|t| t.employee_by_extension("2005").is_some()))
             .await,
-            "the new employee reaches every node within a second"
+            "the new employee reaches every node"
         );
     }
     eprintln!(
@@ -199,7 +199,7 @@ async fn a_plugin_setting_changed_on_one_node_applies_to_the_next_call_on_anothe
                 .setting(1, "divert", "employee:2002")
                 .is_some()
     };
-    assert!(wait_until(Duration::from_secs(1), divert_known).await);
+    assert!(wait_until(T, divert_known).await);
     eprintln!(
         "plugin setting applied on the other node in {:?}",
         started.elapsed()
@@ -226,10 +226,10 @@ async fn a_plugin_setting_changed_on_one_node_applies_to_the_next_call_on_anothe
                 .is_some_and(|j| j.contains(&format!(":{ring}")))
         };
         // Polled every millisecond: the figure is for the note.
-        while !applied() && started.elapsed() < Duration::from_secs(1) {
+        while !applied() && started.elapsed() < T {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        assert!(applied(), "applied on node b within a second");
+        assert!(applied(), "applied on node b");
         took.push((started.elapsed() - written, written));
     }
     took.sort();
@@ -262,7 +262,7 @@ async fn a_plugin_timer_fires_exactly_once_with_three_nodes() {
     a.chain(&["timer"]).await;
     let chained = |n: &Running| !n.router().plugins().chain(1).is_empty();
     for node in &others {
-        assert!(wait_until(Duration::from_secs(2), || chained(node)).await);
+        assert!(wait_until(T, || chained(node)).await);
     }
     // The call sets a 100 ms timer on node b; every node looks for timers
     // to take over, and node b fires its own.
@@ -277,8 +277,9 @@ async fn a_plugin_timer_fires_exactly_once_with_three_nodes() {
     };
     let all = [&a.running, &others[0], &others[1]];
     assert!(wait_until(T, || fired(&all) >= 1).await, "the timer fires");
-    // Long enough for any other node to have taken it over as well.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Long enough for any other node to have taken it over as well
+    // (takeover after 2 s, a scan every 0.5 s), with a margin.
+    tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(fired(&all), 1, "fired once in the whole cluster");
     assert_eq!(
         others[0].router().plugins().timers_fired(),
@@ -287,7 +288,7 @@ async fn a_plugin_timer_fires_exactly_once_with_three_nodes() {
     );
     // What the plugin wrote to its store on node b is read on node a.
     assert!(
-        wait_until(Duration::from_secs(1), || a
+        wait_until(T, || a
             .running
             .router()
             .plugins()
@@ -309,7 +310,7 @@ async fn the_timers_of_a_dead_node_fire_on_another() {
     assert_eq!(status, 200, "{body}");
     let c = others.pop().unwrap();
     assert!(
-        wait_until(Duration::from_secs(2), || c
+        wait_until(T, || c
             .router()
             .plugins()
             .state()
@@ -363,12 +364,7 @@ async fn a_call_through_one_node_makes_the_callee_busy_on_another() {
     let mut bob = phone_on(&a.running, "2002").await;
     answered_call(&mut alice, &mut bob, "2002").await;
     assert!(
-        wait_until(Duration::from_secs(1), || b
-            .router()
-            .dialogs()
-            .active_calls(1, "2002")
-            == 1)
-        .await,
+        wait_until(T, || b.router().dialogs().active_calls(1, "2002") == 1).await,
         "node b knows bob is on a call"
     );
     let mut carol = phone_on(b, "2003").await;
@@ -386,11 +382,7 @@ async fn a_hunt_group_on_one_node_skips_a_member_on_a_call_through_another() {
     let mut alice = phone_on(b, "2001").await;
     answered_call(&mut alice, &mut carol, "2003").await;
     assert!(
-        wait_until(Duration::from_secs(1), || a
-            .running
-            .router()
-            .dialogs()
-            .active_calls(1, "2003")
+        wait_until(T, || a.running.router().dialogs().active_calls(1, "2003")
             == 1)
         .await
     );
@@ -437,7 +429,7 @@ async fn longest_idle_counts_calls_that_ended_on_another_node() {
         .unwrap();
     carol.respond(&bye, 200, "OK", "c").await;
     assert!(
-        wait_until(Duration::from_secs(1), || a
+        wait_until(T, || a
             .running
             .router()
             .dialogs()
@@ -467,11 +459,7 @@ async fn a_dead_nodes_calls_are_reaped_and_its_phones_register_elsewhere() {
     let mut bob = phone_on(&c, "2002").await;
     answered_call(&mut alice, &mut bob, "2002").await;
     assert!(
-        wait_until(Duration::from_secs(1), || a
-            .running
-            .router()
-            .dialogs()
-            .active_calls(1, "2002")
+        wait_until(T, || a.running.router().dialogs().active_calls(1, "2002")
             == 1)
         .await
     );
@@ -519,7 +507,7 @@ async fn wrong_pins_on_two_nodes_add_up_to_one_lock() {
                         .is_some_and(|e| e.voicemail_pin.is_some())
                 })
     };
-    assert!(wait_until(Duration::from_secs(2), ready).await);
+    assert!(wait_until(T, ready).await);
     let mut desk_a = phone_on(&a.running, "5401").await;
     for _ in 0..3 {
         assert_eq!(desk_a.feature("*88*2003*0000").await.reason(), "Wrong PIN");
@@ -529,7 +517,7 @@ async fn wrong_pins_on_two_nodes_add_up_to_one_lock() {
         assert_eq!(desk_b.feature("*88*2003*0000").await.reason(), "Wrong PIN");
     }
     // Five in all: locked on both nodes, even for the right PIN.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     for desk in [&mut desk_a, &mut desk_b] {
         assert_eq!(
             desk.feature("*88*2003*1234").await.reason(),

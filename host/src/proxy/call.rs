@@ -39,9 +39,10 @@ pub(crate) struct Dest {
     pub uri: String,
     /// Flow or address to send it to.
     pub peer: Peer,
-    /// A Route entry to put on top: the node that holds the phone's flow,
-    /// when that is another node (`peer` is then that node).
-    pub via_node: Option<String>,
+    /// The node that holds the phone's flow, when that is another node
+    /// (`peer` is then that node): the INVITE carries a Route to it with a
+    /// flow token.
+    pub via_node: Option<std::net::SocketAddr>,
 }
 
 /// A person, device or number to ring: all its contacts ring together.
@@ -679,7 +680,7 @@ fn contacts_of(router: &Router, tenant: &TenantDirectory, user: &str) -> Vec<Des
                 // the INVITE through it (a dead node's phones re-register).
                 let addr = location.node_address(&b.node)?;
                 return Some(Dest {
-                    via_node: Some(route::flow_route(router, addr, &b.contact)),
+                    via_node: Some(addr),
                     peer: Peer {
                         proto: crate::sip::Proto::Udp,
                         addr,
@@ -1129,10 +1130,11 @@ impl Fork {
             self.from.proto,
             dest.peer.proto,
         );
-        if let Some(route) = &dest.via_node {
+        if let Some(node) = dest.via_node {
+            let route = route::flow_route(&self.router, node, &dest.uri, &self.record.sip_call_id);
             route::insert_top(
                 &mut out.headers,
-                Header::Route(rsip::headers::Route::new(route.clone())),
+                Header::Route(rsip::headers::Route::new(route)),
             );
         }
         let branch = route::new_branch(&self.router);

@@ -67,6 +67,10 @@ impl ProxySettings {
         if listen_ip.is_unspecified() {
             local_ips.push(IpAddr::from([127, 0, 0, 1]));
         }
+        // Other nodes address us at our advertised address.
+        if let Some(a) = config.cluster.advertise {
+            local_ips.push(a.ip());
+        }
         ProxySettings {
             host,
             port,
@@ -412,7 +416,7 @@ impl Router {
                         );
                         self.refuse_stateless(&req, r, from);
                     }
-                    Method::Invite if self.is_flow_relay(&mut req) => {
+                    Method::Invite if self.is_flow_relay(&mut req, from) => {
                         let txn = self.new_txn(key, from);
                         self.respond(&txn, sip::response_to(&req, 100, None, None));
                         self.relay_to_flow(req, from, txn);
@@ -639,13 +643,19 @@ impl Router {
     }
 
     /// Whether another node of the cluster sends this INVITE through us to
-    /// a phone whose flow we hold (its top Route is ours with a valid flow
-    /// token, which only a node with the shared route key can make); that
-    /// Route is then removed. The other node authenticated the caller and
+    /// a phone whose flow we hold (it comes from a live node's address and
+    /// its top Route is ours with a valid flow token for this Call-ID and
+    /// Request-URI, which only a node with the shared route key can make);
+    /// that Route is then removed. The other node authenticated the caller and
     /// ran the plugins; we only carry the call onto the flow.
-    fn is_flow_relay(&self, req: &mut Request) -> bool {
+    fn is_flow_relay(&self, req: &mut Request, from: Peer) -> bool {
+        // Only from a live node of the cluster, and with its token.
+        if !self.registrar.location().is_node_ip(from.addr.ip()) {
+            return false;
+        }
         let ruri = req.uri.to_string();
-        route::take_flow_route(self, &mut req.headers, &ruri)
+        let call_id = sip::call_id(&req.headers).unwrap_or_default().to_owned();
+        route::take_flow_route(self, &mut req.headers, &ruri, &call_id)
     }
 
     /// Sends an INVITE another node routed through us onto the phone's

@@ -167,20 +167,35 @@ pub(crate) fn pop_our_routes(
 
 /// Route parameter asking the node it names to send a request on over the
 /// flow it holds to the phone: `<valid until, unix ms>.<MAC>`, the MAC
-/// under the route key (shared by every node) over the time and the
-/// Request-URI, so a token opens one contact for one transaction's time.
+/// under a key derived from the route key (shared by every node) over the
+/// time, the Request-URI and the Call-ID, so a token opens one contact for
+/// one call for one transaction's time.
 const FLOW_PARAM: &str = "sbf";
 /// How long a flow token is good for (an INVITE transaction's lifetime).
 const FLOW_TOKEN_MS: i64 = 32_000;
 
-fn flow_mac(router: &Router, until: i64, uri: &str) -> String {
-    route_mac(&router.settings.route_key, &format!("flow {until} {uri}"))
+/// The flow token's MAC: under a key of its own derived from the route key,
+/// so that no `sb=` value (whose input, the Call-ID, callers choose) can
+/// ever pass for a flow token.
+fn flow_mac(router: &Router, until: i64, uri: &str, call_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let key: [u8; 32] = Sha256::new()
+        .chain_update(router.settings.route_key)
+        .chain_update(b"switchboard flow token v1")
+        .finalize()
+        .into();
+    route_mac(&key, &format!("{until}\n{uri}\n{call_id}"))
 }
 
 /// The Route entry that asks the node at `addr` to send a request for
 /// `contact` over the flow it holds (RFC 3327 style: the node that
 /// accepted the registration is on the path to the phone).
-pub(crate) fn flow_route(router: &Router, addr: std::net::SocketAddr, contact: &str) -> String {
+pub(crate) fn flow_route(
+    router: &Router,
+    addr: std::net::SocketAddr,
+    contact: &str,
+    call_id: &str,
+) -> String {
     // The URI as the receiving node will read it back.
     let uri = rsip::Uri::try_from(contact)
         .map(|u| u.to_string())
@@ -188,14 +203,19 @@ pub(crate) fn flow_route(router: &Router, addr: std::net::SocketAddr, contact: &
     let until = crate::store::now_ms() + FLOW_TOKEN_MS;
     format!(
         "<sip:{addr};lr;{FLOW_PARAM}={until}.{}>",
-        flow_mac(router, until, &uri)
+        flow_mac(router, until, &uri, call_id)
     )
 }
 
 /// Whether the request's top Route is ours with a valid flow token for its
 /// Request-URI (another node sends it through us to a phone whose flow we
 /// hold); if so, that Route entry is removed.
-pub(crate) fn take_flow_route(router: &Router, headers: &mut Headers, ruri: &str) -> bool {
+pub(crate) fn take_flow_route(
+    router: &Router,
+    headers: &mut Headers,
+    ruri: &str,
+    call_id: &str,
+) -> bool {
     let routes: Vec<String> = sip::header_all(headers, "Route")
         .flat_map(params::split_list)
         .map(str::to_owned)
@@ -215,10 +235,11 @@ pub(crate) fn take_flow_route(router: &Router, headers: &mut Headers, ruri: &str
         return false;
     };
     let now = crate::store::now_ms();
-    if until < now || until > now + FLOW_TOKEN_MS + 1000 {
+    // A few seconds of clock difference between nodes are allowed.
+    if until < now - 5000 || until > now + FLOW_TOKEN_MS + 5000 {
         return false;
     }
-    let expected = flow_mac(router, until, ruri);
+    let expected = flow_mac(router, until, ruri, call_id);
     if !crate::credentials::constant_time_eq(mac.as_bytes(), expected.as_bytes()) {
         return false;
     }

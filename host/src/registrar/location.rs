@@ -168,13 +168,18 @@ impl Location {
                 .push(b);
         }
         drop(rows);
+        let node: Arc<str> = store.node_id().into();
         let flows = DashMap::new();
         for e in map.iter() {
-            for b in e.value() {
+            // Another node's flow is no way to the phone from here.
+            for b in e
+                .value()
+                .iter()
+                .filter(|b| !b.needs_flow() || b.node.is_empty() || b.node == node)
+            {
                 flows.insert(crate::sip::canonical_uri(&b.contact), b.destination());
             }
         }
-        let node: Arc<str> = store.node_id().into();
         let (tx, rx) = mpsc::channel(4096);
         tokio::spawn(writer(store, rx));
         Ok(Arc::new(Location {
@@ -194,6 +199,11 @@ impl Location {
     /// Where a live node takes requests for the flows it holds.
     pub fn node_address(&self, node: &str) -> Option<std::net::SocketAddr> {
         self.nodes.read().get(node).copied()
+    }
+
+    /// Whether `ip` is the address of a live node of the cluster.
+    pub fn is_node_ip(&self, ip: std::net::IpAddr) -> bool {
+        self.nodes.read().values().any(|a| a.ip() == ip)
     }
 
     /// Replaces the set of live nodes (from their heartbeats).
@@ -251,7 +261,8 @@ impl Location {
         for b in &old {
             self.flows.remove(&crate::sip::canonical_uri(&b.contact));
         }
-        for b in &fresh {
+        // Another node's flow is no way to the phone from here.
+        for b in fresh.iter().filter(|b| self.is_local(b) || !b.needs_flow()) {
             self.flows
                 .insert(crate::sip::canonical_uri(&b.contact), b.destination());
         }
