@@ -215,8 +215,7 @@ pub(super) async fn run(
         && router.plugins.state().status(tenant.tenant.id, &caller.id)
             == crate::plugins::Status::LoggedOut;
 
-    let (cancel_tx, mut cancel_rx) = mpsc::channel(1);
-    *txn.cancel.lock() = Some(cancel_tx);
+    let mut cancel_rx = txn.listen_for_cancel();
 
     let mut record = CallRecord {
         id: format!(

@@ -365,10 +365,7 @@ impl Router {
                 match self.txns.server.get(&key).map(|t| t.clone()) {
                     Some(t) => {
                         self.reply_stateless(&req, 200, None, from);
-                        let tx = t.cancel.lock().clone();
-                        if let Some(tx) = tx {
-                            let _ = tx.try_send(());
-                        }
+                        t.cancelled_by_caller();
                     }
                     None => self.reply_stateless(&req, 481, None, from),
                 }

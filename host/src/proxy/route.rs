@@ -370,8 +370,7 @@ pub(crate) async fn relay_reinvite(
         tx,
     );
     // A CANCEL for this INVITE cancels the branch we sent.
-    let (cancel_tx, mut cancel_rx) = mpsc::channel(1);
-    *txn.cancel.lock() = Some(cancel_tx);
+    let mut cancel_rx = txn.listen_for_cancel();
     loop {
         tokio::select! {
             ev = rx.recv() => match ev {

@@ -35,7 +35,10 @@ pub struct ServerTxn {
     state: Mutex<State>,
     ack: Notify,
     /// Tells the call handling this INVITE that the caller cancelled.
-    pub cancel: Mutex<Option<mpsc::Sender<()>>>,
+    cancel: Mutex<Option<mpsc::Sender<()>>>,
+    /// Set by a CANCEL, so one that comes before the handler listens (see
+    /// [`ServerTxn::listen_for_cancel`]) is not lost.
+    cancelled: std::sync::atomic::AtomicBool,
 }
 
 impl ServerTxn {
@@ -47,7 +50,29 @@ impl ServerTxn {
             state: Mutex::new(State::default()),
             ack: Notify::new(),
             cancel: Mutex::new(None),
+            cancelled: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// A receiver that yields once the caller cancels this INVITE, even if
+    /// the CANCEL came before this call.
+    pub fn listen_for_cancel(&self) -> mpsc::Receiver<()> {
+        let (tx, rx) = mpsc::channel(1);
+        *self.cancel.lock() = Some(tx.clone());
+        if self.cancelled.load(std::sync::atomic::Ordering::SeqCst) {
+            let _ = tx.try_send(());
+        }
+        rx
+    }
+
+    /// Records a CANCEL and tells the handler, if one listens yet.
+    pub fn cancelled_by_caller(&self) {
+        self.cancelled
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let tx = self.cancel.lock().clone();
+        if let Some(tx) = tx {
+            let _ = tx.try_send(());
+        }
     }
 
     /// Whether a final response has been sent.
