@@ -61,6 +61,9 @@ pub enum StartError {
     /// The TLS certificate or key could not be used.
     #[error("tls: {0}")]
     Tls(#[from] transport::tls::TlsError),
+    /// The node could not join its cluster.
+    #[error("cluster: {0}")]
+    Cluster(#[from] cluster::ClusterError),
 }
 
 /// A running router.

@@ -33,6 +33,23 @@ async fn phone_on(node: &Running, user: &str) -> Phone {
     p
 }
 
+/// Waits until `node` has `phone`'s registration (other nodes learn of it
+/// within milliseconds, but a test must not race that).
+async fn known_on(node: &Running, user: &str, phone: &Phone) {
+    let port = format!(":{}", phone.local.port());
+    assert!(
+        wait_until(T, || node
+            .router()
+            .registrar()
+            .location()
+            .lookup(1, user)
+            .iter()
+            .any(|b| b.contact.contains(&port)))
+        .await,
+        "{user}'s registration reaches the node"
+    );
+}
+
 /// Places a call from `caller` to `callee`'s phone and answers it; returns
 /// once the caller has the 200.
 async fn answered_call(caller: &mut Phone, callee: &mut Phone, to: &str) {
@@ -173,6 +190,14 @@ async fn an_employee_created_on_one_node_is_known_to_the_others() {
     );
     // And the new employee can register and be called through another node.
     let mut eve = phone_on(&others[1], "2005").await;
+    assert!(
+        wait_until(T, || others[0]
+            .router()
+            .registrar()
+            .location()
+            .is_registered(1, "2005"))
+        .await
+    );
     let mut alice = phone_on(&others[0], "2001").await;
     answered_call(&mut alice, &mut eve, "2005").await;
 }
@@ -367,6 +392,7 @@ async fn a_call_through_one_node_makes_the_callee_busy_on_another() {
         wait_until(T, || b.router().dialogs().active_calls(1, "2002") == 1).await,
         "node b knows bob is on a call"
     );
+    known_on(b, "2002", &bob).await;
     let mut carol = phone_on(b, "2003").await;
     carol.call("2002").await;
     assert_eq!(carol.final_response(T).await.unwrap().status(), Some(486));
@@ -486,6 +512,7 @@ async fn a_dead_nodes_calls_are_reaped_and_its_phones_register_elsewhere() {
         .location()
         .is_registered(1, "2002"));
     let mut bob = phone_on(&others[0], "2002").await;
+    known_on(&a.running, "2002", &bob).await;
     let mut alice = phone_on(&a.running, "2001").await;
     answered_call(&mut alice, &mut bob, "2002").await;
 }
@@ -554,6 +581,18 @@ async fn failed_logins_on_two_nodes_add_up_to_one_account_limit() {
     let right = password("2003");
     assert_eq!(login(a.running.http_addr, &right).await, 429);
     assert_eq!(login(b.http_addr, &right).await, 429);
+}
+
+#[tokio::test]
+async fn a_second_live_node_with_the_same_name_is_refused() {
+    let (a, _others) = cluster(2).await;
+    let mut config = switchboard_e2e::test_config(&a.database_url);
+    config.cluster.node_id = Some("b".into());
+    let err = switchboard::run(config).await.expect_err("refused");
+    assert!(
+        err.to_string().contains("cluster.node_id `b` is in use"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

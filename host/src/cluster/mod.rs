@@ -74,14 +74,49 @@ pub struct Caches {
     pub dialogs: Arc<Dialogs>,
 }
 
+/// Why a node could not join its cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// Reading or writing the cluster tables failed.
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    /// Another live node already has this name: two nodes with one name
+    /// would take each other's calls and flows for their own.
+    #[error(
+        "cluster.node_id `{node_id}` is in use by a live node at {advertise}; give each node its own"
+    )]
+    DuplicateNode {
+        /// The name.
+        node_id: String,
+        /// Where the other node is.
+        advertise: String,
+    },
+}
+
 /// Starts the node's cluster tasks; returns them for shutdown.
 pub async fn start(
     store: Store,
     node: Node,
     config: ClusterConfig,
     caches: Caches,
-) -> Result<Vec<tokio::task::AbortHandle>, sqlx::Error> {
+) -> Result<Vec<tokio::task::AbortHandle>, ClusterError> {
     let caches = Arc::new(caches);
+    // The same name with a fresh heartbeat at another address is another
+    // node; at this address it is this node's previous life.
+    let existing: Option<(String, i64)> =
+        sqlx::query_as("SELECT advertise, heartbeat_at FROM cluster_nodes WHERE node_id = $1")
+            .bind(&node.id)
+            .fetch_optional(store.pool())
+            .await?;
+    if let Some((advertise, heartbeat_at)) = existing {
+        let alive = heartbeat_at >= now_ms() - config.dead_after_ms as i64;
+        if alive && advertise != node.advertise.to_string() {
+            return Err(ClusterError::DuplicateNode {
+                node_id: node.id,
+                advertise,
+            });
+        }
+    }
     beat(&store, &node, now_ms()).await?;
     let mut tasks = vec![tokio::spawn(heartbeat(
         store.clone(),

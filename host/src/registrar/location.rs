@@ -139,6 +139,11 @@ pub struct Location {
     /// Where the other live nodes of a cluster take requests for the
     /// flows they hold.
     nodes: parking_lot::RwLock<HashMap<Arc<str>, std::net::SocketAddr>>,
+    /// Counts local changes; `touched` says when each AOR last changed
+    /// here, so a reload that read the database before a local change
+    /// committed does not undo it.
+    changes: std::sync::atomic::AtomicU64,
+    touched: DashMap<Aor, u64>,
 }
 
 impl std::fmt::Debug for Job {
@@ -188,6 +193,8 @@ impl Location {
             writer: tx,
             node,
             nodes: parking_lot::RwLock::new(HashMap::new()),
+            changes: std::sync::atomic::AtomicU64::new(0),
+            touched: DashMap::new(),
         }))
     }
 
@@ -226,6 +233,7 @@ impl Location {
     /// node changed them.
     pub async fn reload_aors(&self, store: &Store, aors: &[Aor]) -> Result<(), sqlx::Error> {
         for chunk in aors.chunks(200) {
+            let read_at = self.changes.load(std::sync::atomic::Ordering::SeqCst);
             let pairs = vec!["(?, ?)"; chunk.len()].join(", ");
             let sql = crate::store::numbered(&format!(
                 "SELECT tenant_id, aor, contact_uri, expires_at, source, user_agent, instance_id, \
@@ -246,6 +254,10 @@ impl Location {
                 }
             }
             for (key, list) in fresh {
+                // Changed here since the read: memory is newer.
+                if self.touched.get(&key).is_some_and(|t| *t > read_at) {
+                    continue;
+                }
                 self.replace(key, list);
             }
         }
@@ -344,6 +356,11 @@ impl Location {
     ) -> Result<Vec<Binding>, LocationError> {
         let mut ops = Vec::new();
         let now = now_ms();
+        let seq = self
+            .changes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        self.touched.insert(aor.clone(), seq);
         let after = {
             let mut entry = self.map.entry(aor.clone()).or_default();
             let list = entry.value_mut();
@@ -396,6 +413,13 @@ impl Location {
             }
             return Err(LocationError(e));
         }
+        // Again once committed: a reload that read before the commit must
+        // not replace what it could not see.
+        let seq = self
+            .changes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        self.touched.insert(aor, seq);
         Ok(after)
     }
 
