@@ -51,8 +51,12 @@ async fn known_on(node: &Running, user: &str, phone: &Phone) {
 }
 
 /// Places a call from `caller` to `callee`'s phone and answers it; returns
-/// once the caller has the 200.
-async fn answered_call(caller: &mut Phone, callee: &mut Phone, to: &str) {
+/// the call and its 200 once the caller has acknowledged it.
+async fn answered_call(
+    caller: &mut Phone,
+    callee: &mut Phone,
+    to: &str,
+) -> (switchboard_e2e::Outgoing, switchboard_e2e::Msg) {
     let call = caller.call(to).await;
     let inv = callee.expect_invite(T).await.expect("the callee rings");
     callee.respond(&inv, 200, "OK", "answer").await;
@@ -61,6 +65,7 @@ async fn answered_call(caller: &mut Phone, callee: &mut Phone, to: &str) {
         .await
         .expect("the caller gets the answer");
     caller.in_dialog(&call, &ok, "ACK", call.cseq).await;
+    (call, ok)
 }
 
 #[tokio::test]
@@ -440,14 +445,7 @@ async fn longest_idle_counts_calls_that_ended_on_another_node() {
     let mut carol = phone_on(b, "2003").await;
     let mut dave = phone_on(&a.running, "2004").await;
     let mut alice = phone_on(b, "2001").await;
-    let call = alice.call("2003").await;
-    let inv = carol.expect_invite(T).await.unwrap();
-    carol.respond(&inv, 200, "OK", "c").await;
-    let ok = alice
-        .recv_until(T, |m| m.status() == Some(200))
-        .await
-        .unwrap();
-    alice.in_dialog(&call, &ok, "ACK", call.cseq).await;
+    let (call, ok) = answered_call(&mut alice, &mut carol, "2003").await;
     alice.in_dialog(&call, &ok, "BYE", call.cseq + 1).await;
     let bye = carol
         .recv_until(T, |m| m.method() == Some("BYE"))

@@ -646,8 +646,11 @@ impl Router {
     /// that Route is then removed. The other node authenticated the caller and
     /// ran the plugins; we only carry the call onto the flow.
     fn is_flow_relay(&self, req: &mut Request, from: Peer) -> bool {
-        // Only from a live node of the cluster, and with its token.
-        if !self.registrar.location().is_node_ip(from.addr.ip()) {
+        // Only with a Route (most INVITEs stop here), from a live node of
+        // the cluster, and with its token.
+        if sip::header(&req.headers, "Route").is_none()
+            || !self.registrar.location().is_node_ip(from.addr.ip())
+        {
             return false;
         }
         let ruri = req.uri.to_string();

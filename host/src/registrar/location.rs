@@ -155,7 +155,7 @@ impl std::fmt::Debug for Job {
 impl Location {
     /// Loads unexpired bindings and starts the writer task.
     pub async fn load(store: Store) -> Result<Arc<Location>, sqlx::Error> {
-        let map: DashMap<Aor, Vec<Binding>> = DashMap::new();
+        let mut map: HashMap<Aor, Vec<Binding>> = HashMap::new();
         // Streamed, not collected: a restart with many contacts must not
         // hold every row twice.
         let mut rows = sqlx::query(
@@ -173,29 +173,22 @@ impl Location {
                 .push(b);
         }
         drop(rows);
-        let node: Arc<str> = store.node_id().into();
-        let flows = DashMap::new();
-        for e in map.iter() {
-            // Another node's flow is no way to the phone from here.
-            for b in e
-                .value()
-                .iter()
-                .filter(|b| !b.needs_flow() || b.node.is_empty() || b.node == node)
-            {
-                flows.insert(crate::sip::canonical_uri(&b.contact), b.destination());
-            }
-        }
         let (tx, rx) = mpsc::channel(4096);
-        tokio::spawn(writer(store, rx));
-        Ok(Arc::new(Location {
-            map,
-            flows,
+        let location = Arc::new(Location {
+            map: DashMap::new(),
+            flows: DashMap::new(),
             writer: tx,
-            node,
+            node: store.node_id().into(),
             nodes: parking_lot::RwLock::new(HashMap::new()),
             changes: std::sync::atomic::AtomicU64::new(0),
             touched: DashMap::new(),
-        }))
+        });
+        tokio::spawn(writer(store, rx));
+        // The same way in as a reload: only this node's flows are kept.
+        for (aor, list) in map {
+            location.replace(aor, list);
+        }
+        Ok(location)
     }
 
     /// Whether this node holds the binding's flow.
