@@ -157,3 +157,69 @@ async fn an_unknown_digest_algorithm_is_refused_naming_the_field() {
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["field"], "digest_algorithms", "{body}");
 }
+
+/// The device account 2902's id in the test tenant.
+async fn softphone_device_id(r: &TestRouter) -> i64 {
+    let (status, body) = r.api("GET", "/tenants/1/devices", None).await;
+    assert_eq!(status, 200, "{body}");
+    body["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|d| d["username"] == "2902"))
+        .and_then(|d| d["id"].as_i64())
+        .expect("device 2902")
+}
+
+#[tokio::test]
+async fn a_device_account_can_offer_only_sha256_while_its_tenant_offers_md5() {
+    let r = TestRouter::start().await;
+    let id = softphone_device_id(&r).await;
+    let (status, body) = r
+        .api(
+            "PATCH",
+            &format!("/tenants/1/devices/{id}"),
+            Some(
+                serde_json::json!({"digest_algorithms": ["SHA-256"]})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["digest_algorithms"], serde_json::json!(["SHA-256"]));
+    let mut device = Phone::new(r.sip(), "2902", &password("2902"), Proto::Udp).await;
+    let text = device.request_text("OPTIONS", "2002", None);
+    device.send_raw(&text).await;
+    let resp = device.final_response(Duration::from_secs(3)).await.unwrap();
+    let offered: Vec<&str> = resp.headers_all("Proxy-Authenticate").collect();
+    assert_eq!(offered.len(), 1, "{offered:?}");
+    assert!(offered[0].contains("algorithm=SHA-256"), "{offered:?}");
+    device.prefer_sha256();
+    assert_eq!(device.register(600).await.status(), Some(200));
+
+    let mut other = Phone::new(r.sip(), "2001", &password("2001"), Proto::Udp).await;
+    let text = other.request_text("OPTIONS", "2002", None);
+    other.send_raw(&text).await;
+    let resp = other.final_response(Duration::from_secs(3)).await.unwrap();
+    let offered: Vec<&str> = resp.headers_all("Proxy-Authenticate").collect();
+    assert_eq!(offered.len(), 1, "{offered:?}");
+    assert!(offered[0].contains("algorithm=MD5"), "{offered:?}");
+}
+
+#[tokio::test]
+async fn a_device_accounts_unknown_digest_algorithm_is_refused_naming_the_field() {
+    let r = TestRouter::start().await;
+    let id = softphone_device_id(&r).await;
+    let (status, body) = r
+        .api(
+            "PATCH",
+            &format!("/tenants/1/devices/{id}"),
+            Some(
+                serde_json::json!({"digest_algorithms": ["MD5", "md5"]})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["field"], "digest_algorithms", "{body}");
+}

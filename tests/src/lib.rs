@@ -268,6 +268,7 @@ impl TestRouter {
                 password: password("2902"),
                 name: Some("Bob's softphone".into()),
                 employee_id: Some(id_of("2002")),
+                digest_algorithms: Vec::new(),
             },
         )
         .await

@@ -12,7 +12,8 @@ use super::api::{Access, Api};
 use super::auth::Principal;
 use super::{tenant_of, AdminState, ApiError, Json};
 use crate::directory::provision::{
-    self, EmployeePatch, MemberSpec, NewDevice, NewEmployee, NewHuntGroup, NewTenant, TenantPatch,
+    self, DevicePatch, EmployeePatch, MemberSpec, NewDevice, NewEmployee, NewHuntGroup, NewTenant,
+    TenantPatch,
 };
 
 pub(super) fn routes() -> Api {
@@ -90,9 +91,14 @@ pub(super) fn routes() -> Api {
             "/tenants/{tid}/devices/{id}",
             &[
                 (Method::GET, Admin, "Read a device account"),
+                (
+                    Method::PATCH,
+                    Admin,
+                    "Change a device account (name, password, digest algorithms)",
+                ),
                 (Method::DELETE, Admin, "Delete a device account"),
             ],
-            get(get_device).delete(delete_device),
+            get(get_device).patch(patch_device).delete(delete_device),
         )
         .route(
             "/tenants/{tid}/hunt-groups",
@@ -273,6 +279,18 @@ async fn get_device(
         .get(&id)
         .ok_or_else(|| ApiError::not_found(format!("device {id}")))?;
     Ok(Json(json!(d)))
+}
+
+async fn patch_device(
+    State(s): State<AdminState>,
+    Path((tid, id)): Path<(i64, i64)>,
+    Json(body): Json<DevicePatch>,
+) -> Result<Json<Value>, ApiError> {
+    let t = tenant_of(&s, tid)?;
+    provision::patch_device(&s.store, &t, id, &body).await?;
+    reload(&s).await?;
+    let t = tenant_of(&s, tid)?;
+    Ok(Json(json!(t.devices.get(&id))))
 }
 
 async fn delete_device(

@@ -105,6 +105,7 @@ pub async fn seed_demo(
                 password: password.into(),
                 name: Some(format!("Hotdesk phone {ext}")),
                 employee_id: None,
+                digest_algorithms: Vec::new(),
             },
         )
         .await?;

@@ -106,6 +106,19 @@ impl TenantDirectory {
         }
     }
 
+    /// The digest algorithms a challenge for `username` offers, most
+    /// preferred first: the device account's own list, else the tenant's
+    /// (empty: the router's default).
+    pub fn digest_algorithms_for(&self, username: &str) -> &[String] {
+        match self.resolve(username) {
+            Some(Entry::Device(id)) => match self.devices.get(&id) {
+                Some(d) if !d.digest_algorithms.is_empty() => &d.digest_algorithms,
+                _ => &self.tenant.digest_algorithms,
+            },
+            _ => &self.tenant.digest_algorithms,
+        }
+    }
+
     /// Employee by extension.
     pub fn employee_by_extension(&self, ext: &str) -> Option<&Employee> {
         match self.resolve(ext)? {
@@ -280,15 +293,7 @@ async fn load_snapshot(store: &Store) -> Result<Snapshot, sqlx::Error> {
             hotdesk_range: (row.try_get::<i64, _>("hotdesk_first")? as u32)
                 ..=(row.try_get::<i64, _>("hotdesk_last")? as u32),
             busy_on_active_call: row.try_get::<i64, _>("busy_on_active_call")? != 0,
-            digest_algorithms: row
-                .try_get::<Option<String>, _>("digest_algorithms")?
-                .map(|l| {
-                    l.split(',')
-                        .map(|a| a.trim().to_owned())
-                        .filter(|a| !a.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default(),
+            digest_algorithms: algorithm_list(row.try_get("digest_algorithms")?),
             head_history_scope: HistoryScope::parse(
                 &row.try_get::<String, _>("head_history_scope")?,
             ),
@@ -340,7 +345,8 @@ async fn load_snapshot(store: &Store) -> Result<Snapshot, sqlx::Error> {
         }
     }
     for row in sqlx::query(
-        "SELECT id, tenant_id, username, name, employee_id, ha1_md5, ha1_sha256 FROM devices",
+        "SELECT id, tenant_id, username, name, employee_id, ha1_md5, ha1_sha256, \
+         digest_algorithms FROM devices",
     )
     .fetch_all(pool)
     .await?
@@ -356,6 +362,7 @@ async fn load_snapshot(store: &Store) -> Result<Snapshot, sqlx::Error> {
             employee_id: row.try_get("employee_id")?,
             ha1_md5: row.try_get("ha1_md5")?,
             ha1_sha256: row.try_get("ha1_sha256")?,
+            digest_algorithms: algorithm_list(row.try_get("digest_algorithms")?),
         };
         if let Some(dir) = dirs.get_mut(&d.tenant_id) {
             dir.by_extension
@@ -424,4 +431,16 @@ async fn load_snapshot(store: &Store) -> Result<Snapshot, sqlx::Error> {
         snapshot.tenants.insert(id, Arc::new(dir));
     }
     Ok(snapshot)
+}
+
+/// A stored comma list of digest algorithm names (NULL: none of its own).
+fn algorithm_list(stored: Option<String>) -> Vec<String> {
+    stored
+        .map(|l| {
+            l.split(',')
+                .map(|a| a.trim().to_owned())
+                .filter(|a| !a.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
 }

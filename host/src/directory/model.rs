@@ -215,6 +215,9 @@ pub struct Device {
     /// Digest HA1 (SHA-256).
     #[serde(skip)]
     pub ha1_sha256: String,
+    /// Digest algorithms this account's challenges offer, most preferred
+    /// first; empty: the tenant's.
+    pub digest_algorithms: Vec<String>,
 }
 
 /// How a hunt group offers a call to its members.

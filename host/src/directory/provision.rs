@@ -356,6 +356,75 @@ pub struct NewDevice {
     /// Owner; absent for a hotdesk account.
     #[serde(default)]
     pub employee_id: Option<i64>,
+    /// Digest algorithms its challenges offer, most preferred first
+    /// (`MD5`, `SHA-256`); absent or empty: the tenant's.
+    #[serde(default)]
+    pub digest_algorithms: Vec<String>,
+}
+
+/// Changes to a device account; absent fields stay as they are.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevicePatch {
+    /// Label.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// New SIP password (at least 6 characters).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Digest algorithms, most preferred first; empty: the tenant's.
+    #[serde(default)]
+    pub digest_algorithms: Option<Vec<String>>,
+}
+
+/// Changes a device account.
+pub async fn patch_device(
+    store: &Store,
+    dir: &TenantDirectory,
+    id: i64,
+    p: &DevicePatch,
+) -> Result<(), ProvisionError> {
+    let d = dir
+        .devices
+        .get(&id)
+        .ok_or_else(|| ProvisionError::NotFound(format!("device {id}")))?;
+    let algorithms = p
+        .digest_algorithms
+        .as_deref()
+        .map(digest_list)
+        .transpose()?;
+    let hashes = match &p.password {
+        Some(pw) if pw.chars().count() < 6 => {
+            return Err(invalid("password", "must be at least 6 characters"))
+        }
+        Some(pw) => Some(ha1_pair(d.username.as_str(), &dir.tenant.domain, pw)),
+        None => None,
+    };
+    let mut tx = store.pool().begin().await?;
+    if let Some(name) = &p.name {
+        sqlx::query("UPDATE devices SET name = $1 WHERE id = $2")
+            .bind(name)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some((md5, sha256)) = hashes {
+        sqlx::query("UPDATE devices SET ha1_md5 = $1, ha1_sha256 = $2 WHERE id = $3")
+            .bind(md5)
+            .bind(sha256)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(value) = algorithms {
+        sqlx::query("UPDATE devices SET digest_algorithms = $1 WHERE id = $2")
+            .bind(value)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Creates a device account; returns its id.
@@ -379,10 +448,11 @@ pub async fn create_device(
             ));
         }
     }
+    let algorithms = digest_list(&d.digest_algorithms)?;
     let (ha1_md5, ha1_sha256) = ha1_pair(username.as_str(), &dir.tenant.domain, &d.password);
     let id = sqlx::query_scalar(
-        "INSERT INTO devices (tenant_id, username, name, ha1_md5, ha1_sha256, employee_id, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        "INSERT INTO devices (tenant_id, username, name, ha1_md5, ha1_sha256, employee_id, created_at, \
+         digest_algorithms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
     )
     .bind(dir.tenant.id)
     .bind(username.as_str())
@@ -391,6 +461,7 @@ pub async fn create_device(
     .bind(&ha1_sha256)
     .bind(d.employee_id)
     .bind(now_ms())
+    .bind(algorithms)
     .fetch_one(store.pool())
     .await?;
     Ok(id)
@@ -581,29 +652,7 @@ pub async fn update_tenant(store: &Store, id: i64, p: &TenantPatch) -> Result<()
             .await?;
     }
     if let Some(list) = &p.digest_algorithms {
-        // The names RFC 8760 gives the two algorithms the registrar speaks.
-        let mut seen: Vec<&str> = Vec::new();
-        for a in list {
-            let known = ["MD5", "SHA-256"]
-                .into_iter()
-                .find(|k| k.eq_ignore_ascii_case(a.trim()));
-            match known {
-                Some(k) if !seen.contains(&k) => seen.push(k),
-                Some(_) => {
-                    return Err(invalid(
-                        "digest_algorithms",
-                        format!("`{a}` is listed twice"),
-                    ))
-                }
-                None => {
-                    return Err(invalid(
-                        "digest_algorithms",
-                        format!("`{a}` is not one of MD5, SHA-256"),
-                    ))
-                }
-            }
-        }
-        let value = (!seen.is_empty()).then(|| seen.join(","));
+        let value = digest_list(list)?;
         sqlx::query("UPDATE tenants SET digest_algorithms = $1 WHERE id = $2")
             .bind(value)
             .bind(id)
@@ -612,6 +661,33 @@ pub async fn update_tenant(store: &Store, id: i64, p: &TenantPatch) -> Result<()
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// Checks a list of digest algorithm names (RFC 8760's names for the two
+/// the registrar speaks) and gives its stored form (`None` for empty).
+fn digest_list(list: &[String]) -> Result<Option<String>, ProvisionError> {
+    let mut seen: Vec<&str> = Vec::new();
+    for a in list {
+        let known = ["MD5", "SHA-256"]
+            .into_iter()
+            .find(|k| k.eq_ignore_ascii_case(a.trim()));
+        match known {
+            Some(k) if !seen.contains(&k) => seen.push(k),
+            Some(_) => {
+                return Err(invalid(
+                    "digest_algorithms",
+                    format!("`{a}` is listed twice"),
+                ))
+            }
+            None => {
+                return Err(invalid(
+                    "digest_algorithms",
+                    format!("`{a}` is not one of MD5, SHA-256"),
+                ))
+            }
+        }
+    }
+    Ok((!seen.is_empty()).then(|| seen.join(",")))
 }
 
 /// Deletes a row of `table` that belongs to `tenant_id` (or the tenant itself).

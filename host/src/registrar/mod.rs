@@ -116,9 +116,10 @@ impl Registrar {
             .filter_map(Credentials::parse)
             .find(|c| c.realm.eq_ignore_ascii_case(realm));
         let challenge = |stale: bool| {
+            // The account is the one the request claims (AOR or From), so
+            // a device that asks for SHA-256 is offered it on first contact.
             let offered: Vec<digest::Algorithm> = tenant
-                .tenant
-                .digest_algorithms
+                .digest_algorithms_for(expected_user)
                 .iter()
                 .filter_map(|a| digest::Algorithm::parse(a))
                 .collect();
