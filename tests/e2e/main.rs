@@ -9,6 +9,7 @@ mod diverts;
 mod dns;
 mod hotdesk;
 mod hunt_status;
+mod openapi;
 mod plugins;
 mod registrar;
 mod robustness;

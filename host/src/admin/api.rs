@@ -46,6 +46,90 @@ impl Access {
     }
 }
 
+/// Writes the schema of a type into the document's components and gives
+/// the schema (usually a `$ref`) to use in its place.
+pub type SchemaFn = fn(&mut Components) -> Value;
+
+/// Query parameters of an operation (from a `utoipa::IntoParams` type).
+pub type ParamsFn = fn() -> Vec<utoipa::openapi::path::Parameter>;
+
+/// The named schemas of the document.
+#[derive(Debug, Default)]
+pub struct Components {
+    schemas: Map<String, Value>,
+    /// Names given to two different schemas (a bug the tests look for).
+    clashes: Vec<String>,
+}
+
+impl Components {
+    /// Names that two different types claimed.
+    pub fn clashes(&self) -> &[String] {
+        &self.clashes
+    }
+}
+
+/// A `$ref` to `T`, whose schema (and every schema it refers to) is added
+/// to the components.
+pub fn schema<T: utoipa::ToSchema>(c: &mut Components) -> Value {
+    let name = T::name().into_owned();
+    let mut all = vec![(name.clone(), T::schema())];
+    T::schemas(&mut all);
+    for (n, s) in all {
+        let s = to_json(&s);
+        match c.schemas.get(&n) {
+            None => {
+                c.schemas.insert(n, s);
+            }
+            Some(existing) if *existing != s => c.clashes.push(n),
+            Some(_) => {}
+        }
+    }
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+/// A JSON object whose shape the plugin defines (and validates).
+pub fn any_json(_: &mut Components) -> Value {
+    json!({"type": "object", "description": "settings as the plugin defines them; the plugin validates them"})
+}
+
+/// `{"items": [T], "total": n}`, the shape of every unpaged list.
+pub fn list<T: utoipa::ToSchema>(c: &mut Components) -> Value {
+    json!({
+        "type": "object",
+        "required": ["items", "total"],
+        "properties": {
+            "items": {"type": "array", "items": schema::<T>(c)},
+            "total": {"type": "integer", "minimum": 0},
+        },
+    })
+}
+
+fn to_json(v: &impl serde::Serialize) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// What an operation takes as its body.
+#[derive(Debug, Clone, Copy)]
+pub enum Body {
+    /// Nothing.
+    Empty,
+    /// JSON of this schema.
+    Json(SchemaFn),
+    /// A WebAssembly component (`application/wasm`).
+    Wasm,
+}
+
+/// What an operation answers when it succeeds.
+#[derive(Debug, Clone, Copy)]
+pub enum Reply {
+    /// 200 with JSON of this schema.
+    Ok(SchemaFn),
+    /// 201 with JSON of this schema.
+    Created(SchemaFn),
+    /// 204.
+    NoContent,
+}
+
 /// One documented operation.
 #[derive(Debug, Clone)]
 pub struct Operation {
@@ -55,6 +139,56 @@ pub struct Operation {
     pub access: Access,
     /// What it does.
     pub summary: &'static str,
+    /// Its request body.
+    pub body: Body,
+    /// Its query parameters.
+    pub query: Option<ParamsFn>,
+    /// Its success answer.
+    pub reply: Reply,
+}
+
+/// An operation answering 204 with no body; the builder methods say more.
+pub(super) fn op(method: Method, access: Access, summary: &'static str) -> Operation {
+    Operation {
+        method,
+        access,
+        summary,
+        body: Body::Empty,
+        query: None,
+        reply: Reply::NoContent,
+    }
+}
+
+impl Operation {
+    /// Answers 200 with JSON of `f`'s schema.
+    pub(super) fn ok(mut self, f: SchemaFn) -> Operation {
+        self.reply = Reply::Ok(f);
+        self
+    }
+
+    /// Answers 201 with JSON of `f`'s schema.
+    pub(super) fn created(mut self, f: SchemaFn) -> Operation {
+        self.reply = Reply::Created(f);
+        self
+    }
+
+    /// Takes JSON of `f`'s schema.
+    pub(super) fn body(mut self, f: SchemaFn) -> Operation {
+        self.body = Body::Json(f);
+        self
+    }
+
+    /// Takes a WebAssembly component.
+    pub(super) fn wasm(mut self) -> Operation {
+        self.body = Body::Wasm;
+        self
+    }
+
+    /// Takes the query parameters of `T`.
+    pub(super) fn query<T: utoipa::IntoParams>(mut self) -> Operation {
+        self.query = Some(|| T::into_params(|| Some(utoipa::openapi::path::ParameterIn::Query)));
+        self
+    }
 }
 
 /// The documented routes, in registration order.
@@ -97,20 +231,11 @@ impl Api {
     pub(super) fn route(
         mut self,
         path: &'static str,
-        ops: &[(Method, Access, &'static str)],
+        ops: Vec<Operation>,
         handlers: MethodRouter<AdminState>,
     ) -> Api {
         self.router = self.router.route(path, handlers);
-        self.registry.routes.push((
-            path,
-            ops.iter()
-                .map(|(method, access, summary)| Operation {
-                    method: method.clone(),
-                    access: *access,
-                    summary,
-                })
-                .collect(),
-        ));
+        self.registry.routes.push((path, ops));
         self
     }
 
@@ -152,10 +277,14 @@ pub(super) async fn authorize(
     if op.access == Access::Public {
         return next.run(req).await;
     }
-    let token = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+    let Some(header) = req.headers().get(axum::http::header::AUTHORIZATION) else {
+        // No token is no guess: it does not count against the source.
+        return ApiError::new(StatusCode::UNAUTHORIZED, "a bearer token is required", None)
+            .into_response();
+    };
+    let token = header
+        .to_str()
+        .ok()
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("")
         .to_owned();
@@ -257,29 +386,87 @@ fn check(p: &Principal, access: Access, tid: Option<i64>) -> Result<(), ApiError
     }
 }
 
+/// The type of a path parameter: database ids are integers, everything
+/// else (extensions, names, scopes, call ids) a string.
+fn path_param(name: &str) -> Value {
+    let schema = match name {
+        "tid" | "id" => json!({"type": "integer", "format": "int64"}),
+        _ => json!({"type": "string", "minLength": 1}),
+    };
+    json!({"name": name, "in": "path", "required": true, "schema": schema})
+}
+
 /// The OpenAPI 3.1 document of the registry.
 pub fn openapi(registry: &Registry) -> Value {
+    document(registry).0
+}
+
+/// The document and the components it was built from.
+pub fn document(registry: &Registry) -> (Value, Components) {
+    let mut components = Components::default();
+    let error = schema::<ApiErrorBody>(&mut components);
+    let error_reply = json!({
+        "description": "what went wrong, and the field it is about",
+        "content": {"application/json": {"schema": error}},
+    });
     let mut paths = Map::new();
     for (path, ops) in registry.routes() {
         let mut item = Map::new();
         let params: Vec<Value> = path
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|name| {
-                json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}})
-            })
+            .map(path_param)
             .collect();
         for op in ops {
+            let mut parameters = params.clone();
+            if let Some(q) = op.query {
+                parameters.extend(q().iter().map(to_json));
+            }
+            let mut responses = Map::new();
+            match op.reply {
+                Reply::Ok(f) | Reply::Created(f) => {
+                    let code = if matches!(op.reply, Reply::Ok(_)) {
+                        "200"
+                    } else {
+                        "201"
+                    };
+                    responses.insert(
+                        code.into(),
+                        json!({"description": "success",
+                               "content": {"application/json": {"schema": f(&mut components)}}}),
+                    );
+                }
+                Reply::NoContent => {
+                    responses.insert("204".into(), json!({"description": "done"}));
+                }
+            }
+            // Every error has the same shape; which statuses an operation
+            // can give depends on the caller, so they share `default`.
+            responses.insert("default".into(), error_reply.clone());
             let mut o = json!({
+                "operationId": operation_id(&op.method, path),
                 "summary": op.summary,
                 "description": format!("Who may call it: {}.", op.access.describe()),
-                "parameters": params,
-                "responses": {
-                    "2XX": {"description": "success", "content": {"application/json": {}}},
-                    "4XX": {"description": "client error",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-                },
+                "parameters": parameters,
+                "responses": responses,
             });
+            match op.body {
+                Body::Empty => {}
+                Body::Json(f) => {
+                    o["requestBody"] = json!({"required": true,
+                        "content": {"application/json": {"schema": f(&mut components)}}});
+                }
+                Body::Wasm => {
+                    o["requestBody"] = json!({"required": true, "description":
+                    "a WebAssembly component built for the plugin world of wit/",
+                    "content": {
+                        "application/wasm": {"schema":
+                            {"type": "string", "contentMediaType": "application/wasm"}},
+                        "application/octet-stream": {"schema":
+                            {"type": "string", "format": "binary"}},
+                    }});
+                }
+            }
             if op.access == Access::Public {
                 o["security"] = json!([]);
             }
@@ -287,24 +474,91 @@ pub fn openapi(registry: &Registry) -> Value {
         }
         paths.insert(format!("{PREFIX}{path}"), Value::Object(item));
     }
-    json!({
+    let doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Switchboard admin API",
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Tenants, employees, devices, hunt groups, plugins and their settings, \
                             presence, call history. Bearer tokens: the operator's from the config, \
-                            or an employee's from POST /api/v1/login. Errors are {error, field?}.",
+                            or an employee's from POST /api/v1/login. Errors are {error, field?}. \
+                            Times are Unix milliseconds.",
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Error": {
-                "type": "object",
-                "required": ["error"],
-                "properties": {"error": {"type": "string"}, "field": {"type": "string"}},
-            }},
+            "schemas": components.schemas.clone(),
         },
         "security": [{"bearer": []}],
         "paths": paths,
-    })
+    });
+    (doc, components)
+}
+
+/// `get_tenants_tid_employees` for `GET /tenants/{tid}/employees`.
+fn operation_id(method: &Method, path: &str) -> String {
+    let mut id = method.as_str().to_ascii_lowercase();
+    for seg in path.split('/').filter(|s| !s.is_empty()) {
+        id.push('_');
+        id.extend(seg.chars().filter(|c| !matches!(c, '{' | '}')).map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c
+            } else {
+                '_'
+            }
+        }));
+    }
+    id
+}
+
+/// The body of every error answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ApiErrorBody {
+    /// What went wrong, for a person.
+    pub error: String,
+    /// The request field it is about, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_two_types_claim_one_schema_name() {
+        let (_, registry) = crate::admin::routes();
+        let (_, components) = document(&registry);
+        assert!(
+            components.clashes().is_empty(),
+            "{:?}",
+            components.clashes()
+        );
+    }
+
+    #[test]
+    fn every_reference_in_the_document_resolves() {
+        let (_, registry) = crate::admin::routes();
+        let (doc, _) = document(&registry);
+        let text = doc.to_string();
+        for r in text.split("\"$ref\":\"").skip(1) {
+            let target = r.split('"').next().unwrap_or_default();
+            let name = target.trim_start_matches("#/components/schemas/");
+            assert!(
+                doc["components"]["schemas"].get(name).is_some(),
+                "dangling reference {target}"
+            );
+        }
+    }
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let (_, registry) = crate::admin::routes();
+        let mut seen = std::collections::HashSet::new();
+        for (path, ops) in registry.routes() {
+            for op in ops {
+                assert!(seen.insert(operation_id(&op.method, path)), "{path}");
+            }
+        }
+    }
 }

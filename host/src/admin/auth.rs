@@ -10,15 +10,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::Extension;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use super::{AdminState, ApiError, Json};
+use super::{AdminState, ApiError, Json, Path};
 use crate::directory::Role;
 use crate::store::now_ms;
 
@@ -259,7 +258,7 @@ fn normalise_domain(domain: &str) -> String {
 }
 
 /// Body of `POST /login`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct LoginBody {
     /// The tenant's SIP domain.
@@ -303,7 +302,7 @@ pub(super) async fn login(
     State(s): State<AdminState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Json(body): Json<LoginBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Session>, ApiError> {
     let source = format!("source:{}", source_key(peer.ip()));
     let domain = normalise_domain(&body.domain);
     let tenant = s.directory.tenant_for(&domain);
@@ -379,13 +378,79 @@ pub(super) async fn login(
     let (_, token, expires_at) =
         issue(&s, t.tenant.id, id, "session", "login", Some(SESSION_TTL)).await?;
     let e = t.employees.get(&id);
-    Ok(Json(json!({
-        "token": token,
-        "expires_at": expires_at,
-        "tenant_id": t.tenant.id,
-        "extension": e.map(|e| e.extension.to_string()),
-        "role": e.map(|e| e.role),
-    })))
+    Ok(Json(Session {
+        token,
+        expires_at,
+        tenant_id: t.tenant.id,
+        extension: e.map(|e| e.extension.to_string()),
+        role: e.map(|e| e.role),
+    }))
+}
+
+/// A session opened by `POST /login`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct Session {
+    /// Bearer token for the `Authorization` header.
+    token: String,
+    /// When it stops working (Unix ms).
+    expires_at: Option<i64>,
+    /// The employee's tenant.
+    tenant_id: i64,
+    /// The employee's extension.
+    extension: Option<String>,
+    /// The employee's role.
+    role: Option<Role>,
+}
+
+/// Who a token belongs to.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct Me {
+    /// The platform operator's token.
+    operator: bool,
+    /// The employee's tenant (absent for the operator).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant_id: Option<i64>,
+    /// The employee (absent for the operator).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    employee_id: Option<i64>,
+    /// Their extension.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extension: Option<String>,
+    /// Their role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<Role>,
+}
+
+/// A new API token; its secret is shown this once.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct CreatedToken {
+    /// Token id (for revoking it).
+    id: i64,
+    /// The secret.
+    token: String,
+    /// When it stops working (Unix ms); absent: until revoked.
+    expires_at: Option<i64>,
+    /// Whose token.
+    employee_id: i64,
+}
+
+/// An API token or session, without its secret.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct TokenInfo {
+    /// Token id.
+    id: i64,
+    /// Whose token.
+    employee_id: i64,
+    /// `session` (from a login) or `api`.
+    kind: String,
+    /// What it is for.
+    label: String,
+    /// Unix ms.
+    created_at: i64,
+    /// Unix ms; absent: until revoked.
+    expires_at: Option<i64>,
+    /// Unix ms, once revoked.
+    revoked_at: Option<i64>,
 }
 
 /// IPv6 clients are limited per /64, as they usually own one.
@@ -412,7 +477,7 @@ pub(super) async fn logout(
 ) -> Result<StatusCode, ApiError> {
     let Principal::Employee(e) = p.as_ref() else {
         return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
+            StatusCode::CONFLICT,
             "the operator token is set in the config and cannot be logged out",
             None,
         ));
@@ -457,21 +522,27 @@ pub(super) async fn revoke_sessions(
     Ok(())
 }
 
-pub(super) async fn me(Extension(p): Extension<Arc<Principal>>) -> Json<Value> {
+pub(super) async fn me(Extension(p): Extension<Arc<Principal>>) -> Json<Me> {
     Json(match p.as_ref() {
-        Principal::Operator => json!({"operator": true}),
-        Principal::Employee(e) => json!({
-            "operator": false,
-            "tenant_id": e.tenant_id,
-            "employee_id": e.employee_id,
-            "extension": e.extension,
-            "role": e.role,
-        }),
+        Principal::Operator => Me {
+            operator: true,
+            tenant_id: None,
+            employee_id: None,
+            extension: None,
+            role: None,
+        },
+        Principal::Employee(e) => Me {
+            operator: false,
+            tenant_id: Some(e.tenant_id),
+            employee_id: Some(e.employee_id),
+            extension: Some(e.extension.clone()),
+            role: Some(e.role),
+        },
     })
 }
 
 /// Body of `POST /tenants/{tid}/api-tokens`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewToken {
     /// What it is for.
@@ -481,6 +552,7 @@ pub(super) struct NewToken {
     employee_id: Option<i64>,
     /// Lifetime in days; absent = until revoked.
     #[serde(default)]
+    #[schema(minimum = 1)]
     expires_in_days: Option<u32>,
 }
 
@@ -489,7 +561,7 @@ pub(super) async fn create_token(
     Extension(p): Extension<Arc<Principal>>,
     Path(tid): Path<i64>,
     Json(body): Json<NewToken>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     let t = super::tenant_of(&s, tid)?;
     let employee_id = match (body.employee_id, p.as_ref()) {
         (Some(id), _) => id,
@@ -530,16 +602,19 @@ pub(super) async fn create_token(
     let (id, token, expires_at) = issue(&s, tid, employee_id, "api", label, ttl).await?;
     Ok((
         StatusCode::CREATED,
-        Json(
-            json!({"id": id, "token": token, "expires_at": expires_at, "employee_id": employee_id}),
-        ),
+        Json(CreatedToken {
+            id,
+            token,
+            expires_at,
+            employee_id,
+        }),
     ))
 }
 
 pub(super) async fn list_tokens(
     State(s): State<AdminState>,
     Path(tid): Path<i64>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<super::List<TokenInfo>>, ApiError> {
     super::tenant_of(&s, tid)?;
     let rows = sqlx::query(
         "SELECT id, employee_id, kind, label, created_at, expires_at, revoked_at FROM api_tokens \
@@ -551,17 +626,17 @@ pub(super) async fn list_tokens(
     .map_err(ApiError::internal)?;
     let mut items = Vec::with_capacity(rows.len());
     for r in rows {
-        items.push(json!({
-            "id": r.try_get::<i64, _>("id").map_err(ApiError::internal)?,
-            "employee_id": r.try_get::<i64, _>("employee_id").map_err(ApiError::internal)?,
-            "kind": r.try_get::<String, _>("kind").map_err(ApiError::internal)?,
-            "label": r.try_get::<String, _>("label").map_err(ApiError::internal)?,
-            "created_at": r.try_get::<i64, _>("created_at").map_err(ApiError::internal)?,
-            "expires_at": r.try_get::<Option<i64>, _>("expires_at").map_err(ApiError::internal)?,
-            "revoked_at": r.try_get::<Option<i64>, _>("revoked_at").map_err(ApiError::internal)?,
-        }));
+        items.push(TokenInfo {
+            id: r.try_get("id").map_err(ApiError::internal)?,
+            employee_id: r.try_get("employee_id").map_err(ApiError::internal)?,
+            kind: r.try_get("kind").map_err(ApiError::internal)?,
+            label: r.try_get("label").map_err(ApiError::internal)?,
+            created_at: r.try_get("created_at").map_err(ApiError::internal)?,
+            expires_at: r.try_get("expires_at").map_err(ApiError::internal)?,
+            revoked_at: r.try_get("revoked_at").map_err(ApiError::internal)?,
+        });
     }
-    Ok(Json(json!({"total": items.len(), "items": items})))
+    Ok(Json(super::List::new(items)))
 }
 
 pub(super) async fn delete_token(

@@ -2,45 +2,50 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::Method;
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use serde_json::{json, Value};
 
-use super::api::{Access, Api};
+use super::api::{list, op, schema, Access, Api};
 use super::auth::Principal;
-use super::{tenant_of, AdminState, ApiError, Json};
+use super::{tenant_of, AdminState, ApiError, Json, Path};
 use crate::directory::provision::{
     self, DevicePatch, EmployeePatch, MemberSpec, NewDevice, NewEmployee, NewHuntGroup, NewTenant,
     TenantPatch,
 };
+use crate::directory::{Device, Employee, HuntGroup, Tenant};
 
 pub(super) fn routes() -> Api {
     use Access::*;
     Api::new()
         .route(
             "/tenants",
-            &[
-                (Method::GET, Operator, "List tenants"),
-                (
+            vec![
+                op(Method::GET, Operator, "List tenants").ok(list::<Tenant>),
+                op(
                     Method::POST,
                     Operator,
                     "Create a tenant (it gets the default plugin chain)",
-                ),
+                )
+                .body(schema::<NewTenant>)
+                .created(schema::<Tenant>),
             ],
             get(list_tenants).post(create_tenant),
         )
         .route(
             "/tenants/{tid}",
-            &[
-                (Method::GET, Member, "Read a tenant"),
-                (
+            vec![
+                op(Method::GET, Member, "Read a tenant").ok(schema::<Tenant>),
+                op(
                     Method::PATCH,
                     Admin,
                     "Change a tenant's settings (trunk, voicemail, time zone, history scopes)",
-                ),
-                (
+                )
+                .body(schema::<TenantPatch>)
+                .ok(schema::<Tenant>),
+                op(
                     Method::DELETE,
                     Operator,
                     "Delete a tenant and everything in it",
@@ -50,26 +55,31 @@ pub(super) fn routes() -> Api {
         )
         .route(
             "/tenants/{tid}/employees",
-            &[
-                (Method::GET, Admin, "List employees"),
-                (
+            vec![
+                op(Method::GET, Admin, "List employees").ok(list::<Employee>),
+                op(
                     Method::POST,
                     Admin,
                     "Create an employee (extension auto-assigned if absent)",
-                ),
+                )
+                .body(schema::<NewEmployee>)
+                .created(schema::<Employee>),
             ],
             get(list_employees).post(create_employee),
         )
         .route(
             "/tenants/{tid}/employees/{id}",
-            &[
-                (
+            vec![
+                op(
                     Method::GET,
                     Member,
                     "Read an employee (themselves, or anyone for administrators)",
-                ),
-                (Method::PATCH, Admin, "Change an employee"),
-                (Method::DELETE, Admin, "Delete an employee"),
+                )
+                .ok(schema::<Employee>),
+                op(Method::PATCH, Admin, "Change an employee")
+                    .body(schema::<EmployeePatch>)
+                    .ok(schema::<Employee>),
+                op(Method::DELETE, Admin, "Delete an employee"),
             ],
             get(get_employee)
                 .patch(patch_employee)
@@ -77,52 +87,60 @@ pub(super) fn routes() -> Api {
         )
         .route(
             "/tenants/{tid}/devices",
-            &[
-                (Method::GET, Admin, "List device accounts"),
-                (
+            vec![
+                op(Method::GET, Admin, "List device accounts").ok(list::<Device>),
+                op(
                     Method::POST,
                     Admin,
                     "Create a device account (hotdesk range: owned by nobody)",
-                ),
+                )
+                .body(schema::<NewDevice>)
+                .created(schema::<Device>),
             ],
             get(list_devices).post(create_device),
         )
         .route(
             "/tenants/{tid}/devices/{id}",
-            &[
-                (Method::GET, Admin, "Read a device account"),
-                (
+            vec![
+                op(Method::GET, Admin, "Read a device account").ok(schema::<Device>),
+                op(
                     Method::PATCH,
                     Admin,
                     "Change a device account (name, password, digest algorithms)",
-                ),
-                (Method::DELETE, Admin, "Delete a device account"),
+                )
+                .body(schema::<DevicePatch>)
+                .ok(schema::<Device>),
+                op(Method::DELETE, Admin, "Delete a device account"),
             ],
             get(get_device).patch(patch_device).delete(delete_device),
         )
         .route(
             "/tenants/{tid}/hunt-groups",
-            &[
-                (Method::GET, Admin, "List hunt groups"),
-                (Method::POST, Admin, "Create a hunt group"),
+            vec![
+                op(Method::GET, Admin, "List hunt groups").ok(list::<HuntGroup>),
+                op(Method::POST, Admin, "Create a hunt group")
+                    .body(schema::<NewHuntGroup>)
+                    .created(schema::<HuntGroup>),
             ],
             get(list_groups).post(create_group),
         )
         .route(
             "/tenants/{tid}/hunt-groups/{id}",
-            &[
-                (Method::GET, Admin, "Read a hunt group"),
-                (Method::DELETE, Admin, "Delete a hunt group"),
+            vec![
+                op(Method::GET, Admin, "Read a hunt group").ok(schema::<HuntGroup>),
+                op(Method::DELETE, Admin, "Delete a hunt group"),
             ],
             get(get_group).delete(delete_group),
         )
         .route(
             "/tenants/{tid}/hunt-groups/{id}/members",
-            &[(
+            vec![op(
                 Method::PUT,
                 Admin,
                 "Replace a hunt group's members, in ring order",
-            )],
+            )
+            .body(schema::<Members>)
+            .ok(schema::<HuntGroup>)],
             put(put_members),
         )
 }
@@ -347,9 +365,11 @@ async fn delete_group(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, serde::Deserialize)]
+/// A hunt group's members, in ring order.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Members {
+pub(super) struct Members {
+    /// Every member, first rung first.
     members: Vec<MemberSpec>,
 }
 

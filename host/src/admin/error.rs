@@ -2,10 +2,10 @@
 //! what the client got wrong, a generic 500 (details only in the log) for
 //! what we got wrong.
 
+use super::api::ApiErrorBody;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
 
 use crate::directory::provision::ProvisionError;
 
@@ -83,11 +83,44 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
     }
 }
 
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(r: axum::extract::rejection::PathRejection) -> ApiError {
+        use axum::extract::path::ErrorKind;
+        use axum::extract::rejection::PathRejection;
+        let field = match &r {
+            PathRejection::FailedToDeserializePathParams(e) => match e.kind() {
+                ErrorKind::ParseErrorAtKey { key, .. }
+                | ErrorKind::InvalidUtf8InPathParam { key } => Some(key.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: r.body_text(),
+            field,
+        }
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(r: axum::extract::rejection::QueryRejection) -> ApiError {
+        let text = r.body_text();
+        // serde_urlencoded names the parameter in backquotes.
+        let field = text.split('`').nth(1).map(str::to_owned);
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: text,
+            field,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = match &self.field {
-            Some(f) => json!({"error": self.message, "field": f}),
-            None => json!({"error": self.message}),
+        let body = ApiErrorBody {
+            error: self.message,
+            field: self.field,
         };
         (self.status, Json(body)).into_response()
     }

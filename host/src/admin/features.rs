@@ -9,15 +9,15 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use axum::routing::{get, MethodRouter};
 use axum::Extension;
 use serde_json::{json, Value};
 
-use super::api::{Access, Api};
+use super::api::{any_json, op, schema, Access, Api};
 use super::auth::{forbidden, Principal};
-use super::{AdminState, ApiError, Json};
+use super::{AdminState, ApiError, Json, Path};
 use crate::directory::Role;
 
 /// Who may change an employee's own settings of a feature.
@@ -37,73 +37,88 @@ pub(super) fn routes() -> Api {
     Api::new()
         .route(
             "/tenants/{tid}/extensions/{ext}/diverts",
-            &[
-                (
+            vec![
+                op(
                     Method::GET,
                     Member,
                     "Diverts: always, no answer, busy, unreachable (divert plugin)",
-                ),
-                (
+                )
+                .ok(schema::<FeatureSettings>),
+                op(
                     Method::PUT,
                     Member,
                     "Set diverts; users and restricted users: only to their own mobile",
-                ),
+                )
+                .body(any_json)
+                .ok(schema::<FeatureSettings>),
             ],
             feature("divert", SelfService::Diverts),
         )
         .route(
             "/tenants/{tid}/extensions/{ext}/delegation",
-            &[
-                (
+            vec![
+                op(
                     Method::GET,
                     Member,
                     "Delegates of a boss, ring mode and times (delegation plugin)",
-                ),
-                (
+                )
+                .ok(schema::<FeatureSettings>),
+                op(
                     Method::PUT,
                     Member,
                     "Set delegates (administrators; department heads their own)",
-                ),
+                )
+                .body(any_json)
+                .ok(schema::<FeatureSettings>),
             ],
             feature("delegation", SelfService::Personal),
         )
         .route(
             "/tenants/{tid}/extensions/{ext}/schedule",
-            &[
-                (
+            vec![
+                op(
                     Method::GET,
                     Member,
                     "Call reception, working hours and absences (schedule plugin)",
-                ),
-                (
+                )
+                .ok(schema::<FeatureSettings>),
+                op(
                     Method::PUT,
                     Member,
                     "Set them (administrators; department heads their own)",
-                ),
+                )
+                .body(any_json)
+                .ok(schema::<FeatureSettings>),
             ],
             feature("schedule", SelfService::Personal),
         )
         .route(
             "/tenants/{tid}/extensions/{ext}/status-on-no-answer",
-            &[
-                (
+            vec![
+                op(
                     Method::GET,
                     Member,
                     "What a missed hunt group call changes (hunt-status plugin)",
-                ),
-                (Method::PUT, Member, "Set it (administrators)"),
+                )
+                .ok(schema::<FeatureSettings>),
+                op(Method::PUT, Member, "Set it (administrators)")
+                    .body(any_json)
+                    .ok(schema::<FeatureSettings>),
             ],
             feature("hunt-status", SelfService::AdminOnly),
         )
         .route(
             "/tenants/{tid}/extensions/{ext}/hotdesk",
-            &[
-                (
+            vec![
+                op(
                     Method::GET,
                     Member,
                     "Hotdesk login idle period (hotdesk plugin)",
-                ),
-                (Method::PUT, Member, "Set it (administrators)"),
+                )
+                .ok(schema::<FeatureSettings>),
+                op(Method::PUT, Member, "Set it (administrators)")
+                    .body(any_json)
+                    .ok(schema::<FeatureSettings>),
             ],
             feature("hotdesk", SelfService::AdminOnly),
         )
@@ -125,6 +140,16 @@ fn feature(plugin: &'static str, who: SelfService) -> MethodRouter<AdminState> {
     )
 }
 
+/// An employee's settings of one feature.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(super) struct FeatureSettings {
+    /// The employee.
+    extension: String,
+    /// The settings, as the feature's plugin defines them.
+    #[schema(value_type = Object)]
+    settings: Value,
+}
+
 fn employee_role(s: &AdminState, tid: i64, ext: &str) -> Result<(Role, Option<String>), ApiError> {
     let t = super::tenant_of(s, tid)?;
     let e = t
@@ -139,7 +164,7 @@ async fn read(
     tid: i64,
     ext: &str,
     plugin: &str,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<FeatureSettings>, ApiError> {
     employee_role(s, tid, ext)?;
     if !p.is_self_or_admin(tid, ext) {
         return Err(forbidden("employees may read only their own settings"));
@@ -151,7 +176,10 @@ async fn read(
         .setting(tid, plugin, &format!("employee:{ext}"))
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_else(|| json!({}));
-    Ok(Json(json!({"extension": ext, "settings": settings})))
+    Ok(Json(FeatureSettings {
+        extension: ext.to_owned(),
+        settings,
+    }))
 }
 
 async fn write(
@@ -162,7 +190,7 @@ async fn write(
     plugin: &str,
     who: SelfService,
     body: &[u8],
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<FeatureSettings>, ApiError> {
     let (_, mobile) = employee_role(s, tid, ext)?;
     let v: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
@@ -200,7 +228,10 @@ async fn write(
         .set_settings(&t, plugin, &format!("employee:{ext}"), &text)
         .await
         .map_err(super::plugins::plugin_error)?;
-    Ok(Json(json!({"extension": ext, "settings": v})))
+    Ok(Json(FeatureSettings {
+        extension: ext.to_owned(),
+        settings: v,
+    }))
 }
 
 /// Seed 002: a User's (or Restricted user's) only setting is forwarding to

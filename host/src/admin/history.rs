@@ -1,18 +1,17 @@
 //! Registrations and call history.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use std::sync::Arc;
 
 use axum::http::Method;
 use axum::routing::get;
 use axum::Extension;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use super::api::{Access, Api};
+use super::api::{list, op, schema, Access, Api};
 use super::auth::Principal;
-use super::{AdminState, ApiError, Json};
+use super::{AdminState, ApiError, Json, List, Path, Query};
 use crate::directory::{HistoryScope, Role};
 use crate::store::{now_ms, numbered};
 
@@ -21,49 +20,37 @@ pub(super) fn routes() -> Api {
     Api::new()
         .route(
             "/tenants/{tid}/registrations",
-            &[(Method::GET, Admin, "Live registrations")],
+            vec![op(Method::GET, Admin, "Live registrations").ok(list::<Registration>)],
             get(registrations),
         )
         .route(
             "/tenants/{tid}/live-calls",
-            &[(Method::GET, Admin, "Answered calls in progress")],
+            vec![op(Method::GET, Admin, "Answered calls in progress").ok(list::<LiveCall>)],
             get(live_calls),
         )
         .route(
             "/tenants/{tid}/calls",
-            &[(
-                Method::GET,
-                Member,
-                "Call history, filtered and paged; what each role sees follows seed 002",
-            )],
+            vec![op(Method::GET, Member, "Call history, filtered and paged; what each role sees follows seed 002").query::<CallQuery>().ok(schema::<CallPage>)],
             get(calls),
         )
         .route(
             "/tenants/{tid}/stats",
-            &[(Method::GET, Member, "Call statistics by outcome and direction over the history the role sees (not restricted users)")],
+            vec![op(Method::GET, Member, "Call statistics by outcome and direction over the history the role sees (not restricted users)").query::<StatsQuery>().ok(schema::<Stats>)],
             get(stats),
         )
         .route(
-            "/tenants/{tid}/calls/{id}",
-            &[(
-                Method::GET,
-                Member,
-                "One call with its legs, if the role may see it",
-            )],
+            "/tenants/{tid}/calls/{call}",
+            vec![op(Method::GET, Member, "One call with its legs, if the role may see it").ok(schema::<CallRecord>)],
             get(call),
         )
         .route(
             "/tenants/{tid}/audit",
-            &[(Method::GET, Admin, "Who changed what, when (newest first)")],
+            vec![op(Method::GET, Admin, "Who changed what, when (newest first)").query::<AuditQuery>().ok(schema::<AuditPage>)],
             get(tenant_audit),
         )
         .route(
             "/audit",
-            &[(
-                Method::GET,
-                Operator,
-                "The audit log of every tenant and the platform",
-            )],
+            vec![op(Method::GET, Operator, "The audit log of every tenant and the platform").query::<AuditQuery>().ok(schema::<AuditPage>)],
             get(all_audit),
         )
 }
@@ -76,10 +63,140 @@ fn check_tenant(s: &AdminState, tid: i64) -> Result<(), ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("tenant {tid}")))
 }
 
+/// A live registration.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct Registration {
+    /// Address of record (`sip:ext@domain`).
+    aor: String,
+    /// Where the phone is reached.
+    contact: String,
+    /// Unix ms.
+    expires_at: i64,
+    /// Address it registered from.
+    source: String,
+    /// udp, tcp or tls.
+    transport: String,
+    /// The phone's User-Agent.
+    user_agent: Option<String>,
+}
+
+/// One attempt to reach a target.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct Leg {
+    /// Who was tried.
+    target: String,
+    /// The contact it went to.
+    contact: String,
+    /// Unix ms.
+    started_at: i64,
+    /// Unix ms.
+    ended_at: Option<i64>,
+    /// Final SIP status.
+    status_code: Option<i64>,
+    /// answered, no_answer, busy, unreachable, cancelled, rejected...
+    outcome: String,
+}
+
+/// A call in the history.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct CallRecord {
+    /// Record id.
+    id: String,
+    /// The SIP Call-ID.
+    sip_call_id: String,
+    /// Calling extension or number.
+    caller: String,
+    /// Called extension or number.
+    callee: String,
+    /// internal, inbound or outbound.
+    direction: String,
+    /// Unix ms.
+    started_at: i64,
+    /// Unix ms.
+    answered_at: Option<i64>,
+    /// Unix ms.
+    ended_at: Option<i64>,
+    /// Who answered.
+    answered_by: Option<String>,
+    /// answered, no_answer, busy, unreachable, cancelled, rejected.
+    outcome: String,
+    /// Final SIP status.
+    status_code: Option<i64>,
+    /// What plugins noted on the call (JSON text).
+    annotations: String,
+    /// Its legs, in order.
+    legs: Vec<Leg>,
+}
+
+/// A page of the call history, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct CallPage {
+    /// The calls.
+    items: Vec<CallRecord>,
+    /// Calls matching the filters.
+    total: i64,
+    /// Page size.
+    limit: i64,
+    /// Offset.
+    offset: i64,
+}
+
+/// Call statistics.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct Stats {
+    /// Calls.
+    total: i64,
+    /// Calls per outcome.
+    by_outcome: std::collections::BTreeMap<String, i64>,
+    /// Calls per direction.
+    by_direction: std::collections::BTreeMap<String, i64>,
+    /// Seconds of answered calls.
+    talk_time_s: i64,
+}
+
+/// An answered call in progress.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct LiveCall {
+    /// Its history record id.
+    call_id: String,
+    /// Who is talking.
+    parties: Vec<String>,
+    /// Seconds since it was answered.
+    duration_s: u64,
+}
+
+/// An accepted write.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct AuditEntry {
+    /// The tenant it concerned (absent: the platform).
+    tenant_id: Option<i64>,
+    /// Who did it.
+    actor: String,
+    /// HTTP method.
+    method: String,
+    /// Path.
+    path: String,
+    /// The HTTP status answered.
+    status: i64,
+    /// Unix ms.
+    at: i64,
+}
+
+/// A page of the audit log, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct AuditPage {
+    /// The entries.
+    items: Vec<AuditEntry>,
+    /// Page size.
+    limit: i64,
+    /// Offset.
+    offset: i64,
+}
+
 async fn registrations(
     State(s): State<AdminState>,
     Path(tid): Path<i64>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<List<Registration>>, ApiError> {
     check_tenant(&s, tid)?;
     let rows = sqlx::query(
         "SELECT aor, contact_uri, expires_at, source, transport, user_agent FROM registrations \
@@ -91,16 +208,16 @@ async fn registrations(
     .await?;
     let mut items = Vec::with_capacity(rows.len());
     for r in rows {
-        items.push(json!({
-            "aor": r.try_get::<String, _>("aor")?,
-            "contact": r.try_get::<String, _>("contact_uri")?,
-            "expires_at": r.try_get::<i64, _>("expires_at")?,
-            "source": r.try_get::<String, _>("source")?,
-            "transport": r.try_get::<String, _>("transport")?,
-            "user_agent": r.try_get::<Option<String>, _>("user_agent")?,
-        }));
+        items.push(Registration {
+            aor: r.try_get("aor")?,
+            contact: r.try_get("contact_uri")?,
+            expires_at: r.try_get("expires_at")?,
+            source: r.try_get("source")?,
+            transport: r.try_get("transport")?,
+            user_agent: r.try_get("user_agent")?,
+        });
     }
-    Ok(Json(json!({"total": items.len(), "items": items})))
+    Ok(Json(List::new(items)))
 }
 
 /// A list page: `limit` 1-500 (default 50), `offset` from 0.
@@ -113,13 +230,21 @@ fn page(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), ApiError>
             Some("limit"),
         ));
     }
-    Ok((limit, offset.unwrap_or(0).max(0)))
+    let offset = offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "offset must be 0 or more",
+            Some("offset"),
+        ));
+    }
+    Ok((limit, offset))
 }
 
 /// History filters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct CallQuery {
+pub(super) struct CallQuery {
     /// Unix ms, inclusive.
     from: Option<i64>,
     /// Unix ms, exclusive.
@@ -130,16 +255,18 @@ struct CallQuery {
     outcome: Option<String>,
     /// internal, inbound, outbound.
     direction: Option<String>,
-    /// Page size (default 50, max 500).
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
-    /// Offset.
+    /// How many to skip (default 0).
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 
 const CALL_COLUMNS: &str = "id, sip_call_id, caller, callee, direction, started_at, answered_at, \
     ended_at, answered_by, outcome, status_code, annotations";
 
-async fn call_json(s: &AdminState, r: &sqlx::any::AnyRow) -> Result<Value, sqlx::Error> {
+async fn call_json(s: &AdminState, r: &sqlx::any::AnyRow) -> Result<CallRecord, sqlx::Error> {
     let id: String = r.try_get("id")?;
     let legs = sqlx::query(
         "SELECT target, contact, started_at, ended_at, status_code, outcome FROM call_legs \
@@ -150,30 +277,30 @@ async fn call_json(s: &AdminState, r: &sqlx::any::AnyRow) -> Result<Value, sqlx:
     .await?;
     let mut leg_items = Vec::with_capacity(legs.len());
     for l in legs {
-        leg_items.push(json!({
-            "target": l.try_get::<String, _>("target")?,
-            "contact": l.try_get::<String, _>("contact")?,
-            "started_at": l.try_get::<i64, _>("started_at")?,
-            "ended_at": l.try_get::<Option<i64>, _>("ended_at")?,
-            "status_code": l.try_get::<Option<i64>, _>("status_code")?,
-            "outcome": l.try_get::<String, _>("outcome")?,
-        }));
+        leg_items.push(Leg {
+            target: l.try_get("target")?,
+            contact: l.try_get("contact")?,
+            started_at: l.try_get("started_at")?,
+            ended_at: l.try_get("ended_at")?,
+            status_code: l.try_get("status_code")?,
+            outcome: l.try_get("outcome")?,
+        });
     }
-    Ok(json!({
-        "id": id,
-        "sip_call_id": r.try_get::<String, _>("sip_call_id")?,
-        "caller": r.try_get::<String, _>("caller")?,
-        "callee": r.try_get::<String, _>("callee")?,
-        "direction": r.try_get::<String, _>("direction")?,
-        "started_at": r.try_get::<i64, _>("started_at")?,
-        "answered_at": r.try_get::<Option<i64>, _>("answered_at")?,
-        "ended_at": r.try_get::<Option<i64>, _>("ended_at")?,
-        "answered_by": r.try_get::<Option<String>, _>("answered_by")?,
-        "outcome": r.try_get::<String, _>("outcome")?,
-        "status_code": r.try_get::<Option<i64>, _>("status_code")?,
-        "annotations": r.try_get::<String, _>("annotations")?,
-        "legs": leg_items,
-    }))
+    Ok(CallRecord {
+        id,
+        sip_call_id: r.try_get("sip_call_id")?,
+        caller: r.try_get("caller")?,
+        callee: r.try_get("callee")?,
+        direction: r.try_get("direction")?,
+        started_at: r.try_get("started_at")?,
+        answered_at: r.try_get("answered_at")?,
+        ended_at: r.try_get("ended_at")?,
+        answered_by: r.try_get("answered_by")?,
+        outcome: r.try_get("outcome")?,
+        status_code: r.try_get("status_code")?,
+        annotations: r.try_get("annotations")?,
+        legs: leg_items,
+    })
 }
 
 /// What part of a tenant's history a principal sees (seed 002's table).
@@ -262,7 +389,7 @@ async fn calls(
     Extension(p): Extension<Arc<Principal>>,
     Path(tid): Path<i64>,
     Query(q): Query<CallQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CallPage>, ApiError> {
     check_tenant(&s, tid)?;
     let vis = visibility(&s, &p, tid)?;
     let (limit, offset) = page(q.limit, q.offset)?;
@@ -312,16 +439,19 @@ async fn calls(
     for r in &rows {
         items.push(call_json(&s, r).await?);
     }
-    Ok(Json(
-        json!({"items": items, "total": total, "limit": limit, "offset": offset}),
-    ))
+    Ok(Json(CallPage {
+        items,
+        total,
+        limit,
+        offset,
+    }))
 }
 
 async fn call(
     State(s): State<AdminState>,
     Extension(p): Extension<Arc<Principal>>,
     Path((tid, id)): Path<(i64, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CallRecord>, ApiError> {
     check_tenant(&s, tid)?;
     let vis = visibility(&s, &p, tid)?;
     let row = sqlx::query(&format!(
@@ -345,9 +475,9 @@ async fn call(
 }
 
 /// Time window of the statistics.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct StatsQuery {
+pub(super) struct StatsQuery {
     /// Unix ms, inclusive.
     from: Option<i64>,
     /// Unix ms, exclusive.
@@ -359,7 +489,7 @@ async fn stats(
     Extension(p): Extension<Arc<Principal>>,
     Path(tid): Path<i64>,
     Query(q): Query<StatsQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Stats>, ApiError> {
     check_tenant(&s, tid)?;
     if matches!(p.as_ref(), Principal::Employee(e) if e.role == Role::RestrictedUser) {
         return Err(super::auth::forbidden(
@@ -387,8 +517,8 @@ async fn stats(
         query = query.bind(*v);
     }
     let rows = query.fetch_all(s.store.pool()).await?;
-    let mut by_outcome = serde_json::Map::new();
-    let mut by_direction = serde_json::Map::new();
+    let mut by_outcome = std::collections::BTreeMap::new();
+    let mut by_direction = std::collections::BTreeMap::new();
     let (mut total, mut talk_ms) = (0i64, 0i64);
     for r in rows {
         let n: i64 = r.try_get("n")?;
@@ -396,43 +526,45 @@ async fn stats(
         let direction: String = r.try_get("direction")?;
         talk_ms += r.try_get::<Option<i64>, _>("talk_ms")?.unwrap_or(0);
         total += n;
-        let add = |m: &mut serde_json::Map<String, Value>, k: String| {
-            let v = m.get(&k).and_then(Value::as_i64).unwrap_or(0) + n;
-            m.insert(k, json!(v));
-        };
-        add(&mut by_outcome, outcome);
-        add(&mut by_direction, direction);
+        *by_outcome.entry(outcome).or_insert(0) += n;
+        *by_direction.entry(direction).or_insert(0) += n;
     }
-    Ok(Json(json!({
-        "total": total,
-        "by_outcome": by_outcome,
-        "by_direction": by_direction,
-        "talk_time_s": talk_ms / 1000,
-    })))
+    Ok(Json(Stats {
+        total,
+        by_outcome,
+        by_direction,
+        talk_time_s: talk_ms / 1000,
+    }))
 }
 
 async fn live_calls(
     State(s): State<AdminState>,
     Path(tid): Path<i64>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<List<LiveCall>>, ApiError> {
     check_tenant(&s, tid)?;
-    let items: Vec<Value> = s
+    let items = s
         .router
         .dialogs()
         .of_tenant(tid)
         .into_iter()
-        .map(|(record_id, parties, secs)| {
-            json!({"call_id": record_id, "parties": parties, "duration_s": secs})
+        .map(|(call_id, parties, duration_s)| LiveCall {
+            call_id,
+            parties,
+            duration_s,
         })
         .collect();
-    Ok(Json(json!({"total": items.len(), "items": items})))
+    Ok(Json(List::new(items)))
 }
 
 /// Paging of the audit log.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct AuditQuery {
+pub(super) struct AuditQuery {
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
+    /// How many to skip (default 0).
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 
@@ -440,7 +572,7 @@ async fn audit(
     s: &AdminState,
     tenant: Option<i64>,
     q: &AuditQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditPage>, ApiError> {
     let (limit, offset) = page(q.limit, q.offset)?;
     let rows = sqlx::query(
         "SELECT tenant_id, actor, method, path, status, at FROM audit_log WHERE ($1 IS NULL OR tenant_id = $2) ORDER BY id DESC LIMIT $3 OFFSET $4",
@@ -453,25 +585,27 @@ async fn audit(
     .await?;
     let mut items = Vec::with_capacity(rows.len());
     for r in rows {
-        items.push(json!({
-            "tenant_id": r.try_get::<Option<i64>, _>("tenant_id")?,
-            "actor": r.try_get::<String, _>("actor")?,
-            "method": r.try_get::<String, _>("method")?,
-            "path": r.try_get::<String, _>("path")?,
-            "status": r.try_get::<i64, _>("status")?,
-            "at": r.try_get::<i64, _>("at")?,
-        }));
+        items.push(AuditEntry {
+            tenant_id: r.try_get("tenant_id")?,
+            actor: r.try_get("actor")?,
+            method: r.try_get("method")?,
+            path: r.try_get("path")?,
+            status: r.try_get("status")?,
+            at: r.try_get("at")?,
+        });
     }
-    Ok(Json(
-        json!({"items": items, "limit": limit, "offset": offset}),
-    ))
+    Ok(Json(AuditPage {
+        items,
+        limit,
+        offset,
+    }))
 }
 
 async fn tenant_audit(
     State(s): State<AdminState>,
     Path(tid): Path<i64>,
     Query(q): Query<AuditQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditPage>, ApiError> {
     check_tenant(&s, tid)?;
     audit(&s, Some(tid), &q).await
 }
@@ -479,6 +613,6 @@ async fn tenant_audit(
 async fn all_audit(
     State(s): State<AdminState>,
     Query(q): Query<AuditQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditPage>, ApiError> {
     audit(&s, None, &q).await
 }

@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
 
-use api::Access;
+use api::{list, op, schema, Access};
 
 pub use error::ApiError;
 
@@ -78,47 +78,54 @@ pub fn routes() -> (Router<AdminState>, api::Registry) {
     api::Api::new()
         .route(
             "/login",
-            &[(
+            vec![op(
                 Method::POST,
                 Access::Public,
                 "Log in with an employee's login and password; returns an expiring bearer token",
-            )],
+            )
+            .body(schema::<auth::LoginBody>)
+            .ok(schema::<auth::Session>)],
             post(auth::login),
         )
         .route(
             "/logout",
-            &[(Method::POST, Access::Anyone, "Revoke the token presented")],
+            vec![op(Method::POST, Access::Anyone, "Revoke the token presented")],
             post(auth::logout),
         )
         .route(
             "/me",
-            &[(Method::GET, Access::Anyone, "Who the token belongs to")],
+            vec![op(Method::GET, Access::Anyone, "Who the token belongs to").ok(schema::<auth::Me>)],
             get(auth::me),
         )
         .route(
             "/openapi.json",
-            &[(Method::GET, Access::Public, "This document")],
+            vec![op(Method::GET, Access::Public, "This document").ok(|_| {
+                serde_json::json!({"type": "object", "description": "an OpenAPI 3.1 document"})
+            })],
             get(openapi),
         )
         .route(
             "/tenants/{tid}/api-tokens",
-            &[
-                (
+            vec![
+                op(
                     Method::GET,
                     Access::Admin,
                     "List the tenant's tokens (never their secrets)",
-                ),
-                (
+                )
+                .ok(list::<auth::TokenInfo>),
+                op(
                     Method::POST,
                     Access::Admin,
                     "Create a long-lived API token for an employee",
-                ),
+                )
+                .body(schema::<auth::NewToken>)
+                .created(schema::<auth::CreatedToken>),
             ],
             get(auth::list_tokens).post(auth::create_token),
         )
         .route(
             "/tenants/{tid}/api-tokens/{id}",
-            &[(Method::DELETE, Access::Admin, "Revoke a token")],
+            vec![op(Method::DELETE, Access::Admin, "Revoke a token")],
             delete(auth::delete_token),
         )
         .merge(directory::routes())
@@ -128,6 +135,35 @@ pub fn routes() -> (Router<AdminState>, api::Registry) {
         .merge(features::routes())
         .into_parts()
 }
+
+/// `{"items": [...], "total": n}`: every list that is not paged.
+#[derive(Debug, serde::Serialize)]
+pub struct List<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// How many.
+    pub total: usize,
+}
+
+impl<T> List<T> {
+    /// A list of `items`.
+    pub fn new(items: Vec<T>) -> List<T> {
+        List {
+            total: items.len(),
+            items,
+        }
+    }
+}
+
+/// Path parameters whose rejections are [`ApiError`]s.
+#[derive(Debug, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
+
+/// Query parameters whose rejections are [`ApiError`]s naming the field.
+#[derive(Debug, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Query<T>(pub T);
 
 async fn openapi(State(s): State<AdminState>) -> axum::Json<serde_json::Value> {
     axum::Json(api::openapi(&s.registry))

@@ -2,15 +2,16 @@
 //! settings.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::Method;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use super::api::{Access, Api};
-use super::{tenant_of, AdminState, ApiError, Json};
+use super::api::{any_json, op, schema, Access, Api};
+use super::{tenant_of, AdminState, ApiError, Json, Path};
+use crate::pipeline::Point;
 use crate::plugins::{ChainEntry, Loaded, PluginError};
 
 pub(super) fn routes() -> Api {
@@ -18,51 +19,138 @@ pub(super) fn routes() -> Api {
     Api::new()
         .route(
             "/tenants/{tid}/plugins",
-            &[(Method::GET, Admin, "Plugins the tenant can use (built-in and uploaded: version, sha256, points, calls, faults) and its chain")],
+            vec![op(Method::GET, Admin, "Plugins the tenant can use (built-in and uploaded: version, sha256, points, calls, faults) and its chain").ok(schema::<PluginsView>)],
             get(list),
         )
         .route(
             "/tenants/{tid}/plugins/{name}",
-            &[(Method::POST, Admin, "Upload a component (application/wasm); validated before it is stored; a new version serves new calls")],
+            vec![op(Method::POST, Admin, "Upload a component (application/wasm); validated before it is stored; a new version serves new calls").wasm().created(schema::<PluginInfo>)],
             post(upload),
         )
         .route(
             "/tenants/{tid}/plugin-chain",
-            &[(Method::PUT, Admin, "Set the chain: order and on/off; applies to the next call")],
+            vec![op(Method::PUT, Admin, "Set the chain: order and on/off; applies to the next call").body(schema::<ChainBody>).ok(schema::<ChainView>)],
             put(set_chain),
         )
         .route(
             "/tenants/{tid}/plugins/{name}/settings/{scope}",
-            &[
-                (Method::GET, Admin, "A plugin's settings for a scope (tenant, employee:<ext>)"),
-                (Method::PUT, Admin, "Store settings after the plugin validated them (its error comes back in the 422)"),
+            vec![
+                op(Method::GET, Admin, "A plugin's settings for a scope (tenant, employee:<ext>)").ok(schema::<SettingsView>),
+                op(Method::PUT, Admin, "Store settings after the plugin validated them (its error comes back in the 422)").body(any_json).ok(schema::<SettingsView>),
             ],
             put(put_settings).get(get_settings),
         )
 }
 
-fn plugin_json(p: &Loaded) -> Value {
-    json!({
-        "name": p.name,
-        "version": p.version,
-        "sha256": p.sha256,
-        "builtin": p.owner.is_none(),
-        "points": p.points.iter().map(|x| format!("{x:?}").to_lowercase()).collect::<Vec<_>>(),
-        "calls": p.calls.load(std::sync::atomic::Ordering::Relaxed),
-        "faults": p.faults.load(std::sync::atomic::Ordering::Relaxed),
-    })
+/// A plugin a tenant can use.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct PluginInfo {
+    /// Its name.
+    name: String,
+    /// Its version (each upload is the next).
+    version: i64,
+    /// SHA-256 of the component.
+    sha256: String,
+    /// Shipped with the router.
+    builtin: bool,
+    /// Decision points it exports, named as in the WIT contract.
+    #[schema(schema_with = points_schema)]
+    points: Vec<&'static str>,
+    /// Decisions it was asked for since the router started.
+    calls: u64,
+    /// Faults since the router started.
+    faults: u64,
 }
 
-fn chain_json(c: &[ChainEntry]) -> Value {
-    json!(c
-        .iter()
-        .map(|e| json!({
-            "name": e.plugin.name,
-            "version": e.plugin.version,
-            "enabled": e.enabled,
-            "disabled_reason": e.disabled_reason,
-        }))
-        .collect::<Vec<_>>())
+fn points_schema() -> utoipa::openapi::Array {
+    utoipa::openapi::ArrayBuilder::new()
+        .items(
+            utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::String)
+                .enum_values(Some([
+                    "originate",
+                    "incoming",
+                    "group-members",
+                    "failure",
+                    "event",
+                ])),
+        )
+        .build()
+}
+
+/// The WIT name of a decision point.
+fn point_name(p: Point) -> &'static str {
+    match p {
+        Point::Originate => "originate",
+        Point::Incoming => "incoming",
+        Point::GroupMembers => "group-members",
+        Point::Failure => "failure",
+        Point::Event => "event",
+    }
+}
+
+/// One place in the chain.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct ChainLink {
+    /// The plugin.
+    name: String,
+    /// The version that serves the next call.
+    version: i64,
+    /// Whether it is asked.
+    enabled: bool,
+    /// Why the router switched it off (faults), if it did.
+    disabled_reason: Option<String>,
+}
+
+/// The plugins a tenant can use and its chain.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct PluginsView {
+    /// Built-in and uploaded plugins.
+    available: Vec<PluginInfo>,
+    /// The chain, in the order plugins are asked.
+    chain: Vec<ChainLink>,
+}
+
+/// A tenant's chain.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct ChainView {
+    /// The chain, in the order plugins are asked.
+    chain: Vec<ChainLink>,
+}
+
+/// A plugin's settings for one scope.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct SettingsView {
+    /// The plugin.
+    plugin: String,
+    /// `tenant` or `employee:<ext>`.
+    scope: String,
+    /// The settings, as the plugin defines them.
+    #[schema(value_type = Object)]
+    settings: Value,
+}
+
+fn plugin_json(p: &Loaded) -> PluginInfo {
+    PluginInfo {
+        name: p.name.clone(),
+        version: p.version,
+        sha256: p.sha256.clone(),
+        builtin: p.owner.is_none(),
+        points: p.points.iter().map(|x| point_name(*x)).collect(),
+        calls: p.calls.load(std::sync::atomic::Ordering::Relaxed),
+        faults: p.faults.load(std::sync::atomic::Ordering::Relaxed),
+    }
+}
+
+fn chain_json(c: &[ChainEntry]) -> Vec<ChainLink> {
+    c.iter()
+        .map(|e| ChainLink {
+            name: e.plugin.name.clone(),
+            version: e.plugin.version,
+            enabled: e.enabled,
+            disabled_reason: e.disabled_reason.clone(),
+        })
+        .collect()
 }
 
 pub(super) fn plugin_error(e: PluginError) -> ApiError {
@@ -79,20 +167,24 @@ pub(super) fn plugin_error(e: PluginError) -> ApiError {
     }
 }
 
-async fn list(State(s): State<AdminState>, Path(tid): Path<i64>) -> Result<Json<Value>, ApiError> {
+async fn list(
+    State(s): State<AdminState>,
+    Path(tid): Path<i64>,
+) -> Result<Json<PluginsView>, ApiError> {
     tenant_of(&s, tid)?;
     let host = s.router.plugins();
-    let available: Vec<Value> = host.available(tid).iter().map(|p| plugin_json(p)).collect();
-    Ok(Json(
-        json!({"available": available, "chain": chain_json(&host.chain(tid))}),
-    ))
+    let available = host.available(tid).iter().map(|p| plugin_json(p)).collect();
+    Ok(Json(PluginsView {
+        available,
+        chain: chain_json(&host.chain(tid)),
+    }))
 }
 
 async fn upload(
     State(s): State<AdminState>,
     Path((tid, name)): Path<(i64, String)>,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<PluginInfo>), ApiError> {
     tenant_of(&s, tid)?;
     let host = s.router.plugins();
     if crate::plugins::PRODUCT_PLUGINS.contains(&name.as_str()) {
@@ -120,10 +212,13 @@ async fn upload(
     Ok((StatusCode::CREATED, Json(plugin_json(&loaded))))
 }
 
-#[derive(Debug, Deserialize)]
+/// One place in a new chain.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ChainItem {
+pub(super) struct ChainItem {
+    /// A plugin the tenant can use.
     name: String,
+    /// Whether it is asked (default true).
     #[serde(default = "yes")]
     enabled: bool,
 }
@@ -132,9 +227,11 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Deserialize)]
+/// A whole chain, in the order plugins are asked.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ChainBody {
+pub(super) struct ChainBody {
+    /// Each plugin once.
     chain: Vec<ChainItem>,
 }
 
@@ -142,7 +239,7 @@ async fn set_chain(
     State(s): State<AdminState>,
     Path(tid): Path<i64>,
     Json(body): Json<ChainBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ChainView>, ApiError> {
     tenant_of(&s, tid)?;
     let mut seen = std::collections::HashSet::new();
     for i in &body.chain {
@@ -168,14 +265,16 @@ async fn set_chain(
         ),
         other => plugin_error(other),
     })?;
-    Ok(Json(json!({"chain": chain_json(&host.chain(tid))})))
+    Ok(Json(ChainView {
+        chain: chain_json(&host.chain(tid)),
+    }))
 }
 
 pub(super) async fn put_settings(
     State(s): State<AdminState>,
     Path((tid, name, scope)): Path<(i64, String, String)>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SettingsView>, ApiError> {
     let t = tenant_of(&s, tid)?;
     let text = std::str::from_utf8(&body).map_err(|_| {
         ApiError::new(
@@ -188,14 +287,18 @@ pub(super) async fn put_settings(
     host.set_settings(&t, &name, &scope, text)
         .await
         .map_err(plugin_error)?;
-    let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
-    Ok(Json(json!({"plugin": name, "scope": scope, "settings": v})))
+    let settings: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    Ok(Json(SettingsView {
+        plugin: name,
+        scope,
+        settings,
+    }))
 }
 
 pub(super) async fn get_settings(
     State(s): State<AdminState>,
     Path((tid, name, scope)): Path<(i64, String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SettingsView>, ApiError> {
     tenant_of(&s, tid)?;
     let text = s
         .router
@@ -203,6 +306,10 @@ pub(super) async fn get_settings(
         .state()
         .setting(tid, &name, &scope)
         .ok_or_else(|| ApiError::not_found(format!("settings of {name} for {scope}")))?;
-    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Ok(Json(json!({"plugin": name, "scope": scope, "settings": v})))
+    let settings: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Ok(Json(SettingsView {
+        plugin: name,
+        scope,
+        settings,
+    }))
 }

@@ -5,17 +5,16 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::Method;
 use axum::routing::{get, put};
 use axum::Extension;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use super::api::{Access, Api};
+use super::api::{list, op, schema, Access, Api};
 use super::auth::Principal;
-use super::{tenant_of, AdminState, ApiError, Json};
+use super::{tenant_of, AdminState, ApiError, Json, List, Path, Query};
 use crate::directory::{Entry, TenantDirectory};
 use crate::plugins::Status;
 
@@ -24,35 +23,35 @@ pub(super) fn routes() -> Api {
     Api::new()
         .route(
             "/tenants/{tid}/hotdesk",
-            &[(Method::GET, Admin, "Hotdesk logins: device -> employee")],
+            vec![op(Method::GET, Admin, "Hotdesk logins: device -> employee").ok(list::<HotdeskLogin>)],
             get(list_logins),
         )
         .route(
             "/tenants/{tid}/hotdesk/{device}",
-            &[
-                (Method::PUT, Member, "Activate a hotdesk phone for an employee (employees: for themselves)"),
-                (Method::DELETE, Member, "Release a hotdesk phone (employees: their own login)"),
+            vec![
+                op(Method::PUT, Member, "Activate a hotdesk phone for an employee (employees: for themselves)").body(schema::<LoginBody>).ok(schema::<HotdeskLogin>),
+                op(Method::DELETE, Member, "Release a hotdesk phone (employees: their own login)"),
             ],
             put(login).delete(logout),
         )
         .route(
             "/tenants/{tid}/presence/{ext}",
-            &[(Method::GET, Member, "Status, registrations, calls, memberships and hotdesk logins (employees: their own)")],
+            vec![op(Method::GET, Member, "Status, registrations, calls, memberships and hotdesk logins (employees: their own)").ok(schema::<Presence>)],
             get(presence),
         )
         .route(
             "/tenants/{tid}/presence/{ext}/status",
-            &[(Method::PUT, Member, "Set the status: available, dnd, logged_out (employees: their own)")],
+            vec![op(Method::PUT, Member, "Set the status: available, dnd, logged_out (employees: their own)").body(schema::<StatusBody>).ok(schema::<Presence>)],
             put(set_status),
         )
         .route(
             "/tenants/{tid}/presence/{ext}/memberships/{group}",
-            &[(Method::PUT, Member, "Enable or disable a hunt group membership (employees: their own)")],
+            vec![op(Method::PUT, Member, "Enable or disable a hunt group membership (employees: their own)").body(schema::<MembershipBody>).ok(schema::<Presence>)],
             put(set_membership),
         )
         .route(
             "/tenants/{tid}/presence/{ext}/changes",
-            &[(Method::GET, Member, "Every status, membership and login change with time and cause")],
+            vec![op(Method::GET, Member, "Every status, membership and login change with time and cause").query::<Page>().ok(schema::<ChangePage>)],
             get(changes),
         )
 }
@@ -85,26 +84,96 @@ fn unprocessable(field: &str, message: impl Into<String>) -> ApiError {
     )
 }
 
+/// The schema of an employee's status.
+pub(super) fn status_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["available", "dnd", "logged_out"]))
+        .description(Some("available, dnd (no calls at all) or logged_out"))
+        .build()
+}
+
+/// A hotdesk phone and who is logged in at it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct HotdeskLogin {
+    /// The device account's extension.
+    device: String,
+    /// The employee logged in at it.
+    extension: String,
+}
+
+/// Where an employee is and what they may be offered.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct Presence {
+    /// The employee.
+    extension: String,
+    /// Their status.
+    #[schema(schema_with = status_schema)]
+    status: Status,
+    /// Whether a phone of theirs is registered (own or hotdesk).
+    registered: bool,
+    /// Calls they are on now.
+    active_calls: u32,
+    /// Hotdesk phones they are logged in at.
+    hotdesk_devices: Vec<String>,
+    /// Hunt groups they are a member of.
+    memberships: Vec<Membership>,
+}
+
+/// A hunt group membership.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct Membership {
+    /// The group's extension.
+    group: String,
+    /// The group's name.
+    name: String,
+    /// Whether group calls are offered to the member.
+    enabled: bool,
+}
+
+/// One change of status, membership or hotdesk login.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct Change {
+    /// What changed.
+    what: String,
+    /// Who or what changed it.
+    cause: String,
+    /// When (Unix ms).
+    at_ms: i64,
+}
+
+/// A page of changes, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct ChangePage {
+    /// The changes.
+    items: Vec<Change>,
+    /// Page size.
+    limit: i64,
+    /// Offset.
+    offset: i64,
+}
+
 async fn list_logins(
     State(s): State<AdminState>,
     Path(tid): Path<i64>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<List<HotdeskLogin>>, ApiError> {
     let t = tenant_of(&s, tid)?;
-    let items: Vec<Value> = s
+    let items = s
         .router
         .plugins()
         .state()
         .bindings_of_tenant(t.tenant.id)
         .into_iter()
-        .map(|(device, extension)| json!({"device": device, "extension": extension}))
+        .map(|(device, extension)| HotdeskLogin { device, extension })
         .collect();
-    Ok(Json(json!({"total": items.len(), "items": items})))
+    Ok(Json(List::new(items)))
 }
 
 /// Body of a hotdesk login over HTTP.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = HotdeskActivation)]
 #[serde(deny_unknown_fields)]
-struct LoginBody {
+pub(super) struct LoginBody {
     /// The employee to log in at the device.
     extension: String,
 }
@@ -114,7 +183,7 @@ async fn login(
     Extension(p): Extension<Arc<Principal>>,
     Path((tid, device)): Path<(i64, String)>,
     Json(body): Json<LoginBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<HotdeskLogin>, ApiError> {
     let t = tenant_of(&s, tid)?;
     only_self(&p, tid, &body.extension)?;
     if !matches!(t.resolve(&device), Some(Entry::Device(_))) {
@@ -131,7 +200,10 @@ async fn login(
         .bind_device(t.tenant.id, &device, Some(&body.extension), &cause(&p))
         .map_err(|e| unprocessable("device", e))?;
     stored(state).await?;
-    Ok(Json(json!({"device": device, "extension": body.extension})))
+    Ok(Json(HotdeskLogin {
+        device,
+        extension: body.extension,
+    }))
 }
 
 async fn logout(
@@ -165,47 +237,53 @@ async fn stored(state: &crate::plugins::PluginState) -> Result<(), ApiError> {
     }
 }
 
-fn presence_json(s: &AdminState, t: &TenantDirectory, ext: &str) -> Result<Value, ApiError> {
+fn presence_json(s: &AdminState, t: &TenantDirectory, ext: &str) -> Result<Presence, ApiError> {
     let Some(e) = t.employee_by_extension(ext) else {
         return Err(ApiError::not_found(format!("employee {ext}")));
     };
     let state = s.router.plugins().state();
     let (registered, active_calls, status) = state.presence(t.tenant.id, ext);
-    let mut memberships: Vec<Value> = t
+    let mut memberships: Vec<Membership> = t
         .groups
         .values()
         .filter_map(|g| {
-            g.members.iter().find(|m| m.employee_id == e.id).map(
-                |m| json!({"group": g.extension.as_str(), "name": g.name, "enabled": m.enabled}),
-            )
+            g.members
+                .iter()
+                .find(|m| m.employee_id == e.id)
+                .map(|m| Membership {
+                    group: g.extension.as_str().to_owned(),
+                    name: g.name.clone(),
+                    enabled: m.enabled,
+                })
         })
         .collect();
-    memberships.sort_by(|a, b| a["group"].as_str().cmp(&b["group"].as_str()));
-    Ok(json!({
-        "extension": ext,
-        "status": status,
-        "registered": registered,
-        "active_calls": active_calls,
-        "hotdesk_devices": state.devices_bound_to(t.tenant.id, ext),
-        "memberships": memberships,
-    }))
+    memberships.sort_by(|a, b| a.group.cmp(&b.group));
+    Ok(Presence {
+        extension: ext.to_owned(),
+        status,
+        registered,
+        active_calls,
+        hotdesk_devices: state.devices_bound_to(t.tenant.id, ext),
+        memberships,
+    })
 }
 
 async fn presence(
     State(s): State<AdminState>,
     Extension(p): Extension<Arc<Principal>>,
     Path((tid, ext)): Path<(i64, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Presence>, ApiError> {
     let t = tenant_of(&s, tid)?;
     only_self(&p, tid, &ext)?;
     Ok(Json(presence_json(&s, &t, &ext)?))
 }
 
 /// Body of a status change.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct StatusBody {
+pub(super) struct StatusBody {
     /// `available`, `dnd` or `logged_out`.
+    #[schema(schema_with = status_schema)]
     status: Status,
 }
 
@@ -214,7 +292,7 @@ async fn set_status(
     Extension(p): Extension<Arc<Principal>>,
     Path((tid, ext)): Path<(i64, String)>,
     Json(body): Json<StatusBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Presence>, ApiError> {
     let t = tenant_of(&s, tid)?;
     only_self(&p, tid, &ext)?;
     employee(&t, &ext)?;
@@ -227,9 +305,9 @@ async fn set_status(
 }
 
 /// Body of a membership change.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct MembershipBody {
+pub(super) struct MembershipBody {
     /// Whether group calls are offered to the member.
     enabled: bool,
 }
@@ -239,7 +317,7 @@ async fn set_membership(
     Extension(p): Extension<Arc<Principal>>,
     Path((tid, ext, group)): Path<(i64, String, String)>,
     Json(body): Json<MembershipBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Presence>, ApiError> {
     let t = tenant_of(&s, tid)?;
     only_self(&p, tid, &ext)?;
     employee(&t, &ext)?;
@@ -253,12 +331,16 @@ async fn set_membership(
 }
 
 /// Paging of the change record.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct Page {
+pub(super) struct Page {
+    /// Page size, 1 to 500 (default 50).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
+    /// How many to skip (default 0).
     #[serde(default)]
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 
@@ -267,7 +349,7 @@ async fn changes(
     Extension(p): Extension<Arc<Principal>>,
     Path((tid, ext)): Path<(i64, String)>,
     Query(page): Query<Page>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ChangePage>, ApiError> {
     let t = tenant_of(&s, tid)?;
     only_self(&p, tid, &ext)?;
     employee(&t, &ext)?;
@@ -275,7 +357,10 @@ async fn changes(
     if !(1..=500).contains(&limit) {
         return Err(unprocessable("limit", "must be 1 to 500"));
     }
-    let offset = page.offset.unwrap_or(0).max(0);
+    let offset = page.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(unprocessable("offset", "must be 0 or more"));
+    }
     let state = s.router.plugins().state();
     stored(state).await?;
     let rows = sqlx::query(
@@ -291,13 +376,15 @@ async fn changes(
     .map_err(ApiError::internal)?;
     let mut items = Vec::with_capacity(rows.len());
     for r in rows {
-        items.push(json!({
-            "what": r.try_get::<String, _>("what").map_err(ApiError::internal)?,
-            "cause": r.try_get::<String, _>("cause").map_err(ApiError::internal)?,
-            "at_ms": r.try_get::<i64, _>("changed_at").map_err(ApiError::internal)?,
-        }));
+        items.push(Change {
+            what: r.try_get("what").map_err(ApiError::internal)?,
+            cause: r.try_get("cause").map_err(ApiError::internal)?,
+            at_ms: r.try_get("changed_at").map_err(ApiError::internal)?,
+        });
     }
-    Ok(Json(
-        json!({"items": items, "limit": limit, "offset": offset}),
-    ))
+    Ok(Json(ChangePage {
+        items,
+        limit,
+        offset,
+    }))
 }

@@ -14,7 +14,7 @@ pub const EMERGENCY_NUMBERS: &[&str] = &[
 
 /// An internal number: 2 to 8 digits, not an emergency number. Feature codes
 /// (`*88`, `##20`) can never be extensions because they are not digits.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct Extension(String);
 
@@ -66,7 +66,7 @@ pub fn is_international_number(s: &str) -> bool {
 }
 
 /// An organisation: its own SIP domain (also the digest realm) and directory.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Tenant {
     /// Database id.
     pub id: i64,
@@ -81,6 +81,7 @@ pub struct Tenant {
     /// Where voicemail diverts go.
     pub voicemail_uri: Option<String>,
     /// Extensions of hotdesk device accounts.
+    #[schema(schema_with = hotdesk_range_schema)]
     pub hotdesk_range: RangeInclusive<u32>,
     /// A second call to someone already on a call counts as busy.
     pub busy_on_active_call: bool,
@@ -93,8 +94,25 @@ pub struct Tenant {
     pub user_history_scope: HistoryScope,
 }
 
+/// `{"start": first, "end": last}`, as serde writes a `RangeInclusive`.
+fn hotdesk_range_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::{schema::Type, ObjectBuilder};
+    let number = || {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(0))
+    };
+    ObjectBuilder::new()
+        .property("start", number())
+        .property("end", number())
+        .required("start")
+        .required("end")
+        .description(Some("first and last extension of the hotdesk range"))
+        .build()
+}
+
 /// How much call history a role sees (the tenant's role settings).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HistoryScope {
     /// Calls of their own department.
@@ -123,7 +141,7 @@ impl HistoryScope {
 }
 
 /// Role of an employee (seed 002's table).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Everything in the tenant.
@@ -160,7 +178,7 @@ impl Role {
 }
 
 /// A person with an extension.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Employee {
     /// Database id.
     pub id: i64,
@@ -197,7 +215,7 @@ pub struct Employee {
 }
 
 /// A SIP account a phone registers with, other than an employee's own.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Device {
     /// Database id.
     pub id: i64,
@@ -221,7 +239,7 @@ pub struct Device {
 }
 
 /// How a hunt group offers a call to its members.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RingStrategy {
     /// Every available member at once.
@@ -258,7 +276,7 @@ impl RingStrategy {
 }
 
 /// Which unanswered group calls change a member's status (seed 004).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NoAnswerAppliesTo {
     /// None do.
@@ -291,7 +309,7 @@ impl NoAnswerAppliesTo {
 }
 
 /// A member of a hunt group.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Member {
     /// The employee.
     pub employee_id: i64,
@@ -300,7 +318,7 @@ pub struct Member {
 }
 
 /// A department / hunt group: an extension that rings its members.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HuntGroup {
     /// Database id.
     pub id: i64,

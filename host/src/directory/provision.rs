@@ -75,10 +75,16 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> ProvisionError {
 }
 
 /// A new tenant.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
     /// SIP domain (also the digest realm).
+    #[schema(
+        min_length = 1,
+        max_length = 253,
+        pattern = "^[A-Za-z0-9.-]+$",
+        example = "acme.example"
+    )]
     pub domain: String,
     /// Display name.
     pub name: String,
@@ -184,7 +190,7 @@ pub async fn create_tenant(store: &Store, t: &NewTenant) -> Result<i64, Provisio
 }
 
 /// A new employee.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEmployee {
     /// Full name.
@@ -343,7 +349,7 @@ pub async fn create_employee(
 }
 
 /// A new device account.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDevice {
     /// SIP username (an extension).
@@ -363,7 +369,7 @@ pub struct NewDevice {
 }
 
 /// Changes to a device account; absent fields stay as they are.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DevicePatch {
     /// Label.
@@ -468,7 +474,7 @@ pub async fn create_device(
 }
 
 /// A new hunt group.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewHuntGroup {
     /// The group's extension.
@@ -548,7 +554,7 @@ pub async fn create_hunt_group(
 }
 
 /// Changes to a tenant; absent fields stay as they are.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantPatch {
     /// Display name.
@@ -740,7 +746,7 @@ pub async fn delete_hunt_group(
 }
 
 /// Changes to an employee; absent fields stay as they are.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmployeePatch {
     /// Full name.
@@ -904,7 +910,7 @@ pub async fn update_employee(
 }
 
 /// One member in a hunt group's new member list.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberSpec {
     /// The employee.
