@@ -90,3 +90,27 @@ async fn schemathesis_finds_no_response_that_breaks_the_document() {
     .await;
     assert!(ok, "{out}");
 }
+
+#[tokio::test]
+async fn people_read_the_api_at_api_docs_without_scripts_or_outside_fetches() {
+    let r = TestRouter::start().await;
+    let resp = reqwest::get(format!("http://{}/api/docs", r.running.http_addr))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let csp = resp
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    let html = resp.text().await.unwrap();
+    assert!(!html.contains("<script"), "no script");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "nothing from elsewhere"
+    );
+    assert!(html.contains("/tenants/{tid}/devices/{id}"));
+    assert!(html.contains("id=\"schema-Device\""));
+}

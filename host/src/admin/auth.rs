@@ -260,6 +260,7 @@ fn normalise_domain(domain: &str) -> String {
 /// Body of `POST /login`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"domain": "demo.switchboard.test", "login": "alice", "password": "alice-2001-pw"}))]
 pub(super) struct LoginBody {
     /// The tenant's SIP domain.
     domain: String,

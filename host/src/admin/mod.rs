@@ -6,6 +6,7 @@
 pub mod api;
 pub mod auth;
 mod directory;
+mod docs;
 mod error;
 mod features;
 mod history;
@@ -202,6 +203,7 @@ pub fn app(state: AdminState) -> Router {
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
         )
         .route("/metrics", get(metrics))
+        .route("/api/docs", get(docs::page))
         .nest(api::PREFIX, api)
         .with_state(state)
 }

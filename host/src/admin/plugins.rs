@@ -230,6 +230,7 @@ fn yes() -> bool {
 /// A whole chain, in the order plugins are asked.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"chain": [{"name": "hotdesk"}, {"name": "divert", "enabled": false}]}))]
 pub(super) struct ChainBody {
     /// Each plugin once.
     chain: Vec<ChainItem>,

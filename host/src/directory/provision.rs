@@ -192,6 +192,8 @@ pub async fn create_tenant(store: &Store, t: &NewTenant) -> Result<i64, Provisio
 /// A new employee.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Erin Example", "password": "erin-2005-pw", "extension": "2005",
+    "role": "user", "mobile": "447700900123", "voicemail_pin": "5555"}))]
 pub struct NewEmployee {
     /// Full name.
     pub name: String,
@@ -351,6 +353,7 @@ pub async fn create_employee(
 /// A new device account.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"username": "5403", "password": "desk-5403-pw", "name": "Desk by the window"}))]
 pub struct NewDevice {
     /// SIP username (an extension).
     pub username: String,
@@ -476,6 +479,8 @@ pub async fn create_device(
 /// A new hunt group.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"extension": "2100", "name": "Sales", "strategy": "sequential",
+    "member_ring_secs": 15, "total_ring_secs": 60, "members": [1, 2]}))]
 pub struct NewHuntGroup {
     /// The group's extension.
     pub extension: String,
