@@ -122,6 +122,13 @@ pub struct SipConfig {
     /// Host written into Via and Record-Route; defaults to the listen IP, or
     /// 127.0.0.1 when listening on the unspecified address.
     pub advertise: Option<String>,
+    /// IPv6 address for both UDP and TCP as well (`[::]:5060`); absent:
+    /// IPv4 only. IPv6 peers are answered from here and see it in Via and
+    /// Record-Route.
+    pub listen_v6: Option<SocketAddr>,
+    /// IPv6 address written into Via and Record-Route towards IPv6 peers;
+    /// defaults to the `listen_v6` IP, or `::1` when that is unspecified.
+    pub advertise_v6: Option<std::net::Ipv6Addr>,
     /// Domain of the tenant that takes requests whose domain matches no
     /// tenant (phones that register to the router's IP address).
     pub default_domain: Option<String>,
@@ -243,6 +250,8 @@ impl Default for SipConfig {
         SipConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 5060)),
             advertise: None,
+            listen_v6: None,
+            advertise_v6: None,
             default_domain: None,
             trusted: Vec::new(),
             t1_ms: 500,
@@ -392,6 +401,14 @@ impl Config {
                 reason: "idle_secs and message_secs must be at least 1".into(),
             });
         }
+        if self.sip.listen_v6.is_some_and(|a| !a.is_ipv6()) || self.sip.listen.is_ipv6() {
+            return Err(ConfigError::Invalid {
+                field: "sip.listen_v6",
+                reason: "sip.listen takes an IPv4 address and sip.listen_v6 an IPv6 one \
+                         (`[::]:5060`)"
+                    .into(),
+            });
+        }
         if self.sip.tls_listen.is_some()
             && (self.sip.tls_cert.is_none() || self.sip.tls_key.is_none())
         {
@@ -500,6 +517,15 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.registrar.max_contacts, 10);
         assert_eq!(c.sip.tcp.max_per_source, 64);
+    }
+
+    #[test]
+    fn an_ipv4_address_for_listen_v6_is_refused_naming_the_field() {
+        let c: Config = toml::from_str("[sip]\nlisten_v6 = \"0.0.0.0:5060\"").unwrap();
+        match c.validate() {
+            Err(ConfigError::Invalid { field, .. }) => assert_eq!(field, "sip.listen_v6"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

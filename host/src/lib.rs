@@ -73,6 +73,8 @@ pub struct Running {
     pub sip_addr: SocketAddr,
     /// SIP over TLS address, when TLS is on.
     pub tls_addr: Option<SocketAddr>,
+    /// IPv6 SIP address (UDP and TCP), when `sip.listen_v6` is set.
+    pub sip_addr_v6: Option<SocketAddr>,
     /// HTTP admin address.
     pub http_addr: SocketAddr,
     /// Bearer token of the bootstrap administrator.
@@ -172,6 +174,7 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
     };
     let transport = Transport::bind(
         config.sip.listen,
+        config.sip.listen_v6,
         transport::TcpPolicy::from(&config.sip.tcp),
         tls,
     )
@@ -217,6 +220,9 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
     let mut proxy_settings = ProxySettings::from_config(&config, sip_addr.port());
     proxy_settings.route_key = route_key(&store).await?;
     proxy_settings.tls_port = transport.tls_addr().map(|a| a.port());
+    if let (Some(v6), Some(bound)) = (proxy_settings.v6.as_mut(), transport.local_addr_v6()) {
+        v6.port = bound.port();
+    }
     let router = Router::new(
         transport.clone(),
         txns.clone(),
@@ -315,6 +321,7 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
     Ok(Running {
         sip_addr,
         tls_addr: router.transport.tls_addr(),
+        sip_addr_v6: router.transport.local_addr_v6(),
         http_addr,
         admin_token,
         demo,

@@ -9,6 +9,7 @@ mod diverts;
 mod dns;
 mod hotdesk;
 mod hunt_status;
+mod ipv6;
 mod openapi;
 mod plugins;
 mod registrar;

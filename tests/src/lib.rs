@@ -774,7 +774,13 @@ impl Phone {
     pub async fn new(router: SocketAddr, user: &str, password: &str, proto: Proto) -> Phone {
         let (sock, local) = match proto {
             Proto::Udp => {
-                let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                let s = UdpSocket::bind(if router.is_ipv6() {
+                    "[::1]:0"
+                } else {
+                    "127.0.0.1:0"
+                })
+                .await
+                .unwrap();
                 let l = s.local_addr().unwrap();
                 (Sock::Udp(s), l)
             }

@@ -306,16 +306,11 @@ pub(super) async fn run(
             // with no announcement to play, we hang up right after.
             let tag = sip::random_token();
             let mut ok = sip::response_to(&req, 200, Some(message), Some(&tag));
-            let s = &router.settings;
+            let (host, port) = router.settings.sent_by(&from);
             sip::push_header(
                 &mut ok.headers,
                 "Contact",
-                format!(
-                    "<sip:{}:{}{}>",
-                    s.host,
-                    s.port_for(from.proto),
-                    from.proto.uri_param()
-                ),
+                format!("<sip:{host}:{port}{}>", from.proto.uri_param()),
             );
             router.respond(&txn, ok);
             hang_up_feature_call(&router, &req, from, &tag);
@@ -497,7 +492,7 @@ fn hang_up_feature_call(router: &Arc<Router>, invite: &Request, to: Peer, our_ta
     };
     let mut headers = rsip::Headers::default();
     let branch = route::new_branch(router);
-    route::push_via(router, &mut headers, to.proto, &branch);
+    route::push_via(router, &mut headers, to, &branch);
     sip::push_header(&mut headers, "Max-Forwards", "70");
     headers.push(Header::From(rsip::headers::From::new(format!(
         "{to_hdr};tag={our_tag}"
@@ -1126,8 +1121,8 @@ impl Fork {
             &self.router,
             &mut out.headers,
             &self.record.sip_call_id,
-            self.from.proto,
-            dest.peer.proto,
+            self.from,
+            dest.peer,
         );
         if let Some(node) = dest.via_node {
             let route = route::flow_route(&self.router, node, &dest.uri, &self.record.sip_call_id);
@@ -1137,7 +1132,7 @@ impl Fork {
             );
         }
         let branch = route::new_branch(&self.router);
-        route::push_via(&self.router, &mut out.headers, dest.peer.proto, &branch);
+        route::push_via(&self.router, &mut out.headers, dest.peer, &branch);
         let idx = self.branches.len();
         let ctl = transaction::spawn_invite(
             self.router.transport.clone(),
@@ -1474,7 +1469,10 @@ fn present_caller(req: &mut Request, id: Option<&str>, name: Option<&str>) {
         .unwrap_or_default()
         .to_owned();
     let user = params::uri_user(&uri).unwrap_or_default().to_owned();
-    let host = params::uri_host(&uri).unwrap_or_default().to_owned();
+    let host = match params::uri_host(&uri).unwrap_or_default() {
+        h if h.contains(':') => format!("[{h}]"),
+        h => h.to_owned(),
+    };
     let new_user = id.unwrap_or(&user);
     let new_name = name
         .map(str::to_owned)

@@ -34,6 +34,8 @@ pub struct ProxySettings {
     pub port: u16,
     /// Our TLS port, when TLS is on.
     pub tls_port: Option<u16>,
+    /// Our IPv6 side, when `sip.listen_v6` is set.
+    pub v6: Option<Side6>,
     /// Other addresses that mean "us" in a Route header.
     pub local_ips: Vec<IpAddr>,
     /// Sources whose requests are not challenged.
@@ -50,6 +52,15 @@ pub struct ProxySettings {
     pub route_key: [u8; 32],
     /// Answered calls idle this long are reaped.
     pub dialog_max_idle: Duration,
+}
+
+/// What we write into Via and Record-Route towards IPv6 peers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Side6 {
+    /// The bracketed address (`[2001:db8::1]`).
+    pub host: String,
+    /// Our IPv6 port (UDP and TCP).
+    pub port: u16,
 }
 
 impl ProxySettings {
@@ -71,6 +82,26 @@ impl ProxySettings {
         if let Some(a) = config.cluster.advertise {
             local_ips.push(a.ip());
         }
+        let v6 = config.sip.listen_v6.map(|l| {
+            let ip = if l.ip().is_unspecified() {
+                IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+            } else {
+                l.ip()
+            };
+            local_ips.push(l.ip());
+            local_ips.push(ip);
+            Side6 {
+                host: config
+                    .sip
+                    .advertise_v6
+                    .map(|a| format!("[{a}]"))
+                    .unwrap_or_else(|| format!("[{ip}]")),
+                port: l.port(),
+            }
+        });
+        if let Some(a) = config.sip.advertise_v6 {
+            local_ips.push(IpAddr::V6(a));
+        }
         ProxySettings {
             host,
             port,
@@ -86,6 +117,7 @@ impl ProxySettings {
             timer_c: Duration::from_secs(config.sip.timer_c_secs),
             route_key: rand::random(),
             tls_port: None,
+            v6,
             dialog_max_idle: Duration::from_secs(config.sip.dialog_max_idle_secs.max(1)),
         }
     }
@@ -98,6 +130,17 @@ impl ProxySettings {
         match (proto, self.tls_port) {
             (sip::Proto::Tls, Some(p)) => p,
             _ => self.port,
+        }
+    }
+
+    /// The host and port that name us to `peer`: our IPv6 side for an
+    /// IPv6 peer (when we have one), else the usual.
+    pub fn sent_by(&self, peer: &sip::Peer) -> (&str, u16) {
+        match &self.v6 {
+            Some(v6) if peer.addr.is_ipv6() && peer.proto != sip::Proto::Tls => {
+                (v6.host.as_str(), v6.port)
+            }
+            _ => (self.host.as_str(), self.port_for(peer.proto)),
         }
     }
 }
@@ -324,7 +367,10 @@ impl Router {
             || host
                 .parse::<IpAddr>()
                 .is_ok_and(|ip| self.settings.local_ips.contains(&ip));
-        host_ok && (port == self.settings.port || Some(port) == self.settings.tls_port)
+        host_ok
+            && (port == self.settings.port
+                || Some(port) == self.settings.tls_port
+                || self.settings.v6.as_ref().is_some_and(|v6| v6.port == port))
     }
 
     fn on_request(self: &Arc<Self>, mut req: Request, from: Peer) {
@@ -673,7 +719,7 @@ impl Router {
             return;
         };
         let call_id = sip::call_id(&req.headers).unwrap_or_default().to_owned();
-        route::record_route(self, &mut req.headers, &call_id, from.proto, peer.proto);
+        route::record_route(self, &mut req.headers, &call_id, from, peer);
         self.dialogs.routed(&call_id);
         let me = self.clone();
         tokio::spawn(async move { me.relay(req, from, peer, Some(txn)).await });
@@ -721,7 +767,7 @@ impl Router {
             // Dialog-creating: later requests (NOTIFY, refreshes) come back
             // through us like a call's, and are recognised the same way.
             let call_id = sip::call_id(&req.headers).unwrap_or_default().to_owned();
-            route::record_route(&self, &mut req.headers, &call_id, from.proto, peer.proto);
+            route::record_route(&self, &mut req.headers, &call_id, from, peer);
             self.dialogs.routed(&call_id);
         }
         tokio::spawn(async move { me.relay(req, from, peer, Some(txn)).await });
@@ -757,7 +803,7 @@ impl Router {
         } else {
             route::new_branch(&self)
         };
-        route::push_via(&self, &mut req.headers, peer.proto, &branch);
+        route::push_via(&self, &mut req.headers, peer, &branch);
         if req.method == Method::Ack {
             self.transport
                 .send(peer, codec::encode(&SipMessage::Request(req)));

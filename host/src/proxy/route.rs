@@ -65,7 +65,7 @@ pub(crate) fn peer_from_top_via(headers: &Headers) -> Option<Peer> {
     let f = params::ViaFields::parse(sip::header(headers, "Via")?)?;
     let proto = Proto::parse(f.transport)?;
     let host = f.param("received").unwrap_or(f.host);
-    let ip: IpAddr = host.parse().ok()?;
+    let ip: IpAddr = host.trim_matches(['[', ']']).parse().ok()?;
     let port = f
         .param("rport")
         .and_then(|p| p.parse().ok())
@@ -266,41 +266,40 @@ pub(crate) fn derived_branch(incoming: &str) -> String {
 }
 
 /// Pushes our Via.
-pub(crate) fn push_via(router: &Router, headers: &mut Headers, proto: Proto, branch: &str) {
-    let s = &router.settings;
+pub(crate) fn push_via(router: &Router, headers: &mut Headers, to: Peer, branch: &str) {
+    let (host, port) = router.settings.sent_by(&to);
     let value = format!(
-        "SIP/2.0/{} {}:{};branch={branch}",
-        proto.as_str(),
-        s.host,
-        s.port_for(proto)
+        "SIP/2.0/{} {host}:{port};branch={branch}",
+        to.proto.as_str()
     );
     insert_top(headers, Header::Via(rsip::headers::Via::new(value)));
 }
 
 /// Adds our Record-Route; two entries when the two sides use different
-/// transports (RFC 5658), so each side reaches us the way it talks.
+/// transports or address families (RFC 5658), so each side reaches us the
+/// way it talks.
 pub(crate) fn record_route(
     router: &Router,
     headers: &mut Headers,
     call_id: &str,
-    inbound: Proto,
-    outbound: Proto,
+    inbound: Peer,
+    outbound: Peer,
 ) {
     let s = &router.settings;
     let mac = route_mac(&s.route_key, call_id);
-    let rr = |p: Proto| {
+    let rr = |p: &Peer| {
+        let (host, port) = s.sent_by(p);
         Header::RecordRoute(rsip::headers::RecordRoute::new(format!(
-            "<sip:{}:{};lr{};{MAC_PARAM}={mac}>",
-            s.host,
-            s.port_for(p),
-            p.uri_param()
+            "<sip:{host}:{port};lr{};{MAC_PARAM}={mac}>",
+            p.proto.uri_param()
         )))
     };
     // The top entry faces the callee.
-    if inbound != outbound {
-        insert_top(headers, rr(inbound));
+    let (a, b) = (rr(&inbound), rr(&outbound));
+    if a != b {
+        insert_top(headers, a);
     }
-    insert_top(headers, rr(outbound));
+    insert_top(headers, b);
 }
 
 /// Resolves a SIP URI to an address: a registered contact's flow first,
@@ -328,8 +327,8 @@ pub(crate) async fn resolve_all(router: &Router, uri: &str) -> Vec<Peer> {
         return Vec::new();
     };
     let peers = router.locator.locate(&u).await;
-    let host = u.host_with_port.host.to_string();
-    if host.parse::<IpAddr>().is_err() {
+    if let rsip::Host::Domain(host) = &u.host_with_port.host {
+        let host = host.to_string();
         // TLS peers found by name are verified against that name.
         for p in peers.iter().filter(|p| p.proto == Proto::Tls) {
             router.transport.note_tls_name(p.addr, &host);

@@ -69,12 +69,7 @@ impl Binding {
         {
             return (self.source, true);
         }
-        let Ok(ip) = uri
-            .host_with_port
-            .host
-            .to_string()
-            .parse::<std::net::IpAddr>()
-        else {
+        let rsip::Host::IpAddr(ip) = uri.host_with_port.host else {
             return (self.source, true);
         };
         let behind_nat = ip != self.source.addr.ip() && is_private(ip);

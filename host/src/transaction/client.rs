@@ -257,6 +257,12 @@ pub fn terminate_answered(
     let build = |method: Method, cseq: u32| {
         let mut headers = Headers::default();
         let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+        // ViaFields gives an IPv6 host without its brackets.
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.clone()
+        };
         sip::push_header(
             &mut headers,
             "Via",

@@ -120,6 +120,8 @@ pub struct Transport {
     udp: Arc<UdpSocket>,
     tcp: TcpListenerSlot,
     local: SocketAddr,
+    /// UDP and TCP on IPv6, when configured.
+    v6: Option<V6Side>,
     /// The TLS listener and configuration, when TLS is on.
     tls: Option<TlsSide>,
     conns: DashMap<SocketAddr, mpsc::Sender<Bytes>>,
@@ -139,6 +141,13 @@ impl std::fmt::Debug for dyn Handler {
 struct TcpListenerSlot(parking_lot::Mutex<Option<TcpListener>>);
 
 #[derive(Debug)]
+struct V6Side {
+    udp: Arc<UdpSocket>,
+    tcp: TcpListenerSlot,
+    local: SocketAddr,
+}
+
+#[derive(Debug)]
 struct TlsSide {
     listener: TcpListenerSlot,
     local: SocketAddr,
@@ -150,12 +159,18 @@ struct TlsSide {
 
 impl Transport {
     /// Binds UDP and TCP on `addr` (port 0 picks a free port, the same for
-    /// both), and TLS on `tls`'s address when given.
+    /// both), UDP and TCP on the IPv6 `addr6` as well when given, and TLS
+    /// on `tls`'s address when given.
     pub async fn bind(
         addr: SocketAddr,
+        addr6: Option<SocketAddr>,
         policy: TcpPolicy,
         tls: Option<(SocketAddr, tls::Tls)>,
     ) -> std::io::Result<Arc<Transport>> {
+        let mut v6 = match addr6 {
+            Some(a) => Some(bind_v6(a)?),
+            None => None,
+        };
         let tls = match tls {
             Some((tls_addr, config)) => {
                 let listener = TcpListener::bind(tls_addr).await?;
@@ -179,6 +194,7 @@ impl Transport {
                         udp: Arc::new(udp),
                         tcp: TcpListenerSlot(parking_lot::Mutex::new(Some(tcp))),
                         local,
+                        v6: v6.take(),
                         tls: tls.take(),
                         conns: DashMap::new(),
                         counts: ConnCounts::default(),
@@ -200,6 +216,20 @@ impl Transport {
     /// The bound address (both protocols).
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// The IPv6 address (both protocols), when IPv6 is on.
+    pub fn local_addr_v6(&self) -> Option<SocketAddr> {
+        self.v6.as_ref().map(|v| v.local)
+    }
+
+    /// The UDP socket that reaches `addr`: the IPv6 one for an IPv6
+    /// address, when there is one.
+    fn udp_for(&self, addr: SocketAddr) -> &Arc<UdpSocket> {
+        match &self.v6 {
+            Some(v6) if addr.is_ipv6() => &v6.udp,
+            _ => &self.udp,
+        }
     }
 
     /// The TLS address, when TLS is on.
@@ -260,10 +290,23 @@ impl Transport {
             .map(|n| n.get())
             .unwrap_or(2)
             .clamp(1, 4);
-        for _ in 0..workers {
+        let mut sockets = vec![self.udp.clone()];
+        sockets.extend(self.v6.as_ref().map(|v| v.udp.clone()));
+        for sock in sockets {
+            for _ in 0..workers {
+                let me = self.clone();
+                let h = handler.clone();
+                let sock = sock.clone();
+                tasks.push(tokio::spawn(async move { me.udp_loop(sock, h).await }).abort_handle());
+            }
+        }
+        if let Some(listener) = self.v6.as_ref().and_then(|v| v.tcp.0.lock().take()) {
             let me = self.clone();
             let h = handler.clone();
-            tasks.push(tokio::spawn(async move { me.udp_loop(h).await }).abort_handle());
+            tasks.push(
+                tokio::spawn(async move { me.accept_loop(listener, h, false).await })
+                    .abort_handle(),
+            );
         }
         if let Some(listener) = self.tcp.0.lock().take() {
             let me = self.clone();
@@ -293,10 +336,10 @@ impl Transport {
         self.conns.clear();
     }
 
-    async fn udp_loop(self: Arc<Self>, handler: Arc<dyn Handler>) {
+    async fn udp_loop(self: Arc<Self>, sock: Arc<UdpSocket>, handler: Arc<dyn Handler>) {
         let mut buf = vec![0u8; codec::MAX_MESSAGE + 1];
         loop {
-            let (n, from) = match self.udp.recv_from(&mut buf).await {
+            let (n, from) = match sock.recv_from(&mut buf).await {
                 Ok(x) => x,
                 Err(e) => {
                     // ICMP errors from earlier sends surface here on Linux.
@@ -477,10 +520,10 @@ impl Transport {
     pub fn send(self: &Arc<Self>, peer: Peer, bytes: Bytes) {
         crate::metrics::count_sent(&bytes);
         match peer.proto {
-            Proto::Udp => match self.udp.try_send_to(&bytes, peer.addr) {
+            Proto::Udp => match self.udp_for(peer.addr).try_send_to(&bytes, peer.addr) {
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    let udp = self.udp.clone();
+                    let udp = self.udp_for(peer.addr).clone();
                     tokio::spawn(async move {
                         let _ = udp.send_to(&bytes, peer.addr).await;
                     });
@@ -510,7 +553,7 @@ impl Transport {
         match peer.proto {
             Proto::Udp => {
                 crate::metrics::count_sent(&bytes);
-                self.udp
+                self.udp_for(peer.addr)
                     .send_to(&bytes, peer.addr)
                     .await
                     .map(|_| ())
@@ -569,6 +612,45 @@ impl Transport {
             addr: self.local,
         }))
     }
+}
+
+/// Binds UDP and TCP on the IPv6 `addr` (IPv6 only, so `[::]` and
+/// `0.0.0.0` can share a port and IPv4 peers never appear as mapped
+/// addresses); port 0 picks one free on both.
+fn bind_v6(addr: SocketAddr) -> std::io::Result<V6Side> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    for _ in 0..16 {
+        let udp = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
+        udp.set_only_v6(true)?;
+        let _ = udp.set_recv_buffer_size(8 * 1024 * 1024);
+        let _ = udp.set_send_buffer_size(8 * 1024 * 1024);
+        udp.set_nonblocking(true)?;
+        udp.bind(&addr.into())?;
+        let udp = UdpSocket::from_std(udp.into())?;
+        let local = udp.local_addr()?;
+        let tcp = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
+        tcp.set_only_v6(true)?;
+        tcp.set_reuse_address(true)?;
+        tcp.set_nonblocking(true)?;
+        match tcp.bind(&local.into()) {
+            Ok(()) => {
+                tcp.listen(1024)?;
+                return Ok(V6Side {
+                    udp: Arc::new(udp),
+                    tcp: TcpListenerSlot(parking_lot::Mutex::new(Some(TcpListener::from_std(
+                        tcp.into(),
+                    )?))),
+                    local,
+                });
+            }
+            Err(e) if addr.port() != 0 => return Err(e),
+            Err(_) => continue,
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "no IPv6 port free on both UDP and TCP",
+    ))
 }
 
 /// Binds UDP with large socket buffers: a burst of thousands of
