@@ -478,7 +478,7 @@ impl Cidr {
 
     /// Whether `ip` lies in this network.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
+        match (self.addr, ip.to_canonical()) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
                 let mask = u32::MAX
                     .checked_shl(32 - u32::from(self.prefix))

@@ -67,6 +67,9 @@ async fn main() -> anyhow::Result<()> {
         "switchboard: SIP on {} (UDP and TCP), admin API on http://{}",
         running.sip_addr, running.http_addr
     );
+    if let Some(v6) = running.sip_addr_v6 {
+        println!("switchboard: SIP on {v6} (UDP and TCP) as well");
+    }
     println!("admin token: {}", running.admin_token);
     if let Some(demo) = &running.demo {
         println!(

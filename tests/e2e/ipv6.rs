@@ -113,3 +113,28 @@ async fn an_ipv6_phone_calls_an_ipv4_phone_and_hangs_up() {
         .await
         .is_some());
 }
+
+#[tokio::test]
+async fn a_phone_on_ipv6_over_tcp_is_called_over_its_connection() {
+    let r = dual_stack().await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let addr = r.running.sip_addr_v6.unwrap();
+    let mut bob = Phone::new(addr, "2002", &password("2002"), Proto::Tcp).await;
+    assert!(bob.local.is_ipv6());
+    assert_eq!(bob.register(3600).await.status(), Some(200));
+    alice.call("2002").await;
+    let inv = bob.expect_invite(T).await.expect("INVITE over IPv6 TCP");
+    assert!(
+        inv.header("Via")
+            .unwrap()
+            .starts_with(&format!("SIP/2.0/TCP [::1]:{};", addr.port())),
+        "{}",
+        inv.raw
+    );
+    bob.respond(&inv, 486, "Busy Here", "b").await;
+    let busy = alice
+        .recv_until(T, |m| m.status().is_some_and(|s| s >= 300))
+        .await
+        .expect("the callee's answer relayed");
+    assert_eq!(busy.status(), Some(486));
+}

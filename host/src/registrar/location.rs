@@ -99,7 +99,12 @@ fn is_private(ip: std::net::IpAddr) -> bool {
             v4.is_private() || v4.is_loopback() || v4.is_link_local() || v4.is_unspecified()
         }
         std::net::IpAddr::V6(v6) => {
-            v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xfe00) == 0xfc00
+            // Loopback, unspecified, unique local (fc00::/7), link local
+            // (fe80::/10).
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
         }
     }
 }

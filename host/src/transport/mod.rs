@@ -106,7 +106,7 @@ impl Drop for ConnSlot {
         t.counts
             .total
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        let ip = self.addr.ip();
+        let ip = source_key(self.addr.ip());
         if let Some(mut n) = t.counts.per_ip.get_mut(&ip) {
             *n = n.saturating_sub(1);
         }
@@ -267,11 +267,12 @@ impl Transport {
             self.counts.total.fetch_sub(1, Ordering::Relaxed);
             return Err("total TCP connection limit reached");
         }
-        let mut n = self.counts.per_ip.entry(addr.ip()).or_insert(0);
+        let source = source_key(addr.ip());
+        let mut n = self.counts.per_ip.entry(source).or_insert(0);
         if inbound && *n >= self.policy.max_per_source {
             drop(n);
             self.counts.total.fetch_sub(1, Ordering::Relaxed);
-            self.counts.per_ip.remove_if(&addr.ip(), |_, n| *n == 0);
+            self.counts.per_ip.remove_if(&source, |_, n| *n == 0);
             return Err("per-source TCP connection limit reached");
         }
         *n += 1;
@@ -611,6 +612,19 @@ impl Transport {
             proto: Proto::Tcp,
             addr: self.local,
         }))
+    }
+}
+
+/// What the per-source connection cap counts by: an IPv4 address, or an
+/// IPv6 /64 (one host is usually given a whole /64 and can pick any address
+/// in it).
+fn source_key(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip.to_canonical() {
+        std::net::IpAddr::V6(v6) => {
+            let s = v6.segments();
+            std::net::IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
     }
 }
 
