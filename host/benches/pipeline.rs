@@ -74,6 +74,7 @@ fn setup(
                 voicemail_pin: None,
                 department_id: None,
                 forced_login: None,
+                call_waiting: None,
             },
         )
         .await

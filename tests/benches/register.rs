@@ -16,7 +16,11 @@ fn register(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let router = rt.block_on(TestRouter::start_with_tls(|_| {}));
+    let router = rt.block_on(TestRouter::start_with_tls(|c| {
+        c.registrar.max_contacts = 64;
+        // Every phone of the bench connects from 127.0.0.1.
+        c.sip.tcp.max_per_source = 10_000;
+    }));
     let mut group = c.benchmark_group("register");
     group.sample_size(50);
     let mut udp = rt.block_on(Phone::new(
@@ -54,8 +58,42 @@ fn register(c: &mut Criterion) {
     group.finish();
     drop(udp);
     drop(tls);
+    // Throughput: 50 phones (the router is told to allow that many
+    // connections from one address) each
+    // re-register at once; REGISTER/s is 50 over the time of the batch.
+    let mut group = c.benchmark_group("register_batch");
+    group.sample_size(20);
+    group.throughput(criterion::Throughput::Elements(PHONES as u64));
+    for proto in [Proto::Udp, Proto::Tls] {
+        let phones = rt.block_on(async {
+            let mut v = Vec::new();
+            for i in 0..PHONES {
+                // The test tenant's employees are 2001-2004; a batch uses
+                // each account several times (separate contacts).
+                let user = format!("200{}", 1 + i % 4);
+                v.push(Phone::new(router.addr_for(proto), &user, &password(&user), proto).await);
+            }
+            v
+        });
+        let phones = std::sync::Arc::new(tokio::sync::Mutex::new(phones));
+        let name = if proto == Proto::Udp { "udp" } else { "tls" };
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let mut all = phones.lock().await;
+                    let tasks = all.iter_mut().map(|p| async move {
+                        assert_eq!(p.register(600).await.status(), Some(200));
+                    });
+                    futures_util::future::join_all(tasks).await;
+                })
+            })
+        });
+    }
+    group.finish();
     rt.block_on(async move { drop(router) });
 }
+
+const PHONES: usize = 50;
 
 criterion_group!(benches, register);
 criterion_main!(benches);

@@ -249,6 +249,49 @@ async fn external_number_goes_to_the_tenant_trunk() {
 }
 
 #[tokio::test]
+async fn a_new_tenant_counts_an_employee_on_a_call_as_busy() {
+    let r = TestRouter::start().await;
+    let (status, body) = r
+        .api(
+            "POST",
+            "/tenants",
+            Some(
+                serde_json::json!({"domain": "fresh.example", "name": "Fresh"})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["busy_on_active_call"], true, "{body}");
+}
+
+#[tokio::test]
+async fn an_employee_with_call_waiting_is_rung_while_on_a_call() {
+    let r = TestRouter::start().await;
+    r.patch_tenant(serde_json::json!({"busy_on_active_call": true}))
+        .await;
+    r.patch_employee("2002", serde_json::json!({"call_waiting": true}))
+        .await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut bob = r.phone("2002", Proto::Udp).await;
+    let mut carol = r.phone("2003", Proto::Udp).await;
+    let call = alice.call("2002").await;
+    let inv = bob.expect_invite(T).await.unwrap();
+    bob.respond(&inv, 200, "OK", "b").await;
+    let ok = alice
+        .recv_until(T, |m| m.status() == Some(200))
+        .await
+        .unwrap();
+    alice.in_dialog(&call, &ok, "ACK", call.cseq).await;
+    carol.call("2002").await;
+    assert!(
+        bob.expect_invite(T).await.is_some(),
+        "the second call rings during the first"
+    );
+}
+
+#[tokio::test]
 async fn second_call_is_busy_when_the_tenant_counts_an_active_call_as_busy() {
     let r = TestRouter::start().await;
     sqlx::query("UPDATE tenants SET busy_on_active_call = 1")

@@ -226,29 +226,61 @@ async fn someone_who_is_not_a_delegate_cannot_use_the_bosss_caller_id() {
 }
 
 #[tokio::test]
-async fn hash_hash_20_transfers_the_call_back_to_the_boss_without_delegating_again() {
+async fn a_referred_by_that_no_relayed_refer_backs_does_not_reach_the_boss_undelegated() {
+    let r = setup(ring_all()).await;
+    let mut bob = r.phone("2002", Proto::Udp).await;
+    let mut s1 = r.phone("2005", Proto::Udp).await;
+    let mut g = r.phone("2007", Proto::Udp).await;
+    // 2007 claims to be transferred by the secretary; no REFER was relayed.
+    g.call_with("2002", &format!("Referred-By: <sip:2005@{DOMAIN}>\r\n"))
+        .await;
+    assert!(
+        s1.expect_invite(T).await.is_some(),
+        "delegated as any other call"
+    );
+    assert!(
+        bob.expect_invite(SHORT).await.is_none(),
+        "the boss does not ring"
+    );
+}
+
+#[tokio::test]
+async fn a_referred_invite_is_accepted_once_per_refer() {
     let r = setup(ring_all()).await;
     let mut alice = r.phone("2001", Proto::Udp).await;
     let mut bob = r.phone("2002", Proto::Udp).await;
     let mut s1 = r.phone("2005", Proto::Udp).await;
-    let mut s2 = r.phone("2006", Proto::Udp).await;
+    let _s2 = r.phone("2006", Proto::Udp).await;
     alice.call("2002").await;
     let inv = s1.expect_invite(T).await.unwrap();
-    let _ = s2.expect_invite(T).await;
     s1.respond(&inv, 200, "OK", "s1").await;
     assert!(alice
         .recv_until(T, |m| m.status() == Some(200))
         .await
         .is_some());
-    // 2005 blind-transfers Alice to ##20: Alice's phone sends the referred
-    // INVITE.
-    alice
-        .call_with("##20", &format!("Referred-By: <sip:2005@{DOMAIN}>\r\n"))
-        .await;
-    assert!(bob.expect_invite(T).await.is_some(), "the boss rings");
+    s1.request_as_callee(
+        &inv,
+        "s1",
+        "REFER",
+        1,
+        &format!("Refer-To: <sip:%23%2320@{DOMAIN}>\r\nReferred-By: <sip:2005@{DOMAIN}>\r\n"),
+    )
+    .await;
+    let refer = alice
+        .recv_until(T, |m| m.method() == Some("REFER"))
+        .await
+        .expect("the REFER reaches the transferee");
+    alice.respond(&refer, 202, "Accepted", "").await;
+    let referred_by = format!("Referred-By: {}\r\n", refer.header("Referred-By").unwrap());
+    alice.call_with("%23%2320", &referred_by).await;
     assert!(
-        s1.expect_invite(SHORT).await.is_none(),
-        "not delegated again"
+        bob.expect_invite(T).await.is_some(),
+        "the first one reaches the boss"
+    );
+    alice.call_with("%23%2320", &referred_by).await;
+    assert!(
+        bob.expect_invite(SHORT).await.is_none(),
+        "a second INVITE on the same REFER does not"
     );
 }
 

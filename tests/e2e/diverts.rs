@@ -299,9 +299,8 @@ async fn a_number_that_is_not_international_digits_is_refused_naming_the_field()
 }
 
 #[tokio::test]
-async fn a_user_may_divert_only_to_their_own_mobile() {
+async fn a_divert_to_a_number_no_tenant_prefix_allows_is_refused() {
     let s = setup().await;
-    // 2002 has the User role (the default) and MOBILE as their mobile.
     let (status, body) =
         s.r.settings(
             "divert",
@@ -311,17 +310,65 @@ async fn a_user_may_divert_only_to_their_own_mobile() {
         .await;
     assert_eq!(status, 422, "{body}");
     assert!(
-        body["error"].as_str().unwrap().contains("own mobile"),
+        body["error"].as_str().unwrap().starts_with("always.number")
+            && body["error"].as_str().unwrap().contains("number_prefixes"),
         "{body}"
     );
-    s.r.patch_employee("2002", json!({"role": "administrator"}))
-        .await;
+}
+
+#[tokio::test]
+async fn an_administrator_may_divert_a_user_to_a_number_the_tenant_allows() {
+    let mut s = setup().await;
     let (status, body) =
-        s.r.settings(
-            "divert",
-            "employee:2002",
-            json!({"always": {"number": "15551234567"}}),
-        )
-        .await;
-    assert_eq!(status, 200, "an administrator may: {body}");
+        s.r.settings("divert", "tenant", json!({"number_prefixes": ["1555"]}))
+            .await;
+    assert_eq!(status, 200, "{body}");
+    // 2002 has the User role; the operator sets it, as an administrator would.
+    diverts(&s.r, "2002", json!({"always": {"number": "15551234567"}})).await;
+    let mut alice = s.r.phone("2001", Proto::Udp).await;
+    alice.call("2002").await;
+    let inv = s.trunk.expect_invite(T).await.expect("the trunk gets it");
+    assert!(
+        inv.first.starts_with("INVITE sip:15551234567@"),
+        "{}",
+        inv.first
+    );
+}
+
+#[tokio::test]
+async fn a_prefix_list_that_is_not_digits_is_refused_naming_the_setting() {
+    let s = setup().await;
+    let (status, body) =
+        s.r.settings("divert", "tenant", json!({"number_prefixes": ["+44"]}))
+            .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("number_prefixes"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_diverted_call_carries_history_info_beside_diversion() {
+    let s = setup().await;
+    diverts(&s.r, "2002", json!({"always": {"extension": "2004"}})).await;
+    let mut alice = s.r.phone("2001", Proto::Udp).await;
+    let mut dave = s.r.phone("2004", Proto::Udp).await;
+    alice.call("2002").await;
+    let inv = dave.expect_invite(T).await.expect("diverted to 2004");
+    let h: Vec<&str> = inv.headers_all("History-Info").collect();
+    assert_eq!(h.len(), 2, "{}", inv.raw);
+    assert!(
+        h[0].starts_with("<sip:2002@") && h[0].ends_with(";index=1"),
+        "{h:?}"
+    );
+    assert!(
+        h[1].starts_with("<sip:2004@")
+            && h[1].contains("cause%3D302")
+            && h[1].ends_with(";index=1.1;mp=1"),
+        "{h:?}"
+    );
 }

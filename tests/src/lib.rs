@@ -252,6 +252,7 @@ impl TestRouter {
                     voicemail_pin: None,
                     department_id: None,
                     forced_login: None,
+                    call_waiting: None,
                 },
             )
             .await

@@ -218,13 +218,15 @@ async fn metrics(State(s): State<AdminState>) -> String {
          # TYPE switchboard_server_transactions gauge\nswitchboard_server_transactions {}\n\
          # TYPE switchboard_client_transactions gauge\nswitchboard_client_transactions {}\n\
          # TYPE switchboard_tcp_connections gauge\nswitchboard_tcp_connections {}\n\
-         # TYPE switchboard_calls_forking gauge\nswitchboard_calls_forking {}\n",
+         # TYPE switchboard_calls_forking gauge\nswitchboard_calls_forking {}\n\
+         # TYPE switchboard_pending_transfers gauge\nswitchboard_pending_transfers {}\n",
         r.registrar().location().contact_count(),
         r.dialogs().len(),
         r.txns.server.len(),
         r.txns.client.len(),
         r.transport.connection_count(),
         r.dialogs().forking_count(),
+        r.dialogs().pending_transfers(),
     ));
     body
 }

@@ -41,7 +41,7 @@ pub async fn seed_demo(
             voicemail_uri: Some("sip:voicemail@127.0.0.1:5080".into()),
             hotdesk_first: None,
             hotdesk_last: None,
-            busy_on_active_call: false,
+            busy_on_active_call: true,
         },
     )
     .await;
@@ -87,6 +87,7 @@ pub async fn seed_demo(
                 voicemail_pin: Some(pin.into()),
                 department_id: None,
                 forced_login: None,
+                call_waiting: None,
             },
         )
         .await?;

@@ -314,7 +314,8 @@ async fn load_snapshot(store: &Store) -> Result<Snapshot, sqlx::Error> {
     }
     for row in sqlx::query(
         "SELECT id, tenant_id, name, login, extension, role, position, email, mobile, \
-         department_id, ha1_md5, ha1_sha256, voicemail_pin, forced_login FROM employees",
+         department_id, ha1_md5, ha1_sha256, voicemail_pin, forced_login, call_waiting \
+         FROM employees",
     )
     .fetch_all(pool)
     .await?
@@ -337,6 +338,7 @@ async fn load_snapshot(store: &Store) -> Result<Snapshot, sqlx::Error> {
             ha1_sha256: row.try_get("ha1_sha256")?,
             voicemail_pin: row.try_get("voicemail_pin")?,
             forced_login: row.try_get::<i64, _>("forced_login")? != 0,
+            call_waiting: row.try_get::<i64, _>("call_waiting")? != 0,
         };
         if let Some(dir) = dirs.get_mut(&e.tenant_id) {
             dir.by_extension

@@ -212,6 +212,8 @@ pub struct Employee {
     /// Forced login (seed 004): the idle timeout and status on no answer
     /// apply to them when they also have a PIN.
     pub forced_login: bool,
+    /// Call waiting: a second call rings them while they are on a call.
+    pub call_waiting: bool,
 }
 
 /// A SIP account a phone registers with, other than an employee's own.

@@ -103,8 +103,9 @@ pub struct NewTenant {
     /// Last hotdesk extension; default 5499.
     #[serde(default)]
     pub hotdesk_last: Option<u32>,
-    /// A second call to someone on a call is busy.
-    #[serde(default)]
+    /// A second call to someone already on a call is busy (seed 001's
+    /// "on busy"); default true. Employees with call waiting are rung.
+    #[serde(default = "yes")]
     pub busy_on_active_call: bool,
 }
 
@@ -226,6 +227,10 @@ pub struct NewEmployee {
     /// Forced login (seed 004); default false.
     #[serde(default)]
     pub forced_login: Option<bool>,
+    /// Call waiting: a second call rings them while they are on a call
+    /// (else it is busy when the tenant says so); default false.
+    #[serde(default)]
+    pub call_waiting: Option<bool>,
 }
 
 /// Checks that `ext` may be given to a person or group in this tenant.
@@ -328,7 +333,8 @@ pub async fn create_employee(
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO employees (tenant_id, name, login, password_hash, ha1_md5, ha1_sha256, \
          position, role, extension, email, mobile, voicemail_pin, department_id, created_at, \
-         forced_login) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
+         forced_login, call_waiting) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+         $13, $14, $15, $16) RETURNING id",
     )
     .bind(dir.tenant.id)
     .bind(e.name.trim())
@@ -345,6 +351,7 @@ pub async fn create_employee(
     .bind(e.department_id)
     .bind(now_ms())
     .bind(i64::from(e.forced_login.unwrap_or(false)))
+    .bind(i64::from(e.call_waiting.unwrap_or(false)))
     .fetch_one(store.pool())
     .await?;
     Ok((id, extension))
@@ -775,6 +782,8 @@ pub struct EmployeePatch {
     pub department_id: Option<i64>,
     /// Forced login (seed 004).
     pub forced_login: Option<bool>,
+    /// Call waiting (a second call rings them during a call).
+    pub call_waiting: Option<bool>,
 }
 
 /// Updates an employee of `dir`'s tenant.
@@ -878,6 +887,13 @@ pub async fn update_employee(
     if let Some(f) = p.forced_login {
         sqlx::query("UPDATE employees SET forced_login = $1 WHERE id = $2")
             .bind(i64::from(f))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(w) = p.call_waiting {
+        sqlx::query("UPDATE employees SET call_waiting = $1 WHERE id = $2")
+            .bind(i64::from(w))
             .bind(id)
             .execute(&mut *tx)
             .await?;

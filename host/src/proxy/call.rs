@@ -199,17 +199,27 @@ pub(super) async fn run(
     }
     // A transfer's INVITE names the transferor: their plugins decide it
     // (`##20` back to the boss) even when the transferee is outside.
+    // The claim counts only when we relayed that REFER in a call of the
+    // transferor's, to this transferee and this target: anyone can write
+    // the header.
     let referred_by = sip::header(&req.headers, "Referred-By")
-        .map(params::uri_of)
-        .and_then(params::uri_user)
-        .and_then(|u| match tenant.resolve(u) {
-            Some(Entry::Employee(_)) => Some(u.to_owned()),
-            Some(Entry::Device(d)) => tenant
-                .devices
-                .get(&d)
-                .and_then(|d| tenant.owner_of(d))
-                .map(|e| e.extension.to_string()),
-            _ => None,
+        .and_then(|v| extension_of(&tenant, v))
+        .filter(|referrer| {
+            let transferee = sip::header(&req.headers, "From")
+                .map(params::uri_of)
+                .and_then(params::uri_user)
+                .map(params::percent_decode)
+                .unwrap_or_default();
+            let taken = router.dialogs.take_transfer(&super::dialog::Transfer {
+                tenant_id: tenant.tenant.id,
+                referrer: referrer.clone(),
+                target: callee.clone(),
+                transferee,
+            });
+            if !taken {
+                tracing::info!(%referrer, %callee, "Referred-By without a REFER we relayed: ignored");
+            }
+            taken
         });
     let caller_logged_out = caller.internal
         && router.plugins.state().status(tenant.tenant.id, &caller.id)
@@ -516,6 +526,21 @@ fn hang_up_feature_call(router: &Arc<Router>, invite: &Request, to: Peer, our_ta
     });
 }
 
+/// The extension a name-addr (`<sip:2005@d>`, a Referred-By) names: an
+/// employee's, or the owner's of a device account.
+pub(super) fn extension_of(tenant: &TenantDirectory, name_addr: &str) -> Option<String> {
+    let user = params::uri_user(params::uri_of(name_addr))?;
+    match tenant.resolve(user) {
+        Some(Entry::Employee(_)) => Some(user.to_owned()),
+        Some(Entry::Device(d)) => tenant
+            .devices
+            .get(&d)
+            .and_then(|d| tenant.owner_of(d))
+            .map(|e| e.extension.to_string()),
+        _ => None,
+    }
+}
+
 /// Records a route's diversion as a Diversion header value (RFC 5806),
 /// newest first; false when the call has had too many.
 fn add_diversion(diversions: &mut Vec<String>, r: &RouteDecision, domain: &str) -> bool {
@@ -705,12 +730,16 @@ fn plan_for(
     let status = |ext: &str| router.plugins.state().status(tid, ext);
     let single = |label: &str, dests: Vec<Dest>| Plan::single(label.to_owned(), dests, ring);
     match tenant.resolve(callee) {
-        Some(Entry::Employee(_)) => {
+        Some(Entry::Employee(id)) => {
             // Do not disturb and logged off both mean busy for personal calls.
             if status(callee) != crate::plugins::Status::Available {
                 return Err((486, "Busy Here", Outcome::Busy));
             }
-            if tenant.tenant.busy_on_active_call && router.dialogs.active_calls(tid, callee) > 0 {
+            let waiting = tenant.employees.get(&id).is_some_and(|e| e.call_waiting);
+            if tenant.tenant.busy_on_active_call
+                && !waiting
+                && router.dialogs.active_calls(tid, callee) > 0
+            {
                 return Err((486, "Busy Here", Outcome::Busy));
             }
             let dests = contacts_for_extension(router, tenant, callee);
@@ -1112,6 +1141,18 @@ impl Fork {
             sip::remove_headers(&mut out.headers, "Diversion");
             for d in &self.plan.diversions {
                 sip::push_header(&mut out.headers, "Diversion", d.clone());
+            }
+            // The diverted-to user as an address of record, not a contact.
+            let label = &self.plan.targets[ti].label;
+            let target = match params::uri_host(&self.req.uri.to_string()) {
+                Some(host) if label.bytes().all(|b| b.is_ascii_digit()) => {
+                    format!("sip:{label}@{host}")
+                }
+                _ => dest.uri.clone(),
+            };
+            sip::remove_headers(&mut out.headers, "History-Info");
+            for h in super::diversion::history_info(&self.plan.diversions, &target) {
+                sip::push_header(&mut out.headers, "History-Info", h);
             }
         }
         // Credentials were for us, not for the callee.

@@ -60,6 +60,28 @@ pub struct RemoteCalls {
 /// request (subscriptions refresh well within this).
 pub const ROUTED_DIALOG_LIFETIME: Duration = Duration::from_secs(2 * 3600);
 
+/// How long after its REFER the transferee's INVITE may name the
+/// transferor (a phone follows a REFER at once; 64*T1 is ample).
+pub const TRANSFER_LIFETIME: Duration = Duration::from_secs(32);
+
+/// Most transfers remembered at once; more REFERs than this in 32 s are
+/// relayed, but their INVITEs do not get to name a transferor.
+const MAX_TRANSFERS: usize = 10_000;
+
+/// A transfer relayed in an answered call: `referrer`, a party of the
+/// call, asked `transferee` to call `target`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Transfer {
+    /// Tenant of the call.
+    pub tenant_id: i64,
+    /// The transferor's extension.
+    pub referrer: String,
+    /// Who the transferee was asked to call (the Refer-To user, decoded).
+    pub target: String,
+    /// The user the REFER was sent to.
+    pub transferee: String,
+}
+
 /// An INVITE being forked; dropping it ends that (see [`Dialogs::forking`]).
 #[derive(Debug)]
 pub struct ForkGuard {
@@ -92,6 +114,8 @@ pub struct Dialogs {
     /// Other dialogs we record-routed (SUBSCRIBE, REFER), by Call-ID, until
     /// when they are known without a new request.
     routed: DashMap<String, Instant>,
+    /// Transfers relayed, until when their INVITE may come.
+    transfers: DashMap<Transfer, Instant>,
     active: DashMap<(i64, String), u32>,
     last_ended: DashMap<(i64, String), Instant>,
     /// Where starts and ends go when other nodes must know (a cluster).
@@ -196,6 +220,60 @@ impl Dialogs {
             dialogs: self.clone(),
             call_id: call_id.to_owned(),
         }
+    }
+
+    /// Remembers a transfer asked for in the answered call `call_id`, when
+    /// `referrer` is a party of that call; false when it is not remembered.
+    pub fn note_transfer(
+        &self,
+        call_id: &str,
+        referrer: &str,
+        target: &str,
+        transferee: &str,
+    ) -> bool {
+        let Some(tenant_id) = self
+            .by_call_id
+            .get(call_id)
+            .filter(|d| d.parties.iter().any(|p| p == referrer))
+            .map(|d| d.tenant_id)
+        else {
+            return false;
+        };
+        let now = Instant::now();
+        if self.transfers.len() >= MAX_TRANSFERS {
+            self.transfers.retain(|_, until| *until > now);
+            if self.transfers.len() >= MAX_TRANSFERS {
+                return false;
+            }
+        }
+        self.transfers.insert(
+            Transfer {
+                tenant_id,
+                referrer: referrer.to_owned(),
+                target: target.to_owned(),
+                transferee: transferee.to_owned(),
+            },
+            now + TRANSFER_LIFETIME,
+        );
+        true
+    }
+
+    /// Whether `t` was relayed in the last [`TRANSFER_LIFETIME`]; it is
+    /// used up (one INVITE per REFER).
+    pub fn take_transfer(&self, t: &Transfer) -> bool {
+        self.transfers
+            .remove(t)
+            .is_some_and(|(_, until)| until > Instant::now())
+    }
+
+    /// The tenant of an answered call.
+    pub fn tenant_of_call(&self, call_id: &str) -> Option<i64> {
+        self.by_call_id.get(call_id).map(|d| d.tenant_id)
+    }
+
+    /// Transfers remembered now (a gauge).
+    pub fn pending_transfers(&self) -> usize {
+        self.transfers.len()
     }
 
     /// Remembers a dialog we record-routed other than a call (SUBSCRIBE,

@@ -6,6 +6,7 @@
 mod admission;
 mod call;
 pub mod dialog;
+mod diversion;
 mod route;
 
 use std::net::IpAddr;
@@ -656,6 +657,9 @@ impl Router {
     /// the next route or the Request-URI.
     fn forward_in_dialog(self: Arc<Self>, req: Request, from: Peer, txn: Option<Arc<ServerTxn>>) {
         if let Some(call_id) = sip::call_id(&req.headers) {
+            if req.method == Method::Refer {
+                self.note_transfer(&req, call_id);
+            }
             if req.method == Method::Bye {
                 if let Some(d) = self.dialogs.end_by_bye(call_id) {
                     self.history.ended(&d.record_id, now_ms());
@@ -683,6 +687,32 @@ impl Router {
             };
             me.relay(req, from, peer, txn).await;
         });
+    }
+
+    /// Remembers a REFER in an answered call, so the transferee's INVITE
+    /// may name the transferor (its Referred-By, else its From) when that
+    /// is a party of the call.
+    fn note_transfer(&self, req: &Request, call_id: &str) {
+        let Some(tenant_id) = self.dialogs.tenant_of_call(call_id) else {
+            return;
+        };
+        let Some(tenant) = self.directory.snapshot().by_id(tenant_id).cloned() else {
+            return;
+        };
+        let referrer = sip::header(&req.headers, "Referred-By")
+            .or_else(|| sip::header(&req.headers, "From"))
+            .and_then(|v| call::extension_of(&tenant, v));
+        let target = sip::header(&req.headers, "Refer-To")
+            .map(params::uri_of)
+            .and_then(params::uri_user)
+            .map(params::percent_decode);
+        let transferee = sip::header(&req.headers, "To")
+            .map(params::uri_of)
+            .and_then(params::uri_user)
+            .map(params::percent_decode);
+        if let (Some(r), Some(t), Some(e)) = (referrer, target, transferee) {
+            self.dialogs.note_transfer(call_id, &r, &t, &e);
+        }
     }
 
     /// Whether another node of the cluster sends this INVITE through us to

@@ -16,8 +16,13 @@
 //! {"always": "off", "no_answer": "voicemail", "busy": {"extension": "2002"},
 //!  "unreachable": {"number": "441234567890"}, "no_answer_ring_s": 20}
 //! ```
-//! Employees with the User or Restricted user role may divert to an
-//! external number only when it is their own mobile (toll fraud).
+//! External numbers are a toll-fraud risk: a divert may go to the
+//! employee's own mobile, or to a number starting with one of the prefixes
+//! the tenant allows (scope `tenant`: `{"number_prefixes": ["44", "331"]}`;
+//! none by default), checked when the divert is set and again when a call
+//! takes it. Who may set what is the admin API's business (seed 002: Users
+//! and Restricted users only their own mobile; administrators any number
+//! the tenant allows).
 //!
 //! Diverted calls carry a `Diversion` header (the host adds it from the
 //! route's `diversion`) and call history says `diverted: busy` etc.
@@ -30,7 +35,7 @@ wit_bindgen::generate!({ path: "../../wit", world: "plugin" });
 
 use exports::switchboard::plugin::handler::Guest;
 use serde_json::Value;
-use switchboard::plugin::host::{self, Role};
+use switchboard::plugin::host;
 use switchboard::plugin::types::*;
 
 /// Seed 001: "rings for more than the default time (300 seconds)".
@@ -135,9 +140,71 @@ fn settings_of(ext: &str) -> Value {
 
 fn target_of(ext: &str, trigger: Trigger) -> Option<DivertTo> {
     let s = settings_of(ext);
-    parse_target(trigger.key(), &s[trigger.key()])
+    let t = parse_target(trigger.key(), &s[trigger.key()])
         .ok()
-        .flatten()
+        .flatten()?;
+    if let DivertTo::Number(n) = &t {
+        let mobile = host::find_employee(ext).and_then(|e| e.mobile);
+        if !number_allowed(mobile.as_deref(), n) {
+            host::log(
+                host::Level::Warn,
+                &format!("divert of {ext} to {n} not taken: the tenant no longer allows it"),
+            );
+            return None;
+        }
+    }
+    Some(t)
+}
+
+/// Most prefixes a tenant may list.
+const MAX_PREFIXES: usize = 100;
+
+/// The number prefixes the tenant allows diverts to.
+fn allowed_prefixes() -> Vec<String> {
+    host::setting("tenant")
+        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+        .and_then(|v| {
+            v.get("number_prefixes").and_then(Value::as_array).map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
+}
+
+/// The toll-fraud guard: the employee's own mobile, or a prefix the tenant
+/// allows.
+fn number_allowed(mobile: Option<&str>, n: &str) -> bool {
+    mobile == Some(n) || allowed_prefixes().iter().any(|p| n.starts_with(p.as_str()))
+}
+
+fn validate_tenant(v: &Value) -> Result<(), String> {
+    let Some(map) = v.as_object() else {
+        return Err("settings must be a JSON object".into());
+    };
+    if let Some(k) = map.keys().find(|k| k.as_str() != "number_prefixes") {
+        return Err(format!("{k}: unknown setting (allowed: number_prefixes)"));
+    }
+    let Some(list) = map.get("number_prefixes") else {
+        return Ok(());
+    };
+    let Some(list) = list.as_array() else {
+        return Err("number_prefixes: must be a list of digit strings".into());
+    };
+    if list.len() > MAX_PREFIXES {
+        return Err(format!("number_prefixes: at most {MAX_PREFIXES}"));
+    }
+    for p in list {
+        let p = p.as_str().unwrap_or_default();
+        if p.is_empty() || p.len() > 15 || !p.bytes().all(|b| b.is_ascii_digit()) || p.starts_with('0') {
+            return Err(format!(
+                "number_prefixes: `{p}` must be 1 to 15 digits of an international number, like 44"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn destination(t: &DivertTo, diverting: &str) -> Destination {
@@ -256,8 +323,12 @@ fn failure(call: &CallInfo, f: &FailureInfo) -> Decision {
 }
 
 fn validate(scope: &str, json: &str) -> Result<(), String> {
+    if scope == "tenant" {
+        let v: Value = serde_json::from_str(json).map_err(|e| format!("not JSON: {e}"))?;
+        return validate_tenant(&v);
+    }
     let Some(ext) = scope.strip_prefix("employee:") else {
-        return Err(format!("scope {scope}: use employee:<extension>"));
+        return Err(format!("scope {scope}: use tenant or employee:<extension>"));
     };
     let Some(me) = host::find_employee(ext) else {
         return Err(format!("scope {scope}: no employee {ext}"));
@@ -293,10 +364,11 @@ fn validate(scope: &str, json: &str) -> Result<(), String> {
                 }
             }
             Some(DivertTo::Number(n)) => {
-                let restricted = matches!(me.role, Role::User | Role::RestrictedUser);
-                if restricted && me.mobile.as_deref() != Some(n.as_str()) {
+                if !number_allowed(me.mobile.as_deref(), &n) {
                     return Err(format!(
-                        "{field}.number: a user with this role may divert only to their own mobile"
+                        "{field}.number: `{n}` is not the employee's mobile and starts with \
+                         no prefix the tenant allows (the divert plugin's tenant setting \
+                         number_prefixes)"
                     ));
                 }
             }
