@@ -401,12 +401,16 @@ impl Config {
                 reason: "idle_secs and message_secs must be at least 1".into(),
             });
         }
-        if self.sip.listen_v6.is_some_and(|a| !a.is_ipv6()) || self.sip.listen.is_ipv6() {
+        if self.sip.listen.is_ipv6() {
+            return Err(ConfigError::Invalid {
+                field: "sip.listen",
+                reason: "takes an IPv4 address; IPv6 goes in sip.listen_v6 (`[::]:5060`)".into(),
+            });
+        }
+        if self.sip.listen_v6.is_some_and(|a| !a.is_ipv6()) {
             return Err(ConfigError::Invalid {
                 field: "sip.listen_v6",
-                reason: "sip.listen takes an IPv4 address and sip.listen_v6 an IPv6 one \
-                         (`[::]:5060`)"
-                    .into(),
+                reason: "takes an IPv6 address, like `[::]:5060`".into(),
             });
         }
         if self.sip.tls_listen.is_some()

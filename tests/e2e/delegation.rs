@@ -273,13 +273,22 @@ async fn a_referred_invite_is_accepted_once_per_refer() {
     alice.respond(&refer, 202, "Accepted", "").await;
     let referred_by = format!("Referred-By: {}\r\n", refer.header("Referred-By").unwrap());
     alice.call_with("%23%2320", &referred_by).await;
+    let first = bob
+        .expect_invite(T)
+        .await
+        .expect("the first one reaches the boss");
     assert!(
-        bob.expect_invite(T).await.is_some(),
-        "the first one reaches the boss"
+        s1.expect_invite(SHORT).await.is_none(),
+        "not delegated again"
     );
+    bob.respond(&first, 486, "Busy Here", "b").await;
+    let first_id = first.header("Call-ID").unwrap().to_owned();
     alice.call_with("%23%2320", &referred_by).await;
     assert!(
-        bob.expect_invite(SHORT).await.is_none(),
+        bob.recv_until(SHORT, |m| m.method() == Some("INVITE")
+            && m.header("Call-ID") != Some(first_id.as_str()))
+            .await
+            .is_none(),
         "a second INVITE on the same REFER does not"
     );
 }

@@ -367,7 +367,7 @@ async fn a_diverted_call_carries_history_info_beside_diversion() {
     );
     assert!(
         h[1].starts_with("<sip:2004@")
-            && h[1].contains("cause%3D302")
+            && h[1].contains(";cause=302>")
             && h[1].ends_with(";index=1.1;mp=1"),
         "{h:?}"
     );

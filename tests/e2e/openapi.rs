@@ -77,17 +77,29 @@ async fn schemathesis_finds_no_response_that_breaks_the_document() {
     // positive_data_acceptance is left out: a schema cannot say that an
     // extension must be free or a time zone must exist, and a refusal of
     // those (409, 422) is right.
-    let (ok, out) = run_bounded(
-        Command::new("st")
-            .arg("--config-file")
-            .arg(&config)
-            .args(["run", &url])
-            .args(["--max-examples", "25", "--workers", "2"])
-            .args(["--exclude-checks", "positive_data_acceptance"])
-            .args(["--generation-deterministic", "--no-color"]),
-        Duration::from_secs(300),
-    )
-    .await;
+    let run = || async {
+        run_bounded(
+            Command::new("st")
+                // Its cache of earlier runs stays in the test's own folder.
+                .current_dir(r.dir.path())
+                .arg("--config-file")
+                .arg(&config)
+                .args(["run", &url])
+                .args(["--max-examples", "25", "--workers", "2"])
+                .args(["--exclude-checks", "positive_data_acceptance"])
+                .args(["--generation-deterministic", "--no-color"]),
+            Duration::from_secs(300),
+        )
+        .await
+    };
+    let (mut ok, mut out) = run().await;
+    // schemathesis 4 has crashed on its own (a KeyError in its coverage
+    // phase, once in many runs, no check failed): one more run then. A
+    // failed check or a 5xx fails at once.
+    if !ok && out.contains("Traceback") && !out.contains("Failures:") {
+        eprintln!("schemathesis crashed, running it again:\n{out}");
+        (ok, out) = run().await;
+    }
     assert!(ok, "{out}");
 }
 

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use switchboard_e2e::{password, Phone, Proto, TestRouter};
+use switchboard_e2e::{password, Phone, Proto, TestRouter, DOMAIN};
 
 #[tokio::test]
 async fn register_with_digest_gets_200_listing_the_contact() {
@@ -222,4 +222,38 @@ async fn a_device_accounts_unknown_digest_algorithm_is_refused_naming_the_field(
         .await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["field"], "digest_algorithms", "{body}");
+}
+
+#[tokio::test]
+async fn a_device_account_limited_to_sha256_does_not_take_an_md5_answer() {
+    let r = TestRouter::start().await;
+    let id = softphone_device_id(&r).await;
+    let (status, body) = r
+        .api(
+            "PATCH",
+            &format!("/tenants/1/devices/{id}"),
+            Some(
+                serde_json::json!({"digest_algorithms": ["SHA-256"]})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut device = Phone::new(r.sip(), "2902", &password("2902"), Proto::Udp).await;
+    let contact = device.contact();
+    let text = device.register_text(600, None, &contact);
+    device.send_raw(&text).await;
+    let challenge = device.final_response(Duration::from_secs(3)).await.unwrap();
+    assert_eq!(challenge.status(), Some(401));
+    // A right MD5 answer to the challenge's nonce, which offered SHA-256.
+    let md5 = challenge
+        .header("WWW-Authenticate")
+        .unwrap()
+        .replace("algorithm=SHA-256", "algorithm=MD5");
+    let auth = device.digest(&md5, "REGISTER", &format!("sip:{DOMAIN}"));
+    let text = device.register_text(600, Some(&auth), &contact);
+    device.send_raw(&text).await;
+    let resp = device.final_response(Duration::from_secs(3)).await.unwrap();
+    assert_eq!(resp.status(), Some(401), "challenged again: {}", resp.raw);
 }

@@ -916,7 +916,8 @@ impl Phone {
             .await
     }
 
-    fn digest(&self, challenge: &str, method: &str, uri: &str) -> String {
+    /// An Authorization value answering `challenge` (its algorithm).
+    pub fn digest(&self, challenge: &str, method: &str, uri: &str) -> String {
         let realm = param(challenge, "realm").unwrap_or_default();
         let nonce = param(challenge, "nonce").unwrap_or_default();
         let sha = param(challenge, "algorithm").is_some_and(|a| a.eq_ignore_ascii_case("SHA-256"));
@@ -945,7 +946,8 @@ impl Phone {
         self.sha256 = true;
     }
 
-    fn register_text(&mut self, expires: u32, auth: Option<&str>, contact: &str) -> String {
+    /// The text of a REGISTER for `contact`, with `auth` as its Authorization.
+    pub fn register_text(&mut self, expires: u32, auth: Option<&str>, contact: &str) -> String {
         self.cseq += 1;
         let auth = auth
             .map(|a| format!("Authorization: {a}\r\n"))

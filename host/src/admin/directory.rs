@@ -303,12 +303,16 @@ async fn patch_device(
     State(s): State<AdminState>,
     Path((tid, id)): Path<(i64, i64)>,
     Json(body): Json<DevicePatch>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Device>, ApiError> {
     let t = tenant_of(&s, tid)?;
     provision::patch_device(&s.store, &t, id, &body).await?;
     reload(&s).await?;
-    let t = tenant_of(&s, tid)?;
-    Ok(Json(json!(t.devices.get(&id))))
+    tenant_of(&s, tid)?
+        .devices
+        .get(&id)
+        .cloned()
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("device {id}")))
 }
 
 async fn delete_device(

@@ -85,6 +85,11 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
 
 impl From<axum::extract::rejection::PathRejection> for ApiError {
     fn from(r: axum::extract::rejection::PathRejection) -> ApiError {
+        // axum says 500 for a handler whose parameters do not fit its
+        // route: our bug, not the client's.
+        if r.status().is_server_error() {
+            return ApiError::internal(r.body_text());
+        }
         use axum::extract::path::ErrorKind;
         use axum::extract::rejection::PathRejection;
         let field = match &r {
@@ -122,6 +127,14 @@ impl IntoResponse for ApiError {
             error: self.message,
             field: self.field,
         };
-        (self.status, Json(body)).into_response()
+        let mut resp = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 6750: a 401 names the scheme the client should use.
+            resp.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        resp
     }
 }

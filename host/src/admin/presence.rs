@@ -76,6 +76,11 @@ fn employee(t: &TenantDirectory, ext: &str) -> Result<(), ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("employee {ext}")))
 }
 
+/// A query parameter out of range: 400, like every other query error.
+fn bad_query(field: &str, message: &str) -> ApiError {
+    ApiError::new(axum::http::StatusCode::BAD_REQUEST, message, Some(field))
+}
+
 fn unprocessable(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::new(
         axum::http::StatusCode::UNPROCESSABLE_ENTITY,
@@ -355,11 +360,11 @@ async fn changes(
     employee(&t, &ext)?;
     let limit = page.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
-        return Err(unprocessable("limit", "must be 1 to 500"));
+        return Err(bad_query("limit", "must be 1 to 500"));
     }
     let offset = page.offset.unwrap_or(0);
     if offset < 0 {
-        return Err(unprocessable("offset", "must be 0 or more"));
+        return Err(bad_query("offset", "must be 0 or more"));
     }
     let state = s.router.plugins().state();
     stored(state).await?;

@@ -418,24 +418,29 @@ pub async fn patch_device(
     };
     let mut tx = store.pool().begin().await?;
     if let Some(name) = &p.name {
-        sqlx::query("UPDATE devices SET name = $1 WHERE id = $2")
+        sqlx::query("UPDATE devices SET name = $1 WHERE id = $2 AND tenant_id = $3")
             .bind(name)
             .bind(id)
+            .bind(dir.tenant.id)
             .execute(&mut *tx)
             .await?;
     }
     if let Some((md5, sha256)) = hashes {
-        sqlx::query("UPDATE devices SET ha1_md5 = $1, ha1_sha256 = $2 WHERE id = $3")
-            .bind(md5)
-            .bind(sha256)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE devices SET ha1_md5 = $1, ha1_sha256 = $2 WHERE id = $3 AND tenant_id = $4",
+        )
+        .bind(md5)
+        .bind(sha256)
+        .bind(id)
+        .bind(dir.tenant.id)
+        .execute(&mut *tx)
+        .await?;
     }
     if let Some(value) = algorithms {
-        sqlx::query("UPDATE devices SET digest_algorithms = $1 WHERE id = $2")
+        sqlx::query("UPDATE devices SET digest_algorithms = $1 WHERE id = $2 AND tenant_id = $3")
             .bind(value)
             .bind(id)
+            .bind(dir.tenant.id)
             .execute(&mut *tx)
             .await?;
     }

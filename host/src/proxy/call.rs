@@ -113,6 +113,8 @@ struct BranchState {
     /// Further addresses of the same destination (RFC 3263: SRV targets,
     /// several A records), tried in turn when this one does not answer.
     fallbacks: Vec<Peer>,
+    /// Where the INVITE went.
+    peer: Peer,
 }
 
 struct TargetState {
@@ -205,11 +207,7 @@ pub(super) async fn run(
     let referred_by = sip::header(&req.headers, "Referred-By")
         .and_then(|v| extension_of(&tenant, v))
         .filter(|referrer| {
-            let transferee = sip::header(&req.headers, "From")
-                .map(params::uri_of)
-                .and_then(params::uri_user)
-                .map(params::percent_decode)
-                .unwrap_or_default();
+            let transferee = caller.id.clone();
             let taken = router.dialogs.take_transfer(&super::dialog::Transfer {
                 tenant_id: tenant.tenant.id,
                 referrer: referrer.clone(),
@@ -1146,7 +1144,11 @@ impl Fork {
             let label = &self.plan.targets[ti].label;
             let target = match params::uri_host(&self.req.uri.to_string()) {
                 Some(host) if label.bytes().all(|b| b.is_ascii_digit()) => {
-                    format!("sip:{label}@{host}")
+                    if host.contains(':') {
+                        format!("sip:{label}@[{host}]")
+                    } else {
+                        format!("sip:{label}@{host}")
+                    }
                 }
                 _ => dest.uri.clone(),
             };
@@ -1187,6 +1189,7 @@ impl Fork {
         );
         self.sent.push((out, dest.peer));
         self.branches.push(BranchState {
+            peer: dest.peer,
             target: ti,
             contact: dest.uri,
             ctl,
@@ -1396,10 +1399,13 @@ impl Fork {
         self.record.outcome = Outcome::Answered;
         self.record.status_code = Some(200);
         let mut parties = Vec::new();
+        let mut peers = Vec::new();
         if self.caller_internal {
             parties.push(self.caller_id.clone());
+            peers.push((self.caller_id.clone(), self.from.addr));
         }
         if !label.starts_with("trunk:") {
+            peers.push((label.clone(), b.peer.addr));
             parties.push(label);
         }
         // The dialog and its record exist before the caller hears the 2xx:
@@ -1408,6 +1414,7 @@ impl Fork {
         let dialog = Dialog {
             tenant_id: self.record.tenant_id,
             parties: parties.clone(),
+            peers,
             record_id: self.record.id.clone(),
             since: started,
             last_activity: started,

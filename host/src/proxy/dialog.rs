@@ -15,6 +15,10 @@ pub struct Dialog {
     pub tenant_id: i64,
     /// Extensions taking part (caller's and answering callee's, when internal).
     pub parties: Vec<String>,
+    /// Where each internal party's requests come from (the caller's source,
+    /// the answering phone's address): a REFER names its sender by this,
+    /// not by headers the sender writes.
+    pub peers: Vec<(String, std::net::SocketAddr)>,
     /// History record to close at the end.
     pub record_id: String,
     /// When it was answered.
@@ -67,6 +71,10 @@ pub const TRANSFER_LIFETIME: Duration = Duration::from_secs(32);
 /// Most transfers remembered at once; more REFERs than this in 32 s are
 /// relayed, but their INVITEs do not get to name a transferor.
 const MAX_TRANSFERS: usize = 10_000;
+
+/// Longest target or transferee a transfer keeps (numbers and feature
+/// codes are far shorter).
+const MAX_TRANSFER_NAME: usize = 32;
 
 /// A transfer relayed in an answered call: `referrer`, a party of the
 /// call, asked `transferee` to call `target`.
@@ -222,21 +230,25 @@ impl Dialogs {
         }
     }
 
-    /// Remembers a transfer asked for in the answered call `call_id`, when
-    /// `referrer` is a party of that call; false when it is not remembered.
+    /// Remembers a transfer asked for in the answered call `call_id` by
+    /// the party whose requests come from `sender`; false when it is not
+    /// remembered (not a party, names too long, too many pending).
     pub fn note_transfer(
         &self,
         call_id: &str,
-        referrer: &str,
+        sender: std::net::SocketAddr,
         target: &str,
         transferee: &str,
     ) -> bool {
-        let Some(tenant_id) = self
-            .by_call_id
-            .get(call_id)
-            .filter(|d| d.parties.iter().any(|p| p == referrer))
-            .map(|d| d.tenant_id)
-        else {
+        if target.len() > MAX_TRANSFER_NAME || transferee.len() > MAX_TRANSFER_NAME {
+            return false;
+        }
+        let Some((tenant_id, referrer)) = self.by_call_id.get(call_id).and_then(|d| {
+            d.peers
+                .iter()
+                .find(|(_, addr)| *addr == sender)
+                .map(|(ext, _)| (d.tenant_id, ext.clone()))
+        }) else {
             return false;
         };
         let now = Instant::now();
@@ -249,7 +261,7 @@ impl Dialogs {
         self.transfers.insert(
             Transfer {
                 tenant_id,
-                referrer: referrer.to_owned(),
+                referrer,
                 target: target.to_owned(),
                 transferee: transferee.to_owned(),
             },

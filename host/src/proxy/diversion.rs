@@ -20,8 +20,8 @@ fn cause(reason: &str) -> u16 {
 /// (a SIP URI) after `diversions` (Diversion header values, newest first):
 /// the first diverting user with index 1, then each user the call was
 /// diverted to, the last one `target`, each a child of the one before,
-/// carrying the cause of its diversion and `mp` (the target was mapped by
-/// a diversion).
+/// carrying the RFC 4458 `cause` URI parameter of its diversion (as RFC
+/// 7544 maps Diversion) and `mp` (the target was mapped by a diversion).
 pub(crate) fn history_info(diversions: &[String], target: &str) -> Vec<String> {
     let chain: Vec<(String, &str)> = diversions
         .iter()
@@ -43,7 +43,7 @@ pub(crate) fn history_info(diversions: &[String], target: &str) -> Vec<String> {
         let parent = index.clone();
         index.push_str(".1");
         out.push(format!(
-            "<{to}?Reason=SIP%3Bcause%3D{}>;index={index};mp={parent}",
+            "<{to};cause={}>;index={index};mp={parent}",
             cause(reason)
         ));
     }
@@ -69,7 +69,7 @@ mod tests {
             h,
             [
                 "<sip:2002@d>;index=1",
-                "<sip:2003@d?Reason=SIP%3Bcause%3D486>;index=1.1;mp=1",
+                "<sip:2003@d;cause=486>;index=1.1;mp=1",
             ]
         );
     }
@@ -89,8 +89,8 @@ mod tests {
             h,
             [
                 "<sip:2002@d>;index=1",
-                "<sip:2003@d?Reason=SIP%3Bcause%3D408>;index=1.1;mp=1",
-                "<sip:2004@d?Reason=SIP%3Bcause%3D302>;index=1.1.1;mp=1.1",
+                "<sip:2003@d;cause=408>;index=1.1;mp=1",
+                "<sip:2004@d;cause=302>;index=1.1.1;mp=1.1",
             ]
         );
     }

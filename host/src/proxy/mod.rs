@@ -658,7 +658,7 @@ impl Router {
     fn forward_in_dialog(self: Arc<Self>, req: Request, from: Peer, txn: Option<Arc<ServerTxn>>) {
         if let Some(call_id) = sip::call_id(&req.headers) {
             if req.method == Method::Refer {
-                self.note_transfer(&req, call_id);
+                self.note_transfer(&req, call_id, from);
             }
             if req.method == Method::Bye {
                 if let Some(d) = self.dialogs.end_by_bye(call_id) {
@@ -690,28 +690,27 @@ impl Router {
     }
 
     /// Remembers a REFER in an answered call, so the transferee's INVITE
-    /// may name the transferor (its Referred-By, else its From) when that
-    /// is a party of the call.
-    fn note_transfer(&self, req: &Request, call_id: &str) {
+    /// may name the transferor: the party of the call the REFER came from
+    /// (by address; what the sender writes in its headers is not trusted).
+    fn note_transfer(&self, req: &Request, call_id: &str, from: Peer) {
         let Some(tenant_id) = self.dialogs.tenant_of_call(call_id) else {
             return;
         };
         let Some(tenant) = self.directory.snapshot().by_id(tenant_id).cloned() else {
             return;
         };
-        let referrer = sip::header(&req.headers, "Referred-By")
-            .or_else(|| sip::header(&req.headers, "From"))
-            .and_then(|v| call::extension_of(&tenant, v));
         let target = sip::header(&req.headers, "Refer-To")
             .map(params::uri_of)
             .and_then(params::uri_user)
             .map(params::percent_decode);
-        let transferee = sip::header(&req.headers, "To")
-            .map(params::uri_of)
-            .and_then(params::uri_user)
-            .map(params::percent_decode);
-        if let (Some(r), Some(t), Some(e)) = (referrer, target, transferee) {
-            self.dialogs.note_transfer(call_id, &r, &t, &e);
+        // The transferee as its INVITE will name it: an employee (a device
+        // account counts as its owner), else the user part as written.
+        let transferee = sip::header(&req.headers, "To").and_then(|v| {
+            call::extension_of(&tenant, v)
+                .or_else(|| params::uri_user(params::uri_of(v)).map(params::percent_decode))
+        });
+        if let (Some(t), Some(e)) = (target, transferee) {
+            self.dialogs.note_transfer(call_id, from.addr, &t, &e);
         }
     }
 

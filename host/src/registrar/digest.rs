@@ -173,6 +173,21 @@ impl DigestAuth {
         self.challenges_offering(realm, stale, &self.offered)
     }
 
+    /// Whether credentials use one of `offered` (the default when empty):
+    /// an account limited to SHA-256 does not take an MD5 answer.
+    pub fn uses_offered(&self, c: &Credentials, offered: &[Algorithm]) -> bool {
+        let offered = if offered.is_empty() {
+            &self.offered
+        } else {
+            offered
+        };
+        let used = match c.algorithm.as_deref() {
+            None => Some(Algorithm::Md5),
+            Some(a) => Algorithm::parse(a),
+        };
+        used.is_some_and(|u| offered.contains(&u))
+    }
+
     /// Like [`DigestAuth::challenges`], offering `offered` instead of the
     /// default (a tenant's own choice); the default when it is empty.
     pub fn challenges_offering(

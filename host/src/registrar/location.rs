@@ -72,6 +72,8 @@ impl Binding {
         let rsip::Host::IpAddr(ip) = uri.host_with_port.host else {
             return (self.source, true);
         };
+        // `::ffff:10.0.0.5` is 10.0.0.5.
+        let ip = ip.to_canonical();
         let behind_nat = ip != self.source.addr.ip() && is_private(ip);
         if behind_nat {
             return (self.source, true);

@@ -115,14 +115,14 @@ impl Registrar {
         let creds = sip::header_all(&req.headers, hdr)
             .filter_map(Credentials::parse)
             .find(|c| c.realm.eq_ignore_ascii_case(realm));
+        // The account is the one the request claims (AOR or From), so a
+        // device that asks for SHA-256 is offered it on first contact.
+        let offered: Vec<digest::Algorithm> = tenant
+            .digest_algorithms_for(expected_user)
+            .iter()
+            .filter_map(|a| digest::Algorithm::parse(a))
+            .collect();
         let challenge = |stale: bool| {
-            // The account is the one the request claims (AOR or From), so
-            // a device that asks for SHA-256 is offered it on first contact.
-            let offered: Vec<digest::Algorithm> = tenant
-                .digest_algorithms_for(expected_user)
-                .iter()
-                .filter_map(|a| digest::Algorithm::parse(a))
-                .collect();
             let mut resp = sip::response_to(req, code, None, Some(&sip::random_token()));
             for v in self.auth.challenges_offering(realm, stale, &offered) {
                 sip::push_header(&mut resp.headers, challenge_hdr, v);
@@ -144,6 +144,10 @@ impl Registrar {
             self.auth
                 .verify(&creds, req.method.to_string().as_str(), ha1_md5, ha1_sha256);
         let account = match (verdict, account) {
+            // Right, but with an algorithm this account is not offered.
+            (Verdict::Valid, Some(_)) if !self.auth.uses_offered(&creds, &offered) => {
+                return challenge(false)
+            }
             (Verdict::Valid, Some(a)) => a,
             (Verdict::Stale, _) => return challenge(true),
             (v, _) => {

@@ -227,7 +227,7 @@ impl Transport {
     /// address, when there is one.
     fn udp_for(&self, addr: SocketAddr) -> &Arc<UdpSocket> {
         match &self.v6 {
-            Some(v6) if addr.is_ipv6() => &v6.udp,
+            Some(v6) if canonical(addr).is_ipv6() => &v6.udp,
             _ => &self.udp,
         }
     }
@@ -521,12 +521,15 @@ impl Transport {
     pub fn send(self: &Arc<Self>, peer: Peer, bytes: Bytes) {
         crate::metrics::count_sent(&bytes);
         match peer.proto {
-            Proto::Udp => match self.udp_for(peer.addr).try_send_to(&bytes, peer.addr) {
+            Proto::Udp => match self
+                .udp_for(peer.addr)
+                .try_send_to(&bytes, canonical(peer.addr))
+            {
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     let udp = self.udp_for(peer.addr).clone();
                     tokio::spawn(async move {
-                        let _ = udp.send_to(&bytes, peer.addr).await;
+                        let _ = udp.send_to(&bytes, canonical(peer.addr)).await;
                     });
                 }
                 Err(e) => tracing::debug!(%peer, error = %e, "udp send"),
@@ -555,7 +558,7 @@ impl Transport {
             Proto::Udp => {
                 crate::metrics::count_sent(&bytes);
                 self.udp_for(peer.addr)
-                    .send_to(&bytes, peer.addr)
+                    .send_to(&bytes, canonical(peer.addr))
                     .await
                     .map(|_| ())
                     .map_err(|source| SendError::Io { peer, source })
@@ -613,6 +616,12 @@ impl Transport {
             addr: self.local,
         }))
     }
+}
+
+/// `[::ffff:10.0.0.5]:5060` is `10.0.0.5:5060`: an IPv4 peer, reached
+/// from the IPv4 socket.
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 /// What the per-source connection cap counts by: an IPv4 address, or an
