@@ -45,12 +45,12 @@ pub(super) fn routes() -> Api {
         )
         .route(
             "/tenants/{tid}/audit",
-            vec![op(Method::GET, Admin, "Who changed what, when (newest first)").query::<AuditQuery>().ok(schema::<AuditPage>)],
+            vec![op(Method::GET, Admin, "Who changed what, when (newest first)").query::<Page>().ok(schema::<AuditPage>)],
             get(tenant_audit),
         )
         .route(
             "/audit",
-            vec![op(Method::GET, Operator, "The audit log of every tenant and the platform").query::<AuditQuery>().ok(schema::<AuditPage>)],
+            vec![op(Method::GET, Operator, "The audit log of every tenant and the platform").query::<Page>().ok(schema::<AuditPage>)],
             get(all_audit),
         )
 }
@@ -221,7 +221,7 @@ async fn registrations(
 }
 
 /// A list page: `limit` 1-500 (default 50), `offset` from 0.
-fn page(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), ApiError> {
+pub(super) fn page(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), ApiError> {
     let limit = limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::new(
@@ -556,23 +556,19 @@ async fn live_calls(
     Ok(Json(List::new(items)))
 }
 
-/// Paging of the audit log.
+/// Paging of a list (the audit log, the change record).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-pub(super) struct AuditQuery {
+pub(super) struct Page {
     /// Page size, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
-    limit: Option<i64>,
+    pub(super) limit: Option<i64>,
     /// How many to skip (default 0).
     #[param(minimum = 0)]
-    offset: Option<i64>,
+    pub(super) offset: Option<i64>,
 }
 
-async fn audit(
-    s: &AdminState,
-    tenant: Option<i64>,
-    q: &AuditQuery,
-) -> Result<Json<AuditPage>, ApiError> {
+async fn audit(s: &AdminState, tenant: Option<i64>, q: &Page) -> Result<Json<AuditPage>, ApiError> {
     let (limit, offset) = page(q.limit, q.offset)?;
     let rows = sqlx::query(
         "SELECT tenant_id, actor, method, path, status, at FROM audit_log WHERE ($1 IS NULL OR tenant_id = $2) ORDER BY id DESC LIMIT $3 OFFSET $4",
@@ -604,7 +600,7 @@ async fn audit(
 async fn tenant_audit(
     State(s): State<AdminState>,
     Path(tid): Path<i64>,
-    Query(q): Query<AuditQuery>,
+    Query(q): Query<Page>,
 ) -> Result<Json<AuditPage>, ApiError> {
     check_tenant(&s, tid)?;
     audit(&s, Some(tid), &q).await
@@ -612,7 +608,7 @@ async fn tenant_audit(
 
 async fn all_audit(
     State(s): State<AdminState>,
-    Query(q): Query<AuditQuery>,
+    Query(q): Query<Page>,
 ) -> Result<Json<AuditPage>, ApiError> {
     audit(&s, None, &q).await
 }

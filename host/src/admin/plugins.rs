@@ -62,18 +62,21 @@ pub(super) struct PluginInfo {
     faults: u64,
 }
 
+/// Every decision point, for the schema's list of names.
+const POINTS: [Point; 5] = [
+    Point::Originate,
+    Point::Incoming,
+    Point::GroupMembers,
+    Point::Failure,
+    Point::Event,
+];
+
 fn points_schema() -> utoipa::openapi::Array {
     utoipa::openapi::ArrayBuilder::new()
         .items(
             utoipa::openapi::ObjectBuilder::new()
                 .schema_type(utoipa::openapi::schema::Type::String)
-                .enum_values(Some([
-                    "originate",
-                    "incoming",
-                    "group-members",
-                    "failure",
-                    "event",
-                ])),
+                .enum_values(Some(POINTS.map(point_name))),
         )
         .build()
 }

@@ -14,6 +14,7 @@ use sqlx::Row;
 
 use super::api::{list, op, schema, Access, Api};
 use super::auth::Principal;
+use super::history::Page;
 use super::{tenant_of, AdminState, ApiError, Json, List, Path, Query};
 use crate::directory::{Entry, TenantDirectory};
 use crate::plugins::Status;
@@ -74,11 +75,6 @@ fn employee(t: &TenantDirectory, ext: &str) -> Result<(), ApiError> {
     t.employee_by_extension(ext)
         .map(|_| ())
         .ok_or_else(|| ApiError::not_found(format!("employee {ext}")))
-}
-
-/// A query parameter out of range: 400, like every other query error.
-fn bad_query(field: &str, message: &str) -> ApiError {
-    ApiError::new(axum::http::StatusCode::BAD_REQUEST, message, Some(field))
 }
 
 fn unprocessable(field: &str, message: impl Into<String>) -> ApiError {
@@ -335,20 +331,6 @@ async fn set_membership(
     Ok(Json(presence_json(&s, &t, &ext)?))
 }
 
-/// Paging of the change record.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub(super) struct Page {
-    /// Page size, 1 to 500 (default 50).
-    #[serde(default)]
-    #[param(minimum = 1, maximum = 500)]
-    limit: Option<i64>,
-    /// How many to skip (default 0).
-    #[serde(default)]
-    #[param(minimum = 0)]
-    offset: Option<i64>,
-}
-
 async fn changes(
     State(s): State<AdminState>,
     Extension(p): Extension<Arc<Principal>>,
@@ -358,14 +340,7 @@ async fn changes(
     let t = tenant_of(&s, tid)?;
     only_self(&p, tid, &ext)?;
     employee(&t, &ext)?;
-    let limit = page.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(bad_query("limit", "must be 1 to 500"));
-    }
-    let offset = page.offset.unwrap_or(0);
-    if offset < 0 {
-        return Err(bad_query("offset", "must be 0 or more"));
-    }
+    let (limit, offset) = super::history::page(page.limit, page.offset)?;
     let state = s.router.plugins().state();
     stored(state).await?;
     let rows = sqlx::query(

@@ -294,12 +294,12 @@ pub(crate) fn record_route(
             p.proto.uri_param()
         )))
     };
-    // The top entry faces the callee.
-    let (a, b) = (rr(&inbound), rr(&outbound));
-    if a != b {
-        insert_top(headers, a);
+    // The top entry faces the callee; a second one only when the caller
+    // reaches us another way (transport or address family).
+    if inbound.proto != outbound.proto || s.sent_by(&inbound) != s.sent_by(&outbound) {
+        insert_top(headers, rr(&inbound));
     }
-    insert_top(headers, b);
+    insert_top(headers, rr(&outbound));
 }
 
 /// Resolves a SIP URI to an address: a registered contact's flow first,
