@@ -278,12 +278,7 @@ async fn an_employee_with_call_waiting_is_rung_while_on_a_call() {
     let mut carol = r.phone("2003", Proto::Udp).await;
     let call = alice.call("2002").await;
     let inv = bob.expect_invite(T).await.unwrap();
-    bob.respond(&inv, 200, "OK", "b").await;
-    let ok = alice
-        .recv_until(T, |m| m.status() == Some(200))
-        .await
-        .unwrap();
-    alice.in_dialog(&call, &ok, "ACK", call.cseq).await;
+    alice.answered_by(&call, &mut bob, &inv).await;
     carol.call("2002").await;
     assert!(
         bob.expect_invite(T).await.is_some(),
@@ -304,12 +299,7 @@ async fn second_call_is_busy_when_the_tenant_counts_an_active_call_as_busy() {
     let mut carol = r.phone("2003", Proto::Udp).await;
     let call = alice.call("2002").await;
     let inv = bob.expect_invite(T).await.unwrap();
-    bob.respond(&inv, 200, "OK", "b").await;
-    let ok = alice
-        .recv_until(T, |m| m.status() == Some(200))
-        .await
-        .unwrap();
-    alice.in_dialog(&call, &ok, "ACK", call.cseq).await;
+    alice.answered_by(&call, &mut bob, &inv).await;
     carol.call("2002").await;
     assert_eq!(carol.final_response(T).await.unwrap().status(), Some(486));
     assert!(

@@ -74,22 +74,8 @@ async fn an_ipv4_phone_calls_an_ipv6_phone_through_one_record_route_per_family()
         rr[1].contains(&format!("127.0.0.1:{};", r.sip().port())),
         "the entry facing the IPv4 caller: {rr:?}"
     );
-    bob.respond(&inv, 200, "OK", "b").await;
-    let ok = alice
-        .recv_until(T, |m| m.status() == Some(200))
-        .await
-        .expect("200 relayed to the IPv4 caller");
-    alice.in_dialog(&call, &ok, "ACK", call.cseq).await;
-    alice.in_dialog(&call, &ok, "BYE", call.cseq + 1).await;
-    let bye = bob
-        .recv_until(T, |m| m.method() == Some("BYE"))
-        .await
-        .expect("BYE over IPv6");
-    bob.respond(&bye, 200, "OK", "").await;
-    assert!(alice
-        .recv_until(T, |m| m.status() == Some(200))
-        .await
-        .is_some());
+    let ok = alice.answered_by(&call, &mut bob, &inv).await;
+    alice.hang_up(&call, &ok, &mut bob).await;
 }
 
 #[tokio::test]
@@ -108,22 +94,8 @@ async fn an_ipv6_phone_calls_an_ipv4_phone_and_hangs_up() {
         "{}",
         inv.raw
     );
-    bob.respond(&inv, 200, "OK", "b").await;
-    let ok = alice
-        .recv_until(T, |m| m.status() == Some(200))
-        .await
-        .expect("200 relayed to the IPv6 caller");
-    alice.in_dialog(&call, &ok, "ACK", call.cseq).await;
-    alice.in_dialog(&call, &ok, "BYE", call.cseq + 1).await;
-    let bye = bob
-        .recv_until(T, |m| m.method() == Some("BYE"))
-        .await
-        .expect("BYE from the IPv6 phone");
-    bob.respond(&bye, 200, "OK", "").await;
-    assert!(alice
-        .recv_until(T, |m| m.status() == Some(200))
-        .await
-        .is_some());
+    let ok = alice.answered_by(&call, &mut bob, &inv).await;
+    alice.hang_up(&call, &ok, &mut bob).await;
 }
 
 #[tokio::test]

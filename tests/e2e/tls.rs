@@ -28,22 +28,8 @@ async fn a_phone_registered_over_tls_is_called_over_its_tls_flow() {
         rr[0].contains(";transport=tls") && rr[0].contains(&format!(":{tls_port};")),
         "the entry facing the TLS phone names our TLS port: {rr:?}"
     );
-    bob.respond(&inv, 200, "OK", "b").await;
-    let ok = alice
-        .recv_until(T, |m| m.status() == Some(200))
-        .await
-        .expect("200 relayed to the UDP caller");
-    alice.in_dialog(&call, &ok, "ACK", call.cseq).await;
-    alice.in_dialog(&call, &ok, "BYE", call.cseq + 1).await;
-    let bye = bob
-        .recv_until(T, |m| m.method() == Some("BYE"))
-        .await
-        .expect("BYE over TLS");
-    bob.respond(&bye, 200, "OK", "").await;
-    assert!(alice
-        .recv_until(T, |m| m.status() == Some(200))
-        .await
-        .is_some());
+    let ok = alice.answered_by(&call, &mut bob, &inv).await;
+    alice.hang_up(&call, &ok, &mut bob).await;
 }
 
 #[tokio::test]

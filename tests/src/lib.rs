@@ -1138,6 +1138,36 @@ impl Phone {
         self.send_raw(&text).await;
     }
 
+    /// `callee` answers `inv` (our `call`) with 200; the 200 must reach us
+    /// within 4 s, and we ACK it. The 200 as we got it.
+    pub async fn answered_by(&mut self, call: &Outgoing, callee: &mut Phone, inv: &Msg) -> Msg {
+        callee.respond(inv, 200, "OK", "b").await;
+        let ok = self
+            .recv_until(Duration::from_secs(4), |m| m.status() == Some(200))
+            .await
+            .expect("the callee's 200 relayed to the caller");
+        self.in_dialog(call, &ok, "ACK", call.cseq).await;
+        ok
+    }
+
+    /// Hangs up the answered `call`: the BYE must reach `callee`, who
+    /// answers it, and its 200 must come back to us, each within 4 s.
+    pub async fn hang_up(&mut self, call: &Outgoing, ok: &Msg, callee: &mut Phone) {
+        const T: Duration = Duration::from_secs(4);
+        self.in_dialog(call, ok, "BYE", call.cseq + 1).await;
+        let bye = callee
+            .recv_until(T, |m| m.method() == Some("BYE"))
+            .await
+            .expect("the BYE reaches the callee");
+        callee.respond(&bye, 200, "OK", "").await;
+        assert!(
+            self.recv_until(T, |m| m.status() == Some(200))
+                .await
+                .is_some(),
+            "the 200 for the BYE comes back"
+        );
+    }
+
     /// Sends an in-dialog request (ACK or BYE) after a 2xx, following its
     /// Record-Route and Contact.
     pub async fn in_dialog(&mut self, call: &Outgoing, ok: &Msg, method: &str, cseq: u32) {
