@@ -203,8 +203,14 @@ impl Default for TcpLimits {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
-    /// Address of the admin API.
+    /// Address of the admin API and the web console.
     pub listen: SocketAddr,
+    /// Mark the console's session cookie `Secure`: set it when browsers
+    /// reach the console over HTTPS (a TLS-terminating proxy in front).
+    pub secure_cookies: bool,
+    /// Most live-update streams (server-sent events) the console may hold
+    /// open at once on this node; more are refused with 503.
+    pub max_console_streams: usize,
 }
 
 /// Expiry bounds applied to REGISTER (seconds).
@@ -276,6 +282,8 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            secure_cookies: false,
+            max_console_streams: 256,
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod sip;
 pub mod store;
 pub mod transaction;
 pub mod transport;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -302,12 +303,18 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
         addr: config.http.listen,
         source,
     })?;
-    let app = admin::app(admin::AdminState::new(
-        store.clone(),
-        directory.clone(),
-        admin_token.clone(),
-        router.clone(),
-    ))
+    let app = admin::app(
+        admin::AdminState::new(
+            store.clone(),
+            directory.clone(),
+            admin_token.clone(),
+            router.clone(),
+        )
+        .with_console(web::Console::new(
+            config.http.secure_cookies,
+            config.http.max_console_streams,
+        )),
+    )
     .into_make_service_with_connect_info::<std::net::SocketAddr>();
     tasks.push(
         tokio::spawn(async move {

@@ -4,6 +4,7 @@
 
 mod admin;
 mod calls;
+mod console;
 mod delegation;
 mod diverts;
 mod dns;

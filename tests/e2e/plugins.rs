@@ -277,6 +277,7 @@ async fn settings_the_plugin_rejects_get_422_with_its_message() {
         )
         .await;
     assert_eq!(status, 422);
+    // The plugin's message names no setting as `path: reason`.
     assert_eq!(body["field"], "settings");
     assert!(
         body["error"].as_str().unwrap().contains("blocked"),

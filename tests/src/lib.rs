@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod browser;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

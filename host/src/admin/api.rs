@@ -277,17 +277,44 @@ pub(super) async fn authorize(
     if op.access == Access::Public {
         return next.run(req).await;
     }
-    let Some(header) = req.headers().get(axum::http::header::AUTHORIZATION) else {
-        // No token is no guess: it does not count against the source.
-        return ApiError::new(StatusCode::UNAUTHORIZED, "a bearer token is required", None)
-            .into_response();
+    // A bearer token (scripts, other clients) or the console's session
+    // cookie; a cookie alone never authorises a write without the session's
+    // anti-forgery header.
+    let (token, from_cookie) = match req.headers().get(axum::http::header::AUTHORIZATION) {
+        Some(header) => (
+            header
+                .to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("")
+                .to_owned(),
+            false,
+        ),
+        None => match auth::session_cookie(req.headers()) {
+            Some(token) => (token, true),
+            None => {
+                // No token is no guess: it does not count against the source.
+                return ApiError::new(StatusCode::UNAUTHORIZED, "a bearer token is required", None)
+                    .into_response();
+            }
+        },
     };
-    let token = header
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("")
-        .to_owned();
+    if from_cookie && !matches!(*req.method(), Method::GET | Method::HEAD) {
+        let sent = req
+            .headers()
+            .get(auth::CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let expected = auth::csrf_for(&token);
+        if !crate::credentials::constant_time_eq(sent.as_bytes(), expected.as_bytes()) {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "a write with the session cookie needs the session's X-CSRF-Token header",
+                Some("X-CSRF-Token"),
+            )
+            .into_response();
+        }
+    }
     // Guessing tokens is limited per source like guessing passwords.
     let source = req
         .extensions()

@@ -167,6 +167,36 @@ async fn issue(
     Ok((id, token, expires_at))
 }
 
+/// The cookie that carries a console session's token. The browser holds
+/// it (`HttpOnly`, `SameSite=Strict`) so no script ever sees the token.
+pub const SESSION_COOKIE: &str = "sb_session";
+
+/// The header a cookie-authenticated write must carry, with the value of
+/// [`csrf_for`] its session: a page of another site can make the browser
+/// send the cookie (were `SameSite` ever relaxed) but cannot read or
+/// compute this value.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The anti-forgery value of a session token: derived, so nothing more
+/// has to be stored, and useless without the token it came from.
+pub fn csrf_for(token: &str) -> String {
+    hash(&format!("switchboard-csrf:{token}"))
+}
+
+/// The session token in a request's `Cookie` headers, if any.
+pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_owned())
+        // A token is 64 hex digits; anything else is not ours.
+        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// Failed login attempts by key (`account:...`, `source:...`).
 #[derive(Debug, Default)]
 pub struct LoginLimiter {
@@ -261,13 +291,13 @@ fn normalise_domain(domain: &str) -> String {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"domain": "demo.switchboard.test", "login": "alice", "password": "alice-2001-pw"}))]
-pub(super) struct LoginBody {
+pub(crate) struct LoginBody {
     /// The tenant's SIP domain.
-    domain: String,
+    pub(crate) domain: String,
     /// The employee's login.
-    login: String,
+    pub(crate) login: String,
     /// Their password.
-    password: String,
+    pub(crate) password: String,
 }
 
 fn too_many(retry_after: u64) -> ApiError {
@@ -304,6 +334,17 @@ pub(super) async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Json(body): Json<LoginBody>,
 ) -> Result<Json<Session>, ApiError> {
+    open_session(&s, peer, body).await.map(Json)
+}
+
+/// Checks an employee's login and password (rate limited per account and
+/// per source) and opens an expiring session: for the API's `POST /login`
+/// and the console's login, which puts the token in a cookie instead.
+pub(crate) async fn open_session(
+    s: &AdminState,
+    peer: SocketAddr,
+    body: LoginBody,
+) -> Result<Session, ApiError> {
     let source = format!("source:{}", source_key(peer.ip()));
     let domain = normalise_domain(&body.domain);
     let tenant = s.directory.tenant_for(&domain);
@@ -362,7 +403,7 @@ pub(super) async fn login(
             .unwrap_or(false);
     let (Some(t), Some(id), true) = (tenant, id, ok) else {
         crate::metrics::count_auth_failure();
-        record_login_failure(&s, &account, window_start).await?;
+        record_login_failure(s, &account, window_start).await?;
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "wrong domain, login or password",
@@ -377,30 +418,30 @@ pub(super) async fn login(
         .await
         .map_err(ApiError::internal)?;
     let (_, token, expires_at) =
-        issue(&s, t.tenant.id, id, "session", "login", Some(SESSION_TTL)).await?;
+        issue(s, t.tenant.id, id, "session", "login", Some(SESSION_TTL)).await?;
     let e = t.employees.get(&id);
-    Ok(Json(Session {
+    Ok(Session {
         token,
         expires_at,
         tenant_id: t.tenant.id,
         extension: e.map(|e| e.extension.to_string()),
         role: e.map(|e| e.role),
-    }))
+    })
 }
 
 /// A session opened by `POST /login`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(super) struct Session {
+pub(crate) struct Session {
     /// Bearer token for the `Authorization` header.
-    token: String,
+    pub(crate) token: String,
     /// When it stops working (Unix ms).
-    expires_at: Option<i64>,
+    pub(crate) expires_at: Option<i64>,
     /// The employee's tenant.
-    tenant_id: i64,
+    pub(crate) tenant_id: i64,
     /// The employee's extension.
-    extension: Option<String>,
+    pub(crate) extension: Option<String>,
     /// The employee's role.
-    role: Option<Role>,
+    pub(crate) role: Option<Role>,
 }
 
 /// Who a token belongs to.
@@ -487,7 +528,7 @@ pub(super) async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn revoke(s: &AdminState, tenant_id: i64, id: i64) -> Result<(), ApiError> {
+pub(crate) async fn revoke(s: &AdminState, tenant_id: i64, id: i64) -> Result<(), ApiError> {
     let n = sqlx::query(
         "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL",
     )

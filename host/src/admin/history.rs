@@ -156,7 +156,7 @@ pub(super) struct Stats {
 
 /// An answered call in progress.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(super) struct LiveCall {
+pub(crate) struct LiveCall {
     /// Its history record id.
     call_id: String,
     /// Who is talking.
@@ -542,8 +542,12 @@ async fn live_calls(
     Path(tid): Path<i64>,
 ) -> Result<Json<List<LiveCall>>, ApiError> {
     check_tenant(&s, tid)?;
-    let items = s
-        .router
+    Ok(Json(List::new(live_calls_of(&s, tid))))
+}
+
+/// The tenant's answered calls in progress on this node.
+pub(crate) fn live_calls_of(s: &AdminState, tid: i64) -> Vec<LiveCall> {
+    s.router
         .dialogs()
         .of_tenant(tid)
         .into_iter()
@@ -552,8 +556,14 @@ async fn live_calls(
             parties,
             duration_s,
         })
-        .collect();
-    Ok(Json(List::new(items)))
+        .collect()
+}
+
+impl LiveCall {
+    /// Whether `extension` is one of the parties.
+    pub(crate) fn involves(&self, extension: &str) -> bool {
+        self.parties.iter().any(|p| p == extension)
+    }
 }
 
 /// Paging of a list (the audit log, the change record).

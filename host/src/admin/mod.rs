@@ -25,6 +25,8 @@ use axum::Router;
 use api::{list, op, schema, Access};
 
 pub use error::ApiError;
+pub(crate) use history::live_calls_of;
+pub(crate) use presence::presence_json;
 
 use crate::proxy::Router as SipRouter;
 use crate::store::Store;
@@ -44,6 +46,8 @@ pub struct AdminState {
     registry: Arc<api::Registry>,
     /// Failed logins.
     logins: Arc<auth::LoginLimiter>,
+    /// The web console's settings and open streams.
+    pub(crate) console: Arc<crate::web::Console>,
 }
 
 impl AdminState {
@@ -61,6 +65,15 @@ impl AdminState {
             router,
             registry: Arc::default(),
             logins: Arc::default(),
+            console: Arc::default(),
+        }
+    }
+
+    /// With the web console's settings.
+    pub fn with_console(self, console: crate::web::Console) -> AdminState {
+        AdminState {
+            console: Arc::new(console),
+            ..self
         }
     }
 }
@@ -204,6 +217,7 @@ pub fn app(state: AdminState) -> Router {
         )
         .route("/metrics", get(metrics))
         .route("/api/docs", get(docs::page))
+        .merge(crate::web::routes())
         .nest(api::PREFIX, api)
         .with_state(state)
 }
@@ -219,7 +233,8 @@ async fn metrics(State(s): State<AdminState>) -> String {
          # TYPE switchboard_client_transactions gauge\nswitchboard_client_transactions {}\n\
          # TYPE switchboard_tcp_connections gauge\nswitchboard_tcp_connections {}\n\
          # TYPE switchboard_calls_forking gauge\nswitchboard_calls_forking {}\n\
-         # TYPE switchboard_pending_transfers gauge\nswitchboard_pending_transfers {}\n",
+         # TYPE switchboard_pending_transfers gauge\nswitchboard_pending_transfers {}\n\
+         # TYPE switchboard_console_streams gauge\nswitchboard_console_streams {}\n",
         r.registrar().location().contact_count(),
         r.dialogs().len(),
         r.txns.server.len(),
@@ -227,6 +242,7 @@ async fn metrics(State(s): State<AdminState>) -> String {
         r.transport.connection_count(),
         r.dialogs().forking_count(),
         r.dialogs().pending_transfers(),
+        s.console.open_streams(),
     ));
     body
 }

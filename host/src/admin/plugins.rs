@@ -160,7 +160,8 @@ pub(super) fn plugin_error(e: PluginError) -> ApiError {
     match e {
         PluginError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m, Some("wasm")),
         PluginError::Settings(m) => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m, Some("settings"))
+            let field = settings_field(&m).unwrap_or("settings").to_owned();
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m, Some(&field))
         }
         PluginError::Unknown(n) => ApiError::not_found(format!("plugin {n}")),
         PluginError::Sql(e) => ApiError::internal(e),
@@ -168,6 +169,19 @@ pub(super) fn plugin_error(e: PluginError) -> ApiError {
         PluginError::Busy(m) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, m, None),
         PluginError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m, Some("wasm")),
     }
+}
+
+/// The setting a plugin's message names: plugins write `path: reason`
+/// (`always.number: ...`), and a client puts the message next to that
+/// field; a message without such a prefix is about the settings as a whole.
+fn settings_field(message: &str) -> Option<&str> {
+    let (path, _) = message.split_once(": ")?;
+    let ok = !path.is_empty()
+        && path.len() <= 64
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'[' | b']'));
+    ok.then_some(path)
 }
 
 async fn list(
@@ -316,4 +330,27 @@ pub(super) async fn get_settings(
         scope,
         settings,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::settings_field;
+
+    #[test]
+    fn a_plugin_message_naming_a_setting_points_at_it() {
+        assert_eq!(
+            settings_field("always.number: not the employee's mobile"),
+            Some("always.number")
+        );
+        assert_eq!(
+            settings_field("week.mon[0]: 18:00 before 09:00"),
+            Some("week.mon[0]")
+        );
+    }
+
+    #[test]
+    fn a_plugin_message_without_a_path_is_about_the_whole_settings() {
+        assert_eq!(settings_field("`blocked` must be a list of numbers"), None);
+        assert_eq!(settings_field("no colon at all"), None);
+    }
 }

@@ -105,7 +105,7 @@ pub(super) struct HotdeskLogin {
 
 /// Where an employee is and what they may be offered.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(super) struct Presence {
+pub(crate) struct Presence {
     /// The employee.
     extension: String,
     /// Their status.
@@ -123,7 +123,7 @@ pub(super) struct Presence {
 
 /// A hunt group membership.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(super) struct Membership {
+pub(crate) struct Membership {
     /// The group's extension.
     group: String,
     /// The group's name.
@@ -238,7 +238,11 @@ async fn stored(state: &crate::plugins::PluginState) -> Result<(), ApiError> {
     }
 }
 
-fn presence_json(s: &AdminState, t: &TenantDirectory, ext: &str) -> Result<Presence, ApiError> {
+pub(crate) fn presence_json(
+    s: &AdminState,
+    t: &TenantDirectory,
+    ext: &str,
+) -> Result<Presence, ApiError> {
     let Some(e) = t.employee_by_extension(ext) else {
         return Err(ApiError::not_found(format!("employee {ext}")));
     };

@@ -1,0 +1,153 @@
+//! Console login and logout. The session is the API's own (an expiring
+//! token from `POST /api/v1/login`), but the browser keeps it in an
+//! `HttpOnly` cookie, so no script of the page can read it, and the page
+//! gets only the session's anti-forgery value, which it sends on writes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::admin::auth::{self, LoginBody, Principal};
+use crate::admin::{AdminState, ApiError, Json};
+use crate::directory::Role;
+
+/// Who is logged in, as the page needs it.
+#[derive(Debug, Serialize)]
+struct SessionView {
+    /// Sent back in `X-CSRF-Token` on every write.
+    csrf: String,
+    tenant_id: i64,
+    domain: String,
+    employee_id: i64,
+    extension: String,
+    name: String,
+    role: Role,
+}
+
+fn view(s: &AdminState, token: &str, p: &Principal) -> Option<SessionView> {
+    let Principal::Employee(e) = p else {
+        // The operator's token lives in the config; the console is for
+        // employees (administrators and users) of a tenant.
+        return None;
+    };
+    let snap = s.directory.snapshot();
+    let t = snap.by_id(e.tenant_id)?;
+    let name = t
+        .employees
+        .get(&e.employee_id)
+        .map(|x| x.name.clone())
+        .unwrap_or_default();
+    Some(SessionView {
+        csrf: auth::csrf_for(token),
+        tenant_id: e.tenant_id,
+        domain: t.tenant.domain.to_string(),
+        employee_id: e.employee_id,
+        extension: e.extension.clone(),
+        name,
+        role: e.role,
+    })
+}
+
+fn not_logged_in() -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "not logged in", None)
+}
+
+fn cookie(s: &AdminState, value: &str, max_age_s: u64) -> HeaderValue {
+    let secure = if s.console.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    let text = format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}{secure}",
+        auth::SESSION_COOKIE
+    );
+    // Only hex digits and fixed text go in: always a valid header value.
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+async fn principal_of(
+    s: &AdminState,
+    headers: &HeaderMap,
+) -> Result<(String, Principal), ApiError> {
+    let token = auth::session_cookie(headers).ok_or_else(not_logged_in)?;
+    let p = auth::authenticate(s, &token)
+        .await?
+        .ok_or_else(not_logged_in)?;
+    Ok((token, p))
+}
+
+/// `GET /console/session`: who the cookie belongs to, or 401.
+pub(super) async fn current(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (token, p) = principal_of(&s, &headers).await?;
+    let v = view(&s, &token, &p).ok_or_else(not_logged_in)?;
+    Ok(super::secured(Json(v).into_response()))
+}
+
+/// `POST /console/session`: logs in with domain, login and password (the
+/// API's login, with its rate limits) and sets the cookie. JSON only, so a
+/// form on another site cannot post it without a CORS preflight we never
+/// grant.
+pub(super) async fn log_in(
+    State(s): State<AdminState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Json(body): Json<LoginBody>,
+) -> Result<Response, ApiError> {
+    let session = auth::open_session(&s, peer, body).await?;
+    let p = auth::authenticate(&s, &session.token)
+        .await?
+        .ok_or_else(not_logged_in)?;
+    let v = view(&s, &session.token, &p).ok_or_else(not_logged_in)?;
+    let mut resp = Json(v).into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        cookie(&s, &session.token, auth::SESSION_TTL.as_secs()),
+    );
+    Ok(super::secured(resp))
+}
+
+/// `DELETE /console/session`: revokes the session on the server (the
+/// token stops working everywhere at once) and clears the cookie.
+pub(super) async fn log_out(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (token, p) = principal_of(&s, &headers).await?;
+    let sent = headers
+        .get(auth::CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !crate::credentials::constant_time_eq(sent.as_bytes(), auth::csrf_for(&token).as_bytes()) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "logging out needs the session's X-CSRF-Token header",
+            Some("X-CSRF-Token"),
+        ));
+    }
+    if let Principal::Employee(e) = &p {
+        auth::revoke(&s, e.tenant_id, e.token_id).await?;
+    }
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, cookie(&s, "", 0));
+    Ok(super::secured(resp))
+}
+
+/// The employee a request's cookie belongs to, for the event stream.
+pub(super) async fn employee(
+    s: &AdminState,
+    headers: &HeaderMap,
+) -> Result<(String, Arc<Principal>), ApiError> {
+    let (token, p) = principal_of(s, headers).await?;
+    match p {
+        Principal::Employee(_) => Ok((token, Arc::new(p))),
+        Principal::Operator => Err(not_logged_in()),
+    }
+}
