@@ -192,6 +192,48 @@ async fn replacing_hunt_group_members_changes_who_rings() {
 }
 
 #[tokio::test]
+async fn a_hunt_group_patch_changes_only_what_it_names() {
+    let r = TestRouter::start().await;
+    let api = Api::new(&r);
+    let (_, groups) = api.get("/tenants/1/hunt-groups").await;
+    let g = groups["items"][0].clone();
+    let (status, body) = api
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/tenants/1/hunt-groups/{}", g["id"]),
+            Some(json!({"strategy": "rotary", "total_ring_secs": 45})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["strategy"], "rotary");
+    assert_eq!(body["total_ring_secs"], 45);
+    assert_eq!(body["name"], g["name"]);
+    assert_eq!(body["member_ring_secs"], g["member_ring_secs"]);
+    assert_eq!(body["members"], g["members"]);
+}
+
+#[tokio::test]
+async fn a_hunt_group_patch_out_of_range_names_the_field_and_changes_nothing() {
+    let r = TestRouter::start().await;
+    let api = Api::new(&r);
+    let (_, groups) = api.get("/tenants/1/hunt-groups").await;
+    let g = groups["items"][0].clone();
+    let (status, body) = api
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/tenants/1/hunt-groups/{}", g["id"]),
+            Some(json!({"name": "Renamed", "member_ring_secs": 2})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["field"], "member_ring_secs");
+    let (_, after) = api
+        .get(&format!("/tenants/1/hunt-groups/{}", g["id"]))
+        .await;
+    assert_eq!(after, g);
+}
+
+#[tokio::test]
 async fn call_history_over_http_shows_an_answered_call_with_its_legs() {
     let r = TestRouter::start().await;
     let api = Api::new(&r);

@@ -612,3 +612,87 @@ async fn logging_out_in_the_browser_ends_the_session() {
     b.find("form.login").await;
     b.screenshot("login").await;
 }
+
+#[tokio::test]
+async fn an_administrator_changes_a_hunt_group_in_the_console() {
+    let r = router().await;
+    let Some((b, _turn)) = browser(&r).await else {
+        return;
+    };
+    b.log_in("2001", &password("2001")).await;
+    b.open("/console/#/groups").await;
+    b.select("section select[name=strategy]", "sequential")
+        .await;
+    b.fill("section input[name=member_ring_secs]", "12").await;
+    b.click_button("Save Group 2100").await;
+    assert!(
+        b.wait_for_text("Saved Group 2100").await,
+        "{}",
+        b.body_text().await
+    );
+    b.screenshot("hunt-groups-saved").await;
+    let (_, groups) = r.api("GET", "/tenants/1/hunt-groups", None).await;
+    let g = &groups["items"][0];
+    assert_eq!(g["extension"], "2100");
+    assert_eq!(g["strategy"], "sequential");
+    assert_eq!(g["member_ring_secs"], 12);
+}
+
+#[tokio::test]
+async fn a_department_head_sets_working_hours_and_a_vacation_in_the_console() {
+    let r = router().await;
+    r.chain(&["schedule"]).await;
+    // Seed 002: schedules are for department heads and administrators.
+    r.patch_employee("2003", json!({"role": "department_head"}))
+        .await;
+    let Some((b, _turn)) = browser(&r).await else {
+        return;
+    };
+    b.log_in("2003", &password("2003")).await;
+    b.open("/console/#/me/schedule").await;
+    // Time fields take typing in the browser's locale; setting their value
+    // is what a person's picking amounts to.
+    b.find("input[name='week.mon.0.0']").await;
+    b.script(
+        "for (const [n, v] of [['week.mon.0.0','09:00'],['week.mon.0.1','17:30'],\
+                               ['from','2027-07-01'],['to','2027-07-14']]) \
+           document.querySelector(`input[name='${n}']`).value = v;",
+        json!([]),
+    )
+    .await;
+    b.select("select[name=kind]", "vacation").await;
+    b.click_button("Add (then save the schedule)").await;
+    assert!(b.wait_for_text("2027-07-14").await);
+    b.click_button("Save schedule").await;
+    assert!(
+        b.wait_for_text("Schedule saved").await,
+        "{}",
+        b.body_text().await
+    );
+    b.screenshot("my-schedule-saved").await;
+    let (_, stored) = r
+        .api("GET", "/tenants/1/extensions/2003/schedule", None)
+        .await;
+    let s = &stored["settings"];
+    assert_eq!(s["week"], json!({"mon": [["09:00", "17:30"]]}), "{s}");
+    assert_eq!(s["absences"][0]["kind"], "vacation", "{s}");
+    assert_eq!(s["absences"][0]["from"], "2027-07-01", "{s}");
+}
+
+#[tokio::test]
+async fn a_user_sees_their_schedule_but_is_not_offered_to_change_it() {
+    let r = router().await;
+    let Some((b, _turn)) = browser(&r).await else {
+        return;
+    };
+    b.log_in("2002", &password("2002")).await;
+    b.open("/console/#/me/schedule").await;
+    assert!(b.wait_for_text("may see these settings but not change them").await);
+    let disabled = b
+        .script(
+            "return document.querySelector(\"select[name=reception]\").disabled",
+            json!([]),
+        )
+        .await;
+    assert_eq!(disabled, true);
+}

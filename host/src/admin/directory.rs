@@ -12,8 +12,8 @@ use super::api::{list, op, schema, Access, Api};
 use super::auth::Principal;
 use super::{tenant_of, AdminState, ApiError, Json, Path};
 use crate::directory::provision::{
-    self, DevicePatch, EmployeePatch, MemberSpec, NewDevice, NewEmployee, NewHuntGroup, NewTenant,
-    TenantPatch,
+    self, DevicePatch, EmployeePatch, HuntGroupPatch, MemberSpec, NewDevice, NewEmployee,
+    NewHuntGroup, NewTenant, TenantPatch,
 };
 use crate::directory::{Device, Employee, HuntGroup, Tenant};
 
@@ -128,9 +128,16 @@ pub(super) fn routes() -> Api {
             "/tenants/{tid}/hunt-groups/{id}",
             vec![
                 op(Method::GET, Admin, "Read a hunt group").ok(schema::<HuntGroup>),
+                op(
+                    Method::PATCH,
+                    Admin,
+                    "Change a hunt group's name, strategy, ring times or status-on-no-answer rule",
+                )
+                .body(schema::<HuntGroupPatch>)
+                .ok(schema::<HuntGroup>),
                 op(Method::DELETE, Admin, "Delete a hunt group"),
             ],
-            get(get_group).delete(delete_group),
+            get(get_group).patch(patch_group).delete(delete_group),
         )
         .route(
             "/tenants/{tid}/hunt-groups/{id}/members",
@@ -357,6 +364,18 @@ async fn get_group(
         .get(&id)
         .ok_or_else(|| ApiError::not_found(format!("hunt group {id}")))?;
     Ok(Json(json!(g)))
+}
+
+async fn patch_group(
+    State(s): State<AdminState>,
+    Path((tid, id)): Path<(i64, i64)>,
+    Json(body): Json<HuntGroupPatch>,
+) -> Result<Json<Value>, ApiError> {
+    let t = tenant_of(&s, tid)?;
+    provision::update_hunt_group(&s.store, &t, id, &body).await?;
+    reload(&s).await?;
+    let t = tenant_of(&s, tid)?;
+    Ok(Json(json!(t.groups.get(&id))))
 }
 
 async fn delete_group(

@@ -570,6 +570,72 @@ pub async fn create_hunt_group(
     Ok(id)
 }
 
+/// Changes to a hunt group; absent fields stay as they are (members
+/// change with [`set_members`]).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"strategy": "sequential", "member_ring_secs": 15}))]
+pub struct HuntGroupPatch {
+    /// Name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Ring strategy.
+    #[serde(default)]
+    pub strategy: Option<RingStrategy>,
+    /// Seconds per member (sequential strategies), 5-300.
+    #[serde(default)]
+    pub member_ring_secs: Option<u32>,
+    /// Seconds before giving up, 5-3600.
+    #[serde(default)]
+    pub total_ring_secs: Option<u32>,
+    /// Which unanswered group calls change a member's status (seed 004).
+    #[serde(default)]
+    pub no_answer_applies_to: Option<NoAnswerAppliesTo>,
+}
+
+/// Changes a hunt group's name, strategy and ring times, all or nothing.
+pub async fn update_hunt_group(
+    store: &Store,
+    dir: &TenantDirectory,
+    id: i64,
+    p: &HuntGroupPatch,
+) -> Result<(), ProvisionError> {
+    let Some(g) = dir.groups.get(&id) else {
+        return Err(ProvisionError::NotFound(format!("hunt group {id}")));
+    };
+    let name = match &p.name {
+        Some(n) if n.trim().is_empty() => return Err(invalid("name", "must not be empty")),
+        Some(n) => n.trim().to_owned(),
+        None => g.name.clone(),
+    };
+    let member_ring = p.member_ring_secs.unwrap_or(g.member_ring_secs);
+    if !(5..=300).contains(&member_ring) {
+        return Err(invalid("member_ring_secs", "must be 5 to 300 seconds"));
+    }
+    let total_ring = p.total_ring_secs.unwrap_or(g.total_ring_secs);
+    if !(5..=3600).contains(&total_ring) {
+        return Err(invalid("total_ring_secs", "must be 5 to 3600 seconds"));
+    }
+    sqlx::query(
+        "UPDATE hunt_groups SET name = $1, strategy = $2, member_ring_secs = $3, \
+         total_ring_secs = $4, no_answer_applies_to = $5 WHERE id = $6 AND tenant_id = $7",
+    )
+    .bind(name)
+    .bind(p.strategy.unwrap_or(g.strategy).as_str())
+    .bind(i64::from(member_ring))
+    .bind(i64::from(total_ring))
+    .bind(
+        p.no_answer_applies_to
+            .unwrap_or(g.no_answer_applies_to)
+            .as_str(),
+    )
+    .bind(id)
+    .bind(dir.tenant.id)
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
 /// Changes to a tenant; absent fields stay as they are.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -209,6 +209,8 @@ async function employeesPage(main) {
     h("td", {}, e.mobile || ""),
     h("td", {}, e.forced_login ? "yes" : "no"),
     h("td", {}, h("div", { class: "actions" },
+      h("a", { href: `#/me/diverts?ext=${e.extension}` }, "Diverts"),
+      h("a", { href: `#/me/schedule?ext=${e.extension}` }, "Schedule"),
       h("button", { type: "button", class: "secondary", onclick: () => { editSlot.replaceChildren(editEmployee(e, depts)); editSlot.querySelector("input").focus(); } }, `Edit ${e.extension}`),
       h("button", { type: "button", class: "danger", onclick: () => confirmAnd(`Delete ${e.name} (${e.extension})?`, () => guarded(async () => { await api("DELETE", `${T()}/employees/${e.id}`); toast(`Deleted ${e.extension}`); route(); })) }, "Delete")))));
   put(main, h("h1", {}, "Employees"),
@@ -314,9 +316,23 @@ async function groupsPage(main) {
       if (id && !members.some((m) => m.employee_id === id)) { members.push({ employee_id: id, enabled: true }); draw(); }
       ev.target.value = "";
     });
+    const settings = form(null, [
+      h("div", { class: "row" },
+        field("name", "Name", "text", { value: g.name }),
+        field("strategy", "Strategy", "select", { options: STRATEGIES, value: g.strategy })),
+      h("div", { class: "row" },
+        field("member_ring_secs", "Seconds per member", "number", { value: g.member_ring_secs, min: 5, max: 300 }),
+        field("total_ring_secs", "Seconds in all", "number", { value: g.total_ring_secs, min: 5, max: 3600 }),
+        field("no_answer_applies_to", "Status on no answer applies to", "select", { options: APPLIES, value: g.no_answer_applies_to })),
+    ], `Save ${g.name}`, async (v) => {
+      await api("PATCH", `${T()}/hunt-groups/${g.id}`, v);
+      toast(`Saved ${v.name}`);
+      route();
+    });
     put(main, h("section", { class: "card" },
       h("h2", {}, `${g.name} (${g.extension})`),
-      h("p", {}, `${(STRATEGIES.find((s) => s[0] === g.strategy) || [0, g.strategy])[1]}; ${g.member_ring_secs} s per member, ${g.total_ring_secs} s in all; status on no answer applies to: ${(APPLIES.find((a) => a[0] === g.no_answer_applies_to) || [0, g.no_answer_applies_to])[1].toLowerCase()}.`),
+      settings,
+      h("h3", {}, "Members, in ring order"),
       list,
       form(null, [add], "Save members", async () => {
         await api("PUT", `${T()}/hunt-groups/${g.id}/members`, { members });
@@ -552,13 +568,30 @@ async function tokensPage(main) {
 
 // ---- employee pages ----------------------------------------------------
 
-const me = () => `${T()}/extensions/${session.extension}`;
+// Employee pages are about the person logged in; an administrator may open
+// them for anyone (`#/me/diverts?ext=2003`, linked from Employees).
+function subject() {
+  const ext = new URLSearchParams(location.hash.split("?")[1] || "").get("ext");
+  return isAdmin() && ext ? ext : session.extension;
+}
+const me = () => `${T()}/extensions/${encodeURIComponent(subject())}`;
+const mine = (title) => (subject() === session.extension ? `My ${title}` : `${title[0].toUpperCase()}${title.slice(1)} of ${subject()}`);
+const limitedRole = () => ["user", "restricted_user"].includes(session.role);
+
+// Seed 002: users and restricted users see these settings but only
+// administrators and department heads change them.
+function readOnlyFor(limited, f) {
+  if (!limited) return f;
+  f.querySelectorAll("input, select, textarea, button").forEach((el) => (el.disabled = true));
+  f.prepend(h("p", { class: "hint" }, "Your role may see these settings but not change them; ask an administrator."));
+  return f;
+}
 
 // A divert target: off, voicemail, an extension or a number. Users and
 // restricted users may only forward to their own mobile (seed 002), so
 // that is all they are offered; the API enforces it either way.
 function divertField(name, label, value, mobile) {
-  const limited = ["user", "restricted_user"].includes(session.role);
+  const limited = limitedRole();
   const kind = typeof value === "object" && value ? (value.extension ? "extension" : "number") : value || "off";
   const options = limited
     ? [["off", "Off"], ...(mobile ? [["number", `My mobile (${mobile})`]] : [])]
@@ -584,12 +617,13 @@ function divertValue(v, name) {
 }
 
 async function divertsPage(main) {
-  const [cur, self] = await Promise.all([
+  const [cur, people] = await Promise.all([
     api("GET", `${me()}/diverts`).then((x) => x.settings || {}),
-    api("GET", `${T()}/employees/${session.employee_id}`)]);
-  const limited = ["user", "restricted_user"].includes(session.role);
+    isAdmin() ? api("GET", `${T()}/employees`).then((x) => x.items) : api("GET", `${T()}/employees/${session.employee_id}`).then((x) => [x])]);
+  const limited = limitedRole();
+  const self = people.find((e) => e.extension === subject()) || {};
   const m = self.mobile;
-  put(main, h("h1", {}, "My diverts"),
+  put(main, h("h1", {}, mine("diverts")),
     h("p", {}, limited
       ? (m ? `Calls to your extension can be diverted to your mobile (${m}).` : "Your administrator has not recorded a mobile number for you, so there is nothing to divert to yet.")
       : "Calls to your extension can be diverted to voicemail, a colleague or a number (your own mobile, or numbers your company allows)."),
@@ -657,7 +691,7 @@ async function schedulePage(main) {
     if (v.ring_s !== null) body.ring_s = v.ring_s;
     return body;
   };
-  const main_form = form(null, [
+  const main_form = readOnlyFor(limitedRole(), form(null, [
     field("reception", "Where calls ring", "select", { options: [["desk", "My desk phone"], ["mobile", "My mobile"], ["all", "Desk and mobile"]], value: cur.reception || "desk" }),
     h("div", { class: "row" },
       field("mobile_delay_s", "Mobile joins after (s)", "number", { value: cur.mobile_delay_s ?? "", min: 0 }),
@@ -669,7 +703,7 @@ async function schedulePage(main) {
   ], "Save schedule", async (v) => {
     await api("PUT", `${me()}/schedule`, collect(v));
     toast("Schedule saved");
-  });
+  }));
   const addAbs = form("Add an absence", [h("div", { class: "row" },
     field("kind", "Kind", "select", { options: [["vacation", "Vacation"], ["sick_leave", "Sick leave"], ["other", "Other"]] }),
     field("from", "First day", "date"), field("to", "Last day", "date")),
@@ -678,14 +712,14 @@ async function schedulePage(main) {
     absences.push({ kind: v.kind, from: v.from, to: v.to, redirect: redirectValue(v, "redirect") });
     drawAbs();
   });
-  put(main, h("h1", {}, "My reception and schedule"), main_form, addAbs);
+  put(main, h("h1", {}, mine("reception and schedule")), main_form, limitedRole() ? null : addAbs);
 }
 
 async function delegationPage(main) {
   const cur = (await api("GET", `${me()}/delegation`)).settings || {};
-  put(main, h("h1", {}, "My delegation"),
+  put(main, h("h1", {}, mine("delegation")),
     h("p", {}, "Calls for you ring your delegates (secretaries) instead; they see the caller and that the call is for you. Up to 5 delegates."),
-    form(null, [
+    readOnlyFor(limitedRole(), form(null, [
       field("delegates", "Delegates (extensions, comma separated)", "text", { value: (cur.delegates || []).join(", ") }),
       field("mode", "How they ring", "select", { options: [["ring_all", "All at once"], ["sequential", "One after another"]], value: cur.mode || "ring_all" }),
       h("div", { class: "row" },
@@ -695,7 +729,7 @@ async function delegationPage(main) {
       const delegates = v.delegates.split(",").map((x) => x.trim()).filter(Boolean);
       await api("PUT", `${me()}/delegation`, delegates.length ? { delegates, mode: v.mode, total_ring_s: v.total_ring_s, per_user_ring_s: v.per_user_ring_s } : {});
       toast(delegates.length ? "Delegation saved" : "Delegation turned off");
-    }));
+    })));
 }
 
 async function hotdeskPage(main) {
