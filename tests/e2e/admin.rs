@@ -234,6 +234,58 @@ async fn a_hunt_group_patch_out_of_range_names_the_field_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn an_administrator_moves_the_hotdesk_range() {
+    let r = TestRouter::start().await;
+    let api = Api::new(&r);
+    let (status, body) = api
+        .call(
+            reqwest::Method::PATCH,
+            "/tenants/1",
+            Some(json!({"hotdesk_first": 5600, "hotdesk_last": 5699})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["hotdesk_range"], json!({"start": 5600, "end": 5699}));
+    r.add_device("5601").await;
+}
+
+#[tokio::test]
+async fn a_hotdesk_range_over_an_employee_is_refused_and_nothing_changes() {
+    let r = TestRouter::start().await;
+    let api = Api::new(&r);
+    let (status, body) = api
+        .call(
+            reqwest::Method::PATCH,
+            "/tenants/1",
+            Some(json!({"name": "Renamed", "hotdesk_first": 2000, "hotdesk_last": 2099})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["field"], "hotdesk_first");
+    assert!(body["error"].as_str().unwrap().contains("200"), "{body}");
+    let (_, t) = api.get("/tenants/1").await;
+    assert_eq!(t["name"], "Test");
+    assert_eq!(t["hotdesk_range"], json!({"start": 5400, "end": 5499}));
+}
+
+#[tokio::test]
+async fn a_hotdesk_range_that_leaves_a_hotdesk_phone_outside_is_refused() {
+    let r = TestRouter::start().await;
+    r.add_device("5401").await;
+    let api = Api::new(&r);
+    let (status, body) = api
+        .call(
+            reqwest::Method::PATCH,
+            "/tenants/1",
+            Some(json!({"hotdesk_first": 5450, "hotdesk_last": 5499})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["field"], "hotdesk_last");
+    assert!(body["error"].as_str().unwrap().contains("5401"), "{body}");
+}
+
+#[tokio::test]
 async fn call_history_over_http_shows_an_answered_call_with_its_legs() {
     let r = TestRouter::start().await;
     let api = Api::new(&r);

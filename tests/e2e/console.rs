@@ -321,6 +321,7 @@ async fn an_administrator_logs_in_and_every_page_renders() {
     // No script of the page can read the token.
     assert_eq!(b.script("return document.cookie", json!([])).await, "");
     for (path, name, heading) in [
+        ("#/company", "company-settings", "Company settings"),
         ("#/employees", "employees", "Employees"),
         ("#/devices", "devices", "Devices"),
         ("#/groups", "hunt-groups", "Hunt groups"),
@@ -687,7 +688,10 @@ async fn a_user_sees_their_schedule_but_is_not_offered_to_change_it() {
     };
     b.log_in("2002", &password("2002")).await;
     b.open("/console/#/me/schedule").await;
-    assert!(b.wait_for_text("may see these settings but not change them").await);
+    assert!(
+        b.wait_for_text("may see these settings but not change them")
+            .await
+    );
     let disabled = b
         .script(
             "return document.querySelector(\"select[name=reception]\").disabled",

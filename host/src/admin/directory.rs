@@ -41,7 +41,7 @@ pub(super) fn routes() -> Api {
                 op(
                     Method::PATCH,
                     Admin,
-                    "Change a tenant's settings (trunk, voicemail, time zone, history scopes)",
+                    "Change a tenant's settings (trunk, voicemail, time zone, history scopes, hotdesk range)",
                 )
                 .body(schema::<TenantPatch>)
                 .ok(schema::<Tenant>),
@@ -194,6 +194,8 @@ async fn patch_tenant(
     Path(tid): Path<i64>,
     Json(body): Json<TenantPatch>,
 ) -> Result<Json<Value>, ApiError> {
+    let t = tenant_of(&s, tid)?;
+    provision::check_hotdesk_range(&t, &body)?;
     provision::update_tenant(&s.store, tid, &body).await?;
     reload(&s).await?;
     Ok(Json(json!(tenant_of(&s, tid)?.tenant)))

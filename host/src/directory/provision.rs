@@ -657,6 +657,87 @@ pub struct TenantPatch {
     pub head_history_scope: Option<HistoryScope>,
     /// Whose history users see: `department` or `company`.
     pub user_history_scope: Option<HistoryScope>,
+    /// First extension of the hotdesk range (with `hotdesk_last`).
+    pub hotdesk_first: Option<u32>,
+    /// Last extension of the hotdesk range (with `hotdesk_first`).
+    pub hotdesk_last: Option<u32>,
+}
+
+/// Checks a new hotdesk range against the directory: it must hold every
+/// hotdesk device account (they belong to nobody) and no employee, hunt
+/// group or owned device, or numbers would change meaning under them.
+pub fn check_hotdesk_range(dir: &TenantDirectory, p: &TenantPatch) -> Result<(), ProvisionError> {
+    let (first, last) = match (p.hotdesk_first, p.hotdesk_last) {
+        (None, None) => return Ok(()),
+        (Some(f), Some(l)) => (f, l),
+        (None, Some(_)) => {
+            return Err(invalid(
+                "hotdesk_first",
+                "give the whole range: hotdesk_first and hotdesk_last",
+            ))
+        }
+        (Some(_), None) => {
+            return Err(invalid(
+                "hotdesk_last",
+                "give the whole range: hotdesk_first and hotdesk_last",
+            ))
+        }
+    };
+    if first > last || last > 99_999_999 {
+        return Err(invalid(
+            "hotdesk_last",
+            "hotdesk range must be first <= last, at most 8 digits",
+        ));
+    }
+    let range = first..=last;
+    if let Some(e) = dir
+        .employees
+        .values()
+        .find(|e| range.contains(&e.extension.number()))
+    {
+        return Err(invalid(
+            "hotdesk_first",
+            format!(
+                "employee extension {} would fall in the hotdesk range",
+                e.extension.as_str()
+            ),
+        ));
+    }
+    if let Some(g) = dir
+        .groups
+        .values()
+        .find(|g| range.contains(&g.extension.number()))
+    {
+        return Err(invalid(
+            "hotdesk_first",
+            format!(
+                "hunt group {} would fall in the hotdesk range",
+                g.extension.as_str()
+            ),
+        ));
+    }
+    for d in dir.devices.values() {
+        let inside = range.contains(&d.username.number());
+        if inside && d.employee_id.is_some() {
+            return Err(invalid(
+                "hotdesk_first",
+                format!(
+                    "device {} has an owner and would fall in the hotdesk range",
+                    d.username.as_str()
+                ),
+            ));
+        }
+        if !inside && d.employee_id.is_none() {
+            return Err(invalid(
+                "hotdesk_last",
+                format!(
+                    "hotdesk device {} would fall outside the hotdesk range",
+                    d.username.as_str()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn optional_uri(
@@ -692,6 +773,14 @@ pub async fn update_tenant(store: &Store, id: i64, p: &TenantPatch) -> Result<()
         .await?;
     if exists.is_none() {
         return Err(ProvisionError::NotFound(format!("tenant {id}")));
+    }
+    if let (Some(first), Some(last)) = (p.hotdesk_first, p.hotdesk_last) {
+        sqlx::query("UPDATE tenants SET hotdesk_first = $1, hotdesk_last = $2 WHERE id = $3")
+            .bind(i64::from(first))
+            .bind(i64::from(last))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
     }
     if let Some(n) = &p.name {
         sqlx::query("UPDATE tenants SET name = $1 WHERE id = $2")

@@ -271,7 +271,7 @@ async function devicesPage(main) {
   const owner = (id) => { const e = emps.items.find((x) => x.id === id); return e ? `${e.name} (${e.extension})` : "hotdesk (nobody)"; };
   const loggedIn = (u) => (logins.items.find((l) => l.device === u) || {}).extension;
   put(main, h("h1", {}, "Devices"),
-    h("p", {}, `Hotdesk range: ${tenant.hotdesk_range.start}–${tenant.hotdesk_range.end}. Device accounts in that range belong to nobody; employees log in at them (*88, or the Hotdesk page).`),
+    h("p", {}, `Hotdesk range: ${tenant.hotdesk_range.start}–${tenant.hotdesk_range.end}. Device accounts in that range belong to nobody; employees log in at them (*88, or the Hotdesk page). The range is set in `, h("a", { href: "#/company" }, "Company settings"), "."),
     table(["Username", "Name", "Owner", "Logged in", "Digest", ""], devs.items.map((d) => h("tr", {},
       h("td", {}, d.username), h("td", {}, d.name), h("td", {}, owner(d.employee_id)),
       h("td", {}, loggedIn(d.username) || ""),
@@ -290,6 +290,36 @@ async function devicesPage(main) {
       if (body.employee_id) body.employee_id = Number(body.employee_id);
       await api("POST", `${T()}/devices`, body);
       toast(`Created device ${v.username}`);
+      route();
+    }));
+}
+
+async function companyPage(main) {
+  const t = await api("GET", T());
+  const scopes = [["department", "Their department"], ["company", "The whole company"]];
+  put(main, h("h1", {}, "Company settings"),
+    form(null, [
+      h("div", { class: "row" },
+        field("name", "Company name", "text", { value: t.name }),
+        field("time_zone", "Time zone", "text", { value: t.time_zone, hint: "IANA name, e.g. Europe/London" })),
+      h("div", { class: "row" },
+        field("trunk_uri", "Trunk (outside calls)", "text", { value: t.trunk_uri || "", hint: "sip: URI; empty: none" }),
+        field("voicemail_uri", "Voicemail server", "text", { value: t.voicemail_uri || "", hint: "sip: URI; empty: none" })),
+      h("div", { class: "row" },
+        field("hotdesk_first", "Hotdesk range from", "number", { value: t.hotdesk_range.start }),
+        field("hotdesk_last", "to", "number", { value: t.hotdesk_range.end })),
+      h("div", { class: "row" },
+        field("head_history_scope", "Department heads see the calls of", "select", { options: scopes, value: t.head_history_scope }),
+        field("user_history_scope", "Users see the calls of", "select", { options: scopes, value: t.user_history_scope })),
+      field("busy_on_active_call", "Someone already on the phone is busy (seed 001)", "checkbox", { value: t.busy_on_active_call }),
+    ], "Save company settings", async (v) => {
+      const body = { ...v };
+      if (body.hotdesk_first === t.hotdesk_range.start && body.hotdesk_last === t.hotdesk_range.end) {
+        delete body.hotdesk_first;
+        delete body.hotdesk_last;
+      }
+      await api("PATCH", T(), body);
+      toast("Company settings saved");
       route();
     }));
 }
@@ -777,6 +807,7 @@ async function statusPage(main) {
 // ---- routing, session, live updates -----------------------------------
 
 const PAGES = {
+  "/company": { title: "Company settings", admin: true, render: companyPage },
   "/employees": { title: "Employees", admin: true, render: employeesPage },
   "/devices": { title: "Devices", admin: true, render: devicesPage },
   "/groups": { title: "Hunt groups", admin: true, render: groupsPage },
