@@ -64,7 +64,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("switchboard could not start")?;
     println!(
-        "switchboard: SIP on {} (UDP and TCP), admin API on http://{}",
+        "switchboard: SIP on {} (UDP and TCP), web console on http://{}/, admin API under /api/v1",
         running.sip_addr, running.http_addr
     );
     if let Some(v6) = running.sip_addr_v6 {
@@ -86,6 +86,10 @@ async fn main() -> anyhow::Result<()> {
         }
         println!("then dial another extension, e.g. 2002, or the Sales hunt group 2100.");
         println!("From 5401, dial *88*2003*3333 to log Carol in at that desk, *89 to log out.");
+        println!(
+            "Web console: open http://{}/ and log in with domain {}, login alice, password alice-2001-pw (administrator) or bob / bob-2002-pw (user).",
+            running.http_addr, demo.domain
+        );
         println!(
             "Admin API as an employee: POST /api/v1/login {{\"domain\": \"{}\", \"login\": \"alice\", \"password\": \"alice-2001-pw\"}}",
             demo.domain
