@@ -598,6 +598,11 @@ async fn a_live_call_appears_in_the_console_without_reloading() {
     b.screenshot("live-call").await;
     bob.hang_up(&call, &ok, &mut carol).await;
     assert!(b.wait_for_text("No calls in progress.").await);
+    // The call is in the history, with its hour in the chart.
+    b.open("/console/#/calls").await;
+    assert!(b.wait_for_text("Calls per hour by outcome").await);
+    b.find("svg.chart rect").await;
+    b.screenshot("call-history-with-a-call").await;
 }
 
 #[tokio::test]

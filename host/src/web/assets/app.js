@@ -486,9 +486,17 @@ function callsChart(items) {
     const b = hours.get(k);
     b[c.outcome] = (b[c.outcome] || 0) + 1;
   }
-  const keys = [...hours.keys()].sort((a, b) => a - b).slice(-24);
-  if (!keys.length) return null;
-  const max = Math.max(...keys.map((k) => Object.values(hours.get(k)).reduce((a, b) => a + b, 0)));
+  if (!hours.size) return null;
+  // 24 hourly slots ending with the newest call's hour, empty ones too.
+  const newest = Math.max(...hours.keys());
+  const keys = [];
+  for (let i = 23; i >= 0; i--) {
+    const d = new Date(newest);
+    d.setHours(d.getHours() - i);
+    keys.push(d.getTime());
+    if (!hours.has(d.getTime())) hours.set(d.getTime(), {});
+  }
+  const max = Math.max(1, ...keys.map((k) => Object.values(hours.get(k)).reduce((a, b) => a + b, 0)));
   const W = 720, H = 180, bw = Math.max(8, Math.floor((W - 40) / keys.length) - 4);
   const bars = [];
   keys.forEach((k, i) => {
@@ -500,7 +508,7 @@ function callsChart(items) {
       y -= bh;
       bars.push(svg("rect", { x: 30 + i * (bw + 4), y, width: bw, height: bh, fill: COLOURS[o] }, svg("title", {}, `${new Date(k).toLocaleString()}: ${n} ${o}`)));
     }
-    bars.push(svg("text", { x: 30 + i * (bw + 4), y: H - 8, "font-size": 10, fill: "#5b6475" }, `${new Date(k).getHours()}h`));
+    if (i % 3 === 0 || i === keys.length - 1) bars.push(svg("text", { x: 30 + i * (bw + 4), y: H - 8, "font-size": 10, fill: "#5b6475" }, `${new Date(k).getHours()}h`));
   });
   bars.push(svg("text", { x: 2, y: 14, "font-size": 10, fill: "#5b6475" }, String(max)));
   return h("figure", {},
@@ -517,7 +525,15 @@ async function callsPage(main, mine) {
   for (const k of ["extension", "outcome", "direction"]) if (q.get(k)) params.set(k, q.get(k));
   if (mine) params.set("extension", session.extension);
   for (const k of ["from", "to"]) if (q.get(k)) params.set(k, String(new Date(q.get(k)).getTime()));
-  const [page, stats] = await Promise.all([api("GET", `${T()}/calls?${params}`), api("GET", `${T()}/stats`).catch(() => null)]);
+  // The chart counts up to 500 of the calls the filters match, the table
+  // shows one page of them.
+  const chartParams = new URLSearchParams(params);
+  chartParams.set("limit", "500");
+  chartParams.set("offset", "0");
+  const [page, stats, recent] = await Promise.all([
+    api("GET", `${T()}/calls?${params}`),
+    api("GET", `${T()}/stats`).catch(() => null),
+    api("GET", `${T()}/calls?${chartParams}`)]);
   const base = mine ? "#/me/calls" : "#/calls";
   const filters = form("Filters", [h("div", { class: "row" },
     mine ? null : field("extension", "Extension", "text", { value: q.get("extension") || "" }),
@@ -540,7 +556,7 @@ async function callsPage(main, mine) {
     h("button", { type: "button", class: "secondary", disabled: offset + limit >= page.total, onclick: () => { q.set("offset", offset + limit); location.hash = `${base}?${q}`; } }, "Older"));
   put(main, h("h1", {}, mine ? "My calls" : "Call history"),
     stats ? h("p", {}, `${stats.total} calls, ${stats.talk_time_s} s talk time; ` + Object.entries(stats.by_outcome).map(([k, n]) => `${n} ${k.replace("_", " ")}`).join(", ")) : null,
-    filters, callsChart(page.items), table(["Started", "Caller", "Callee", "Direction", "Outcome", "Answered by", "Talk", "Notes"], rows, "No calls match."), pager);
+    filters, callsChart(recent.items), table(["Started", "Caller", "Callee", "Direction", "Outcome", "Answered by", "Talk", "Notes"], rows, "No calls match."), pager);
 }
 
 function liveTables(snapshot, own) {
