@@ -234,6 +234,41 @@ async fn a_hunt_group_patch_out_of_range_names_the_field_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn an_employee_patch_with_a_null_department_clears_it() {
+    let r = TestRouter::start().await;
+    let api = Api::new(&r);
+    let (_, groups) = api.get("/tenants/1/hunt-groups").await;
+    let dep = groups["items"][0]["id"].clone();
+    let path = format!("/tenants/1/employees/{}", r.employee_id("2003"));
+    let (status, body) = api
+        .call(
+            reqwest::Method::PATCH,
+            &path,
+            Some(json!({"department_id": dep})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["department_id"], dep);
+    let (_, body) = api
+        .call(
+            reqwest::Method::PATCH,
+            &path,
+            Some(json!({"name": "Carol"})),
+        )
+        .await;
+    assert_eq!(body["department_id"], dep, "absent leaves it");
+    let (status, body) = api
+        .call(
+            reqwest::Method::PATCH,
+            &path,
+            Some(json!({"department_id": null})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["department_id"], serde_json::Value::Null);
+}
+
+#[tokio::test]
 async fn an_administrator_moves_the_hotdesk_range() {
     let r = TestRouter::start().await;
     let api = Api::new(&r);

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use switchboard_e2e::browser::{Browser, BrowserTurn};
+use switchboard_e2e::browser::Browser;
 use switchboard_e2e::{password, Phone, Proto, TestRouter, DOMAIN};
 
 const T: Duration = Duration::from_secs(4);
@@ -24,7 +24,7 @@ fn base(r: &TestRouter) -> String {
     format!("http://{}", r.running.http_addr)
 }
 
-async fn browser(r: &TestRouter) -> Option<(Browser, BrowserTurn)> {
+async fn browser(r: &TestRouter) -> Option<Browser> {
     Browser::start(&base(r)).await
 }
 
@@ -245,6 +245,170 @@ async fn logging_out_of_the_console_revokes_the_session_on_the_server() {
 }
 
 #[tokio::test]
+async fn a_console_login_from_another_site_is_refused() {
+    let r = router().await;
+    let resp = reqwest::Client::new()
+        .post(format!("{}/console/session", base(&r)))
+        .header("origin", "https://evil.example")
+        .json(&json!({"domain": DOMAIN, "login": "2001", "password": password("2001")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(resp.headers().get("set-cookie").is_none());
+    let form = reqwest::Client::new()
+        .post(format!("{}/console/session", base(&r)))
+        .header("content-type", "text/plain")
+        .body(json!({"domain": DOMAIN, "login": "2001", "password": password("2001")}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(form.status(), 200, "a body a plain form could post");
+    assert!(form.headers().get("set-cookie").is_none());
+}
+
+#[tokio::test]
+async fn the_console_session_answer_is_never_cached() {
+    let r = router().await;
+    let (cookie, _) = cookie_and_csrf(&r, "2002").await;
+    let resp = reqwest::Client::new()
+        .get(format!("{}/console/session", base(&r)))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    assert!(resp.headers().contains_key("content-security-policy"));
+}
+
+#[tokio::test]
+async fn logging_out_without_the_csrf_header_is_refused_and_the_session_lives() {
+    let r = router().await;
+    let (cookie, _) = cookie_and_csrf(&r, "2002").await;
+    let client = reqwest::Client::new();
+    let out = client
+        .delete(format!("{}/console/session", base(&r)))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 403);
+    let still = client
+        .get(format!("{}/console/session", base(&r)))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(still.status(), 200);
+}
+
+#[tokio::test]
+async fn two_session_cookies_in_one_request_authenticate_nobody() {
+    let r = router().await;
+    let (mine, _) = cookie_and_csrf(&r, "2002").await;
+    let (planted, _) = cookie_and_csrf(&r, "2003").await;
+    let resp = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/tenants/1/extensions/2002/diverts",
+            base(&r)
+        ))
+        .header("cookie", format!("{planted}; {mine}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+}
+
+#[tokio::test]
+async fn an_api_token_in_the_session_cookie_is_refused() {
+    let r = router().await;
+    let (status, created) = r
+        .api(
+            "POST",
+            "/tenants/1/api-tokens",
+            Some(
+                json!({"label": "script", "employee_id": r.employee_id("2001")})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let token = created["token"].as_str().unwrap();
+    let resp = reqwest::Client::new()
+        .get(format!("{}/api/v1/tenants/1/employees", base(&r)))
+        .header("cookie", format!("sb_session={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+}
+
+#[tokio::test]
+async fn a_live_update_stream_ends_when_its_session_is_revoked() {
+    let r = router().await;
+    let (cookie, csrf) = cookie_and_csrf(&r, "2001").await;
+    let client = reqwest::Client::new();
+    let mut stream = client
+        .get(format!("{}/console/events", base(&r)))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let out = client
+        .delete(format!("{}/console/session", base(&r)))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 204);
+    // The session is checked again every 15 s; the stream then ends.
+    let ended = tokio::time::timeout(Duration::from_secs(25), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived its session");
+    assert!(wait_for_metric(&r, "switchboard_console_streams 0").await);
+}
+
+#[tokio::test]
+async fn one_employee_cannot_hold_every_live_update_stream() {
+    let r = router().await;
+    let (cookie, _) = cookie_and_csrf(&r, "2002").await;
+    let client = reqwest::Client::new();
+    let mut open = Vec::new();
+    for _ in 0..switchboard::web::STREAMS_PER_EMPLOYEE {
+        let s = client
+            .get(format!("{}/console/events", base(&r)))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(s.status(), 200);
+        open.push(s);
+    }
+    let one_more = client
+        .get(format!("{}/console/events", base(&r)))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(one_more.status(), 503);
+    // Someone else still gets one.
+    let (other, _) = cookie_and_csrf(&r, "2003").await;
+    let theirs = client
+        .get(format!("{}/console/events", base(&r)))
+        .header("cookie", &other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(theirs.status(), 200);
+}
+
+#[tokio::test]
 async fn the_live_update_stream_needs_a_session_and_is_counted() {
     let r = router().await;
     let anonymous = reqwest::get(format!("{}/console/events", base(&r)))
@@ -305,7 +469,7 @@ async fn wait_for_metric(r: &TestRouter, line: &str) -> bool {
 #[tokio::test]
 async fn an_administrator_logs_in_and_every_page_renders() {
     let r = router().await;
-    let Some((b, _turn)) = browser(&r).await else {
+    let Some(b) = browser(&r).await else {
         return;
     };
     b.log_in("2001", &password("2001")).await;
@@ -340,11 +504,14 @@ async fn an_administrator_logs_in_and_every_page_renders() {
         b.open(&format!("/console/{path}")).await;
         let h1 = b.text("main h1").await;
         assert_eq!(h1, heading, "{path}");
-        assert!(
-            !b.body_text().await.contains("not found"),
-            "{path}: {}",
-            b.body_text().await
-        );
+        // A page that failed to load says so in its place.
+        let failed = b
+            .script(
+                "return document.querySelector('main > p.form-error') !== null",
+                json!([]),
+            )
+            .await;
+        assert_eq!(failed, false, "{path}: {}", b.body_text().await);
         b.screenshot(name).await;
     }
 }
@@ -352,7 +519,7 @@ async fn an_administrator_logs_in_and_every_page_renders() {
 #[tokio::test]
 async fn the_console_is_usable_at_phone_width() {
     let r = router().await;
-    let Some((b, _turn)) = browser(&r).await else {
+    let Some(b) = browser(&r).await else {
         return;
     };
     b.resize(390, 844).await;
@@ -389,7 +556,7 @@ async fn a_user_diverts_to_their_mobile_in_the_console_and_the_call_follows_it()
         .await;
     r.patch_employee("2002", json!({"mobile": "441234567890"}))
         .await;
-    let Some((b, _turn)) = browser(&r).await else {
+    let Some(b) = browser(&r).await else {
         return;
     };
     b.log_in("2002", &password("2002")).await;
@@ -420,7 +587,7 @@ async fn a_user_diverts_to_their_mobile_in_the_console_and_the_call_follows_it()
 async fn a_plugin_error_is_shown_next_to_the_field_and_nothing_is_saved() {
     let r = router().await;
     r.chain(&["divert"]).await;
-    let Some((b, _turn)) = browser(&r).await else {
+    let Some(b) = browser(&r).await else {
         return;
     };
     b.log_in("2001", &password("2001")).await;
@@ -441,7 +608,7 @@ async fn a_plugin_error_is_shown_next_to_the_field_and_nothing_is_saved() {
 #[tokio::test]
 async fn a_user_is_not_offered_admin_pages_and_the_api_refuses_them() {
     let r = router().await;
-    let Some((b, _turn)) = browser(&r).await else {
+    let Some(b) = browser(&r).await else {
         return;
     };
     b.log_in("2002", &password("2002")).await;
@@ -483,7 +650,7 @@ async fn an_administrator_disabling_divert_in_the_console_stops_diverts_over_sip
     let first = alice.call("2002").await;
     assert!(dave.expect_invite(T).await.is_some(), "diverted before");
     alice.cancel(&first).await;
-    let Some((b, _turn)) = browser(&r).await else {
+    let Some(b) = browser(&r).await else {
         return;
     };
     b.log_in("2001", &password("2001")).await;
@@ -512,7 +679,7 @@ async fn an_administrator_disabling_divert_in_the_console_stops_diverts_over_sip
 #[tokio::test]
 async fn an_administrator_uploads_a_plugin_in_the_console() {
     let r = router().await;
-    let Some((b, _turn)) = browser(&r).await else {
+    let Some(b) = browser(&r).await else {
         return;
     };
     let wasm = r.dir.path().join("blocklist.wasm");
@@ -547,7 +714,7 @@ async fn an_administrator_uploads_a_plugin_in_the_console() {
 async fn an_employee_activates_a_hotdesk_phone_in_the_console() {
     let r = router().await;
     r.add_device("5401").await;
-    let Some((b, _turn)) = browser(&r).await else {
+    let Some(b) = browser(&r).await else {
         return;
     };
     b.log_in("2003", &password("2003")).await;
@@ -574,7 +741,7 @@ async fn an_employee_activates_a_hotdesk_phone_in_the_console() {
 #[tokio::test]
 async fn a_live_call_appears_in_the_console_without_reloading() {
     let r = router().await;
-    let Some((b, _turn)) = browser(&r).await else {
+    let Some(b) = browser(&r).await else {
         return;
     };
     b.log_in("2001", &password("2001")).await;
@@ -608,7 +775,7 @@ async fn a_live_call_appears_in_the_console_without_reloading() {
 #[tokio::test]
 async fn logging_out_in_the_browser_ends_the_session() {
     let r = router().await;
-    let Some((b, _turn)) = browser(&r).await else {
+    let Some(b) = browser(&r).await else {
         return;
     };
     b.log_in("2002", &password("2002")).await;
@@ -622,7 +789,7 @@ async fn logging_out_in_the_browser_ends_the_session() {
 #[tokio::test]
 async fn an_administrator_changes_a_hunt_group_in_the_console() {
     let r = router().await;
-    let Some((b, _turn)) = browser(&r).await else {
+    let Some(b) = browser(&r).await else {
         return;
     };
     b.log_in("2001", &password("2001")).await;
@@ -651,7 +818,7 @@ async fn a_department_head_sets_working_hours_and_a_vacation_in_the_console() {
     // Seed 002: schedules are for department heads and administrators.
     r.patch_employee("2003", json!({"role": "department_head"}))
         .await;
-    let Some((b, _turn)) = browser(&r).await else {
+    let Some(b) = browser(&r).await else {
         return;
     };
     b.log_in("2003", &password("2003")).await;
@@ -688,7 +855,7 @@ async fn a_department_head_sets_working_hours_and_a_vacation_in_the_console() {
 #[tokio::test]
 async fn a_user_sees_their_schedule_but_is_not_offered_to_change_it() {
     let r = router().await;
-    let Some((b, _turn)) = browser(&r).await else {
+    let Some(b) = browser(&r).await else {
         return;
     };
     b.log_in("2002", &password("2002")).await;

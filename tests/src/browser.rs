@@ -15,15 +15,34 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// How long to wait for an element or a text to show up.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// One headless Chromium session.
+/// One headless Chromium session. Dropping it stops chromedriver and the
+/// browser, then lets the next browser test start.
 pub struct Browser {
     http: reqwest::Client,
     /// `http://127.0.0.1:<port>/session/<id>`.
     session: String,
-    driver: std::process::Child,
-    _profile: tempfile::TempDir,
     /// Where the router under test serves the console.
     pub base: String,
+    // Fields drop in this order, after `Drop::drop`: the processes are
+    // gone before the profile is deleted and the turn passes on.
+    _driver: Driver,
+    _profile: tempfile::TempDir,
+    _turn: BrowserTurn,
+}
+
+/// chromedriver and the Chromium it starts, in a process group of their
+/// own: stopped together, by the id of the one we started, on every path
+/// (a panic while starting included).
+struct Driver(std::process::Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let pgid = self.0.id();
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pgid}")])
+            .status();
+        let _ = self.0.wait();
+    }
 }
 
 /// Where screenshots go: `target/console-screenshots` of the workspace.
@@ -44,9 +63,9 @@ pub type BrowserTurn = tokio::sync::MutexGuard<'static, ()>;
 impl Browser {
     /// A browser opened on `base` (`http://127.0.0.1:<port>`), or `None`
     /// with NOT RUN printed when chromium or chromedriver is missing (a
-    /// failure under CI, which installs both). The guard keeps other
-    /// browser tests waiting until this one ends.
-    pub async fn start(base: &str) -> Option<(Browser, BrowserTurn)> {
+    /// failure under CI, which installs both). Other browser tests wait
+    /// until this one is dropped.
+    pub async fn start(base: &str) -> Option<Browser> {
         if !crate::tool_available("chromedriver", "--version", "chromium-driver")
             || !crate::tool_available("chromium", "--version", "chromium")
         {
@@ -57,16 +76,18 @@ impl Browser {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let driver = std::process::Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .arg("--allowed-ips=127.0.0.1")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            // Its own process group, so that the browser it starts can be
-            // stopped with it even if the test panics.
-            .process_group(0)
-            .spawn()
-            .expect("start chromedriver");
+        let driver = Driver(
+            std::process::Command::new("chromedriver")
+                .arg(format!("--port={port}"))
+                .arg("--allowed-ips=127.0.0.1")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                // Its own process group, so that the browser it starts can be
+                // stopped with it even if the test panics.
+                .process_group(0)
+                .spawn()
+                .expect("start chromedriver"),
+        );
         let http = reqwest::Client::new();
         let root = format!("http://127.0.0.1:{port}");
         let mut ready = false;
@@ -106,14 +127,14 @@ impl Browser {
             .as_str()
             .unwrap_or_else(|| panic!("no WebDriver session: {resp}"))
             .to_owned();
-        let b = Browser {
+        Some(Browser {
             http,
             session: format!("{root}/session/{id}"),
-            driver,
-            _profile: profile,
             base: base.trim_end_matches('/').to_owned(),
-        };
-        Some((b, turn))
+            _driver: driver,
+            _profile: profile,
+            _turn: turn,
+        })
     }
 
     async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
@@ -278,17 +299,5 @@ impl Browser {
         self.fill("input[name=password]", password).await;
         self.click("form.login button[type=submit]").await;
         self.find("#logout:not([hidden])").await;
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        // chromedriver and the Chromium it started share the process
-        // group we gave it: stop them all, by the id of the one we started.
-        let pgid = self.driver.id();
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", "--", &format!("-{pgid}")])
-            .status();
-        let _ = self.driver.wait();
     }
 }

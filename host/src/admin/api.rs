@@ -329,7 +329,29 @@ pub(super) async fn authorize(
         )
         .into_response();
     }
+    // A cookie carries only a login session; anything else in it is as
+    // wrong as a wrong token.
     let principal = match auth::authenticate(&s, &token).await {
+        Ok(Some(Principal::Employee(e))) if from_cookie && !e.session => {
+            crate::metrics::count_auth_failure();
+            s.logins.fail(&source);
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "the session cookie is not a login session",
+                None,
+            )
+            .into_response();
+        }
+        Ok(Some(Principal::Operator)) if from_cookie => {
+            crate::metrics::count_auth_failure();
+            s.logins.fail(&source);
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "the session cookie is not a login session",
+                None,
+            )
+            .into_response();
+        }
         Ok(Some(p)) => p,
         Ok(None) => {
             crate::metrics::count_auth_failure();

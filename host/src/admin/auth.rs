@@ -56,6 +56,8 @@ pub struct EmployeePrincipal {
     pub department_id: Option<i64>,
     /// The token they presented.
     pub token_id: i64,
+    /// Whether that token is a login session (not a long-lived API token).
+    pub session: bool,
 }
 
 impl Principal {
@@ -107,7 +109,7 @@ pub async fn authenticate(s: &AdminState, token: &str) -> Result<Option<Principa
         return Ok(None);
     }
     let row = sqlx::query(
-        "SELECT id, tenant_id, employee_id, expires_at, revoked_at FROM api_tokens WHERE token_hash = $1",
+        "SELECT id, tenant_id, employee_id, kind, expires_at, revoked_at FROM api_tokens WHERE token_hash = $1",
     )
     .bind(hash(token))
     .fetch_optional(s.store.pool())
@@ -137,6 +139,10 @@ pub async fn authenticate(s: &AdminState, token: &str) -> Result<Option<Principa
         role: e.role,
         department_id: e.department_id,
         token_id: row.try_get("id").map_err(ApiError::internal)?,
+        session: row
+            .try_get::<String, _>("kind")
+            .map_err(ApiError::internal)?
+            == "session",
     })))
 }
 
@@ -183,18 +189,51 @@ pub fn csrf_for(token: &str) -> String {
     hash(&format!("switchboard-csrf:{token}"))
 }
 
-/// The session token in a request's `Cookie` headers, if any.
+/// The session token in a request's `Cookie` headers, if there is exactly
+/// one: a second `sb_session` (planted by a sibling site for a narrower
+/// path, say) makes the request unauthenticated rather than letting the
+/// order of cookies choose whose session it runs in.
 pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
-    headers
+    let mut found = headers
         .get_all(axum::http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.to_owned())
-        // A token is 64 hex digits; anything else is not ours.
-        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+        .filter(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value);
+    let value = found.next()?;
+    if found.next().is_some() {
+        return None;
+    }
+    // A token is 64 hex digits; anything else is not ours.
+    (value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())).then(|| value.to_owned())
+}
+
+/// The employee a console session cookie stands for: only login sessions
+/// count (an API token or the operator's never rides in a cookie), and
+/// wrong cookies are limited per source like wrong bearer tokens.
+pub(crate) async fn authenticate_cookie(
+    s: &AdminState,
+    peer: IpAddr,
+    token: &str,
+) -> Result<Option<Principal>, ApiError> {
+    let source = token_source_key(peer);
+    if let Err(wait) = s.logins.check(&source, TOKEN_FAILURES) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many wrong session cookies; try again in {wait} s"),
+            None,
+        ));
+    }
+    match authenticate(s, token).await? {
+        Some(p @ Principal::Employee(EmployeePrincipal { session: true, .. })) => Ok(Some(p)),
+        _ => {
+            crate::metrics::count_auth_failure();
+            s.logins.fail(&source);
+            Ok(None)
+        }
+    }
 }
 
 /// Failed login attempts by key (`account:...`, `source:...`).
@@ -528,6 +567,7 @@ pub(super) async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Revokes token `id` of the tenant (404 if it is not a live token of it).
 pub(crate) async fn revoke(s: &AdminState, tenant_id: i64, id: i64) -> Result<(), ApiError> {
     let n = sqlx::query(
         "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL",

@@ -377,7 +377,11 @@ async fn patch_group(
     provision::update_hunt_group(&s.store, &t, id, &body).await?;
     reload(&s).await?;
     let t = tenant_of(&s, tid)?;
-    Ok(Json(json!(t.groups.get(&id))))
+    let g = t
+        .groups
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found(format!("hunt group {id}")))?;
+    Ok(Json(json!(g)))
 }
 
 async fn delete_group(

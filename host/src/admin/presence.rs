@@ -238,6 +238,8 @@ async fn stored(state: &crate::plugins::PluginState) -> Result<(), ApiError> {
     }
 }
 
+/// Where employee `ext` of `t` is: status, registration, calls, hotdesk
+/// logins and hunt group memberships (404 for an unknown extension).
 pub(crate) fn presence_json(
     s: &AdminState,
     t: &TenantDirectory,

@@ -616,7 +616,7 @@ pub async fn update_hunt_group(
     if !(5..=3600).contains(&total_ring) {
         return Err(invalid("total_ring_secs", "must be 5 to 3600 seconds"));
     }
-    sqlx::query(
+    let n = sqlx::query(
         "UPDATE hunt_groups SET name = $1, strategy = $2, member_ring_secs = $3, \
          total_ring_secs = $4, no_answer_applies_to = $5 WHERE id = $6 AND tenant_id = $7",
     )
@@ -632,7 +632,11 @@ pub async fn update_hunt_group(
     .bind(id)
     .bind(dir.tenant.id)
     .execute(store.pool())
-    .await?;
+    .await?
+    .rows_affected();
+    if n == 0 {
+        return Err(ProvisionError::NotFound(format!("hunt group {id}")));
+    }
     Ok(())
 }
 
@@ -938,12 +942,24 @@ pub struct EmployeePatch {
     pub mobile: Option<String>,
     /// Voicemail PIN, 4-8 digits.
     pub voicemail_pin: Option<String>,
-    /// Department (hunt group id).
-    pub department_id: Option<i64>,
+    /// Department (hunt group id); `null` clears it, absent leaves it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub department_id: Option<Option<i64>>,
     /// Forced login (seed 004).
     pub forced_login: Option<bool>,
     /// Call waiting (a second call rings them during a call).
     pub call_waiting: Option<bool>,
+}
+
+/// A field that was sent, even as `null` (absent fields stay `None` by
+/// `#[serde(default)]`): tells "clear it" from "leave it".
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// Updates an employee of `dir`'s tenant.
@@ -996,7 +1012,7 @@ pub async fn update_employee(
             ));
         }
     }
-    if let Some(dep) = p.department_id {
+    if let Some(Some(dep)) = p.department_id {
         if !dir.groups.contains_key(&dep) {
             return Err(invalid("department_id", format!("no hunt group {dep}")));
         }

@@ -7,7 +7,9 @@
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -30,12 +32,21 @@ const MAX_PRESENCE: usize = 500;
 /// `GET /console/events`: `snapshot` events with `{"live_calls": [...],
 /// "presence": [...]}`. Administrators see the tenant's calls on this node
 /// and everyone's presence; a user sees their own.
-pub(super) async fn stream(State(s): State<AdminState>, headers: HeaderMap) -> Response {
-    let (token, p) = match super::session::employee(&s, &headers).await {
+pub(super) async fn stream(
+    State(s): State<AdminState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let (token, p) = match super::session::employee(&s, peer, &headers).await {
         Ok(x) => x,
-        Err(e) => return e.into_response(),
+        Err(e) => return super::secured(e.into_response()),
     };
-    let Some(slot) = s.console.stream_slot() else {
+    let Principal::Employee(e) = p.as_ref() else {
+        return super::secured(
+            ApiError::new(StatusCode::UNAUTHORIZED, "not logged in", None).into_response(),
+        );
+    };
+    let Some(slot) = s.console.stream_slot(e.employee_id) else {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "too many live-update streams open; the page will retry",
@@ -44,6 +55,7 @@ pub(super) async fn stream(State(s): State<AdminState>, headers: HeaderMap) -> R
         .into_response();
     };
     let state = Ticker {
+        peer,
         s,
         token,
         principal: p,
@@ -61,13 +73,16 @@ pub(super) async fn stream(State(s): State<AdminState>, headers: HeaderMap) -> R
         ))
     });
     super::secured(
+        // A comment every few seconds also lets a closed connection be
+        // noticed (and its slot freed) while nothing changes.
         Sse::new(events)
-            .keep_alive(KeepAlive::default())
+            .keep_alive(KeepAlive::new().interval(Duration::from_secs(5)))
             .into_response(),
     )
 }
 
 struct Ticker {
+    peer: SocketAddr,
     s: AdminState,
     token: String,
     principal: std::sync::Arc<Principal>,
@@ -94,8 +109,10 @@ impl Ticker {
             }
             if self.checked.elapsed() >= RECHECK {
                 self.checked = Instant::now();
-                match auth::authenticate(&self.s, &self.token).await {
-                    Ok(Some(_)) => {}
+                // A revoked session ends the stream; so does a change of
+                // role or extension (it would change what may be seen).
+                match auth::authenticate_cookie(&self.s, self.peer.ip(), &self.token).await {
+                    Ok(Some(now)) if same_view(&now, &self.principal) => {}
                     _ => return None,
                 }
             }
@@ -108,6 +125,15 @@ impl Ticker {
     }
 }
 
+fn same_view(a: &Principal, b: &Principal) -> bool {
+    match (a, b) {
+        (Principal::Employee(a), Principal::Employee(b)) => {
+            a.employee_id == b.employee_id && a.role == b.role && a.extension == b.extension
+        }
+        _ => false,
+    }
+}
+
 fn snapshot(s: &AdminState, p: &Principal) -> Value {
     let Principal::Employee(e) = p else {
         return json!({});
@@ -116,20 +142,27 @@ fn snapshot(s: &AdminState, p: &Principal) -> Value {
     let Some(t) = snap.by_id(e.tenant_id) else {
         return json!({});
     };
-    let admin = p.is_admin_of(e.tenant_id);
+    if p.is_admin_of(e.tenant_id) {
+        let shared = s.console.shared_snapshot(e.tenant_id, TICK - Duration::from_millis(100), || {
+            let mut exts: Vec<&str> = t
+                .employees
+                .values()
+                .map(|x| x.extension.as_str())
+                .collect();
+            exts.sort_unstable();
+            let presence: Vec<_> = exts
+                .into_iter()
+                .take(MAX_PRESENCE)
+                .filter_map(|x| presence_json(s, t, x).ok())
+                .collect();
+            json!({"live_calls": crate::admin::live_calls_of(s, e.tenant_id), "presence": presence})
+        });
+        return shared.as_ref().clone();
+    }
     let calls: Vec<_> = crate::admin::live_calls_of(s, e.tenant_id)
         .into_iter()
-        .filter(|c| admin || c.involves(&e.extension))
+        .filter(|c| c.involves(&e.extension))
         .collect();
-    let presence: Vec<_> = if admin {
-        let mut exts: Vec<&str> = t.employees.values().map(|x| x.extension.as_str()).collect();
-        exts.sort_unstable();
-        exts.into_iter()
-            .take(MAX_PRESENCE)
-            .filter_map(|x| presence_json(s, t, x).ok())
-            .collect()
-    } else {
-        presence_json(s, t, &e.extension).ok().into_iter().collect()
-    };
+    let presence: Vec<_> = presence_json(s, t, &e.extension).ok().into_iter().collect();
     json!({"live_calls": calls, "presence": presence})
 }

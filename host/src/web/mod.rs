@@ -14,8 +14,10 @@
 mod events;
 mod session;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -33,7 +35,16 @@ pub struct Console {
     max_streams: usize,
     /// Live-update streams open now.
     streams: AtomicUsize,
+    /// Streams open now per employee id (at most [`STREAMS_PER_EMPLOYEE`]).
+    per_employee: parking_lot::Mutex<HashMap<i64, usize>>,
+    /// The administrators' snapshot per tenant, built at most once a tick
+    /// however many administrators watch.
+    snapshots: parking_lot::Mutex<HashMap<i64, (Instant, Arc<serde_json::Value>)>>,
 }
+
+/// Live-update streams one employee may hold open (a few tabs), so one
+/// account cannot take every stream of the node.
+pub const STREAMS_PER_EMPLOYEE: usize = 4;
 
 impl Console {
     /// Console settings from the `[http]` config.
@@ -42,6 +53,8 @@ impl Console {
             secure_cookies,
             max_streams,
             streams: AtomicUsize::new(0),
+            per_employee: parking_lot::Mutex::default(),
+            snapshots: parking_lot::Mutex::default(),
         }
     }
 
@@ -50,14 +63,44 @@ impl Console {
         self.streams.load(Ordering::Relaxed)
     }
 
-    /// A slot for one more stream, if there is room; freed on drop.
-    fn stream_slot(self: &Arc<Self>) -> Option<StreamSlot> {
+    /// A slot for one more stream of `employee`, if there is room on the
+    /// node and under the employee's own limit; freed on drop.
+    fn stream_slot(self: &Arc<Self>, employee: i64) -> Option<StreamSlot> {
+        let mut mine = self.per_employee.lock();
+        let n = mine.entry(employee).or_insert(0);
+        if *n >= STREAMS_PER_EMPLOYEE {
+            return None;
+        }
         self.streams
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < self.max_streams).then_some(n + 1)
             })
-            .ok()
-            .map(|_| StreamSlot(self.clone()))
+            .ok()?;
+        *n += 1;
+        Some(StreamSlot {
+            console: self.clone(),
+            employee,
+        })
+    }
+
+    /// The tenant's snapshot if one was built within `fresh`, else the one
+    /// `build` makes now.
+    fn shared_snapshot(
+        &self,
+        tenant: i64,
+        fresh: std::time::Duration,
+        build: impl FnOnce() -> serde_json::Value,
+    ) -> Arc<serde_json::Value> {
+        if let Some((at, v)) = self.snapshots.lock().get(&tenant) {
+            if at.elapsed() < fresh {
+                return v.clone();
+            }
+        }
+        let v = Arc::new(build());
+        let mut map = self.snapshots.lock();
+        map.retain(|_, (at, _)| at.elapsed() < fresh * 10);
+        map.insert(tenant, (Instant::now(), v.clone()));
+        v
     }
 }
 
@@ -69,11 +112,21 @@ impl Default for Console {
 
 /// One open live-update stream; dropping it (the browser went away, the
 /// session ended, the stream's lifetime ran out) frees its place.
-struct StreamSlot(Arc<Console>);
+struct StreamSlot {
+    console: Arc<Console>,
+    employee: i64,
+}
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
-        self.0.streams.fetch_sub(1, Ordering::AcqRel);
+        let mut mine = self.console.per_employee.lock();
+        if let Some(n) = mine.get_mut(&self.employee) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                mine.remove(&self.employee);
+            }
+        }
+        self.console.streams.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

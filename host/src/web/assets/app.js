@@ -463,7 +463,7 @@ function settingsEditor(names) {
       } catch (e) {
         // The plugin's own validation message names its field; it goes
         // next to the one editor the settings have.
-        if (e instanceof ApiError && e.status !== 401) throw new ApiError(e.status, e.field ? `${e.field}: ${e.message}` : e.message, "settings");
+        if (e instanceof ApiError && e.status !== 401) throw new ApiError(e.status, e.message, "settings");
         throw e;
       }
       toast("Settings saved");
@@ -524,7 +524,14 @@ async function callsPage(main, mine) {
   const params = new URLSearchParams({ limit, offset });
   for (const k of ["extension", "outcome", "direction"]) if (q.get(k)) params.set(k, q.get(k));
   if (mine) params.set("extension", session.extension);
-  for (const k of ["from", "to"]) if (q.get(k)) params.set(k, String(new Date(q.get(k)).getTime()));
+  // Dates are whole local days; `to` is exclusive in the API, so the last
+  // day chosen ends at the next midnight.
+  if (q.get("from")) params.set("from", String(new Date(`${q.get("from")}T00:00`).getTime()));
+  if (q.get("to")) {
+    const end = new Date(`${q.get("to")}T00:00`);
+    end.setDate(end.getDate() + 1);
+    params.set("to", String(end.getTime()));
+  }
   // The chart counts up to 500 of the calls the filters match, the table
   // shows one page of them.
   const chartParams = new URLSearchParams(params);
@@ -851,9 +858,14 @@ function drawNav(current) {
   nav.replaceChildren(...items);
 }
 
+let generation = 0;
+
 async function route() {
   if (!session) return;
   listeners.clear();
+  // A slower page that finishes after the person moved on must not draw
+  // into the new one: each route renders into its own element first.
+  const turn = ++generation;
   const path = (location.hash.slice(1) || "").split("?")[0] || (isAdmin() ? "/employees" : "/me/diverts");
   const page = PAGES[path];
   const main = document.getElementById("main");
@@ -870,25 +882,44 @@ async function route() {
     return;
   }
   document.title = `${page.title} — Switchboard`;
+  const body = h("div", {});
   try {
-    await page.render(main);
+    await page.render(body);
   } catch (e) {
-    if (!(e instanceof ApiError && e.status === 401)) put(main, h("p", { class: "form-error", role: "alert" }, e.message));
+    if (!(e instanceof ApiError && e.status === 401)) put(body, h("p", { class: "form-error", role: "alert" }, e.message));
   }
+  if (turn !== generation || !session) return;
+  main.replaceChildren(...body.childNodes);
   main.focus();
 }
 
 function listen(fn) {
-  listeners.add(fn);
+  const turn = generation;
+  listeners.add((snap) => { if (turn === generation) fn(snap); });
   if (lastSnapshot) fn(lastSnapshot);
 }
+
+let retryMs = 1000;
 
 function startEvents() {
   if (events) events.close();
   events = new EventSource("/console/events");
   events.addEventListener("snapshot", (ev) => {
+    retryMs = 1000;
     try { lastSnapshot = JSON.parse(ev.data); } catch { return; }
     for (const fn of listeners) fn(lastSnapshot);
+  });
+  // The browser gives up on a refused stream (503 when the node is full,
+  // 401 when the session ended): try again later, while logged in.
+  events.addEventListener("error", () => {
+    if (!events || events.readyState !== EventSource.CLOSED) return;
+    setTimeout(async () => {
+      if (!session) return;
+      const resp = await fetch("/console/session", { credentials: "same-origin" }).catch(() => null);
+      if (resp && resp.ok) startEvents();
+      else if (resp && resp.status === 401) { session = null; showLogin("Your session has ended; please log in again."); }
+    }, retryMs);
+    retryMs = Math.min(retryMs * 2, 60000);
   });
 }
 
