@@ -12,6 +12,7 @@ mod hotdesk;
 mod hunt_status;
 mod ipv6;
 mod openapi;
+mod plugin_api;
 mod plugins;
 mod registrar;
 mod robustness;

@@ -271,8 +271,28 @@ pub(super) async fn authorize(
         })
         .unwrap_or_default();
     let Some(op) = s.registry.find(&template, req.method()).cloned() else {
-        // Unknown method on a known path: axum answers 405.
-        return next.run(req).await;
+        // A method the path lacks: 405 naming the ones it has.
+        let allowed: Vec<&str> = s
+            .registry
+            .routes()
+            .iter()
+            .filter(|(p, _)| *p == template)
+            .flat_map(|(_, ops)| ops.iter().map(|o| o.method.as_str()))
+            .collect();
+        if allowed.is_empty() {
+            return next.run(req).await;
+        }
+        let allow = allowed.join(", ");
+        let mut resp = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{} is not allowed here; allowed: {allow}", req.method()),
+            None,
+        )
+        .into_response();
+        if let Ok(v) = axum::http::HeaderValue::from_str(&allow) {
+            resp.headers_mut().insert(axum::http::header::ALLOW, v);
+        }
+        return resp;
     };
     if op.access == Access::Public {
         return next.run(req).await;

@@ -138,3 +138,54 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+/// Answers axum makes by itself (405 for a method the path lacks, 413 for
+/// a body over the limit, 400/415 for a body it cannot read) in the API's
+/// `{error, field}` shape, naming the methods allowed and the limit.
+pub(super) async fn json_errors(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use axum::http::header;
+    let method = req.method().clone();
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json || !(status.is_client_error()) {
+        return resp;
+    }
+    let allow = resp.headers().get(header::ALLOW).cloned();
+    let (message, field) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => (
+            format!(
+                "{method} is not allowed here; allowed: {}",
+                allow
+                    .as_ref()
+                    .and_then(|a| a.to_str().ok())
+                    .unwrap_or("none")
+            ),
+            None,
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            format!("the body is over the limit of {limit} bytes"),
+            Some("body"),
+        ),
+        StatusCode::NOT_FOUND => ("no such path in the API".to_owned(), None),
+        other => (
+            format!(
+                "the request was refused: {}",
+                other.canonical_reason().unwrap_or("client error")
+            ),
+            None,
+        ),
+    };
+    let mut out = ApiError::new(status, message, field).into_response();
+    if let Some(a) = allow {
+        out.headers_mut().insert(header::ALLOW, a);
+    }
+    out
+}

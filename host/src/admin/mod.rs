@@ -201,14 +201,24 @@ pub fn app(state: AdminState) -> Router {
         registry: Arc::new(registry),
         ..state
     };
+    let body_limit = state.router.plugins().config().max_upload + (64 << 10);
     let api = api
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             api::authorize,
         ))
         // Plugin uploads are bigger than axum's 2 MiB default.
-        .layer(axum::extract::DefaultBodyLimit::max(
-            state.router.plugins().config().max_upload + (64 << 10),
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "no such path in the API",
+                None,
+            )
+        })
+        .layer(middleware::from_fn_with_state(
+            body_limit,
+            error::json_errors,
         ));
     Router::new()
         .route(

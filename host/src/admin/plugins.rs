@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::api::{any_json, op, schema, Access, Api};
-use super::{tenant_of, AdminState, ApiError, Json, Path};
+use super::{tenant_of, AdminState, ApiError, Json, List, Path};
 use crate::pipeline::Point;
 use crate::plugins::{ChainEntry, Loaded, PluginError};
 
@@ -24,13 +24,37 @@ pub(super) fn routes() -> Api {
         )
         .route(
             "/tenants/{tid}/plugins/{name}",
-            vec![op(Method::POST, Admin, "Upload a component (application/wasm); validated before it is stored; a new version serves new calls").wasm().created(schema::<PluginInfo>)],
-            post(upload),
+            vec![
+                op(Method::POST, Admin, "Upload a component (application/wasm); its imports are checked against what the router provides and the tenant's stored settings against the new version before it is stored; a new version serves new calls").wasm().created(schema::<PluginInfo>),
+                op(Method::DELETE, Admin, "Delete an uploaded plugin (every version, its settings, store and timers); refused while it is in the chain"),
+            ],
+            post(upload).delete(delete_plugin),
         )
         .route(
             "/tenants/{tid}/plugin-chain",
-            vec![op(Method::PUT, Admin, "Set the chain: order and on/off; applies to the next call").body(schema::<ChainBody>).ok(schema::<ChainView>)],
+            vec![op(Method::PUT, Admin, "Replace the whole chain: order and on/off; applies to the next call (entries not listed are taken out)").body(schema::<ChainBody>).ok(schema::<ChainView>)],
             put(set_chain),
+        )
+        .route(
+            "/tenants/{tid}/plugin-chain/{name}",
+            vec![
+                op(Method::PUT, Admin, "Add one plugin to the chain or change its entry (on/off, position); the other entries stay as they are").body(schema::<ChainEntryBody>).ok(schema::<ChainView>),
+                op(Method::DELETE, Admin, "Take one plugin out of the chain; the other entries stay").ok(schema::<ChainView>),
+            ],
+            put(put_chain_entry).delete(remove_chain_entry),
+        )
+        .route(
+            "/tenants/{tid}/plugins/{name}/faults",
+            vec![op(Method::GET, Admin, "The plugin's recent faults for the tenant on this node (time, call, reason; oldest first, at most 50)").ok(super::api::list::<crate::plugins::Fault>)],
+            get(faults),
+        )
+        .route(
+            "/tenants/{tid}/plugins/{name}/kv",
+            vec![
+                op(Method::GET, Admin, "The plugin's key-value store for the tenant (kept across versions, per plugin name)").ok(super::api::list::<KvEntry>),
+                op(Method::DELETE, Admin, "Empty the plugin's key-value store for the tenant"),
+            ],
+            get(kv_list).delete(kv_clear),
         )
         .route(
             "/tenants/{tid}/plugins/{name}/settings/{scope}",
@@ -204,6 +228,18 @@ async fn upload(
 ) -> Result<(StatusCode, Json<PluginInfo>), ApiError> {
     tenant_of(&s, tid)?;
     let host = s.router.plugins();
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "a plugin name is 1 to 64 of a-z, 0-9 and -",
+            Some("name"),
+        ));
+    }
     if crate::plugins::PRODUCT_PLUGINS.contains(&name.as_str()) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -286,6 +322,130 @@ async fn set_chain(
     Ok(Json(ChainView {
         chain: chain_json(&host.chain(tid)),
     }))
+}
+
+/// Body of `PUT /plugin-chain/{name}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"enabled": true, "position": 0}))]
+pub(super) struct ChainEntryBody {
+    /// Whether it is asked (default: as it was; on for a new entry).
+    #[serde(default)]
+    enabled: Option<bool>,
+    /// Place in the chain, 0 first (default: where it was; last for a new
+    /// entry); beyond the end means last.
+    #[serde(default)]
+    #[schema(minimum = 0)]
+    position: Option<u32>,
+}
+
+fn unknown_in_chain(e: PluginError) -> ApiError {
+    match e {
+        PluginError::Unknown(n) => ApiError::not_found(format!("plugin `{n}` for this tenant")),
+        other => plugin_error(other),
+    }
+}
+
+async fn put_chain_entry(
+    State(s): State<AdminState>,
+    Path((tid, name)): Path<(i64, String)>,
+    Json(body): Json<ChainEntryBody>,
+) -> Result<Json<ChainView>, ApiError> {
+    tenant_of(&s, tid)?;
+    let host = s.router.plugins();
+    host.put_chain_entry(tid, &name, body.enabled, body.position.map(|p| p as usize))
+        .await
+        .map_err(unknown_in_chain)?;
+    Ok(Json(ChainView {
+        chain: chain_json(&host.chain(tid)),
+    }))
+}
+
+async fn remove_chain_entry(
+    State(s): State<AdminState>,
+    Path((tid, name)): Path<(i64, String)>,
+) -> Result<Json<ChainView>, ApiError> {
+    tenant_of(&s, tid)?;
+    let host = s.router.plugins();
+    host.remove_chain_entry(tid, &name)
+        .await
+        .map_err(|e| match e {
+            PluginError::Unknown(n) => ApiError::not_found(format!("`{n}` in the chain")),
+            other => plugin_error(other),
+        })?;
+    Ok(Json(ChainView {
+        chain: chain_json(&host.chain(tid)),
+    }))
+}
+
+async fn delete_plugin(
+    State(s): State<AdminState>,
+    Path((tid, name)): Path<(i64, String)>,
+) -> Result<StatusCode, ApiError> {
+    tenant_of(&s, tid)?;
+    s.router
+        .plugins()
+        .delete_plugin(tid, &name)
+        .await
+        .map_err(|e| match e {
+            PluginError::Unknown(n) => ApiError::not_found(format!("uploaded plugin `{n}`")),
+            PluginError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m, Some("name")),
+            other => plugin_error(other),
+        })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn faults(
+    State(s): State<AdminState>,
+    Path((tid, name)): Path<(i64, String)>,
+) -> Result<Json<List<crate::plugins::Fault>>, ApiError> {
+    tenant_of(&s, tid)?;
+    let host = s.router.plugins();
+    if !host.available(tid).iter().any(|p| p.name == name) {
+        return Err(ApiError::not_found(format!(
+            "plugin `{name}` for this tenant"
+        )));
+    }
+    Ok(Json(List::new(host.recent_faults(tid, &name))))
+}
+
+/// One key of a plugin's store.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct KvEntry {
+    /// The key.
+    key: String,
+    /// Its value.
+    value: String,
+}
+
+async fn kv_list(
+    State(s): State<AdminState>,
+    Path((tid, name)): Path<(i64, String)>,
+) -> Result<Json<List<KvEntry>>, ApiError> {
+    tenant_of(&s, tid)?;
+    let items = s
+        .router
+        .plugins()
+        .state()
+        .kv_all(tid, &name)
+        .into_iter()
+        .map(|(key, value)| KvEntry { key, value })
+        .collect();
+    Ok(Json(List::new(items)))
+}
+
+async fn kv_clear(
+    State(s): State<AdminState>,
+    Path((tid, name)): Path<(i64, String)>,
+) -> Result<StatusCode, ApiError> {
+    tenant_of(&s, tid)?;
+    let state = s.router.plugins().state();
+    state.kv_clear(tid, &name);
+    // Acknowledged means stored: wait for the writer to reach the deletes.
+    if !state.flush().await {
+        return Err(ApiError::internal("the store could not be cleared"));
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub(super) async fn put_settings(

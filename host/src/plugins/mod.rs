@@ -123,6 +123,70 @@ pub enum PluginError {
     Busy(String),
 }
 
+/// The functions of `switchboard:plugin/host@0.2.0`, read from the
+/// contract this router implements.
+fn host_functions() -> &'static std::collections::HashSet<String> {
+    static NAMES: std::sync::OnceLock<std::collections::HashSet<String>> =
+        std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        include_str!("../../../wit/host.wit")
+            .lines()
+            .filter_map(|l| l.trim().split_once(": func"))
+            .map(|(name, _)| name.trim().to_owned())
+            .collect()
+    })
+}
+
+/// The contract's interfaces a plugin may import.
+const HOST_INTERFACE: &str = "switchboard:plugin/host@0.2.0";
+const TYPES_INTERFACE: &str = "switchboard:plugin/types@0.2.0";
+
+/// Refuses a component that imports what the host does not provide (it
+/// would fault on every call): an interface other than the contract's and
+/// WASI, or a host function this version of the contract lacks. WASI
+/// imports are allowed: std builds carry them (see the world's docs).
+fn check_imports(engine: &Engine, component: &Component) -> Result<(), PluginError> {
+    let ty = component.component_type();
+    for (name, item) in ty.imports(engine) {
+        if name.starts_with("wasi:") || name == TYPES_INTERFACE {
+            continue;
+        }
+        if name != HOST_INTERFACE {
+            return Err(PluginError::Invalid(format!(
+                "imports `{name}`, which this router does not provide (a plugin may import {HOST_INTERFACE} and WASI)"
+            )));
+        }
+        if let wasmtime::component::types::ComponentItem::ComponentInstance(inst) = item.ty {
+            for (func, f) in inst.exports(engine) {
+                let is_func = matches!(
+                    f.ty,
+                    wasmtime::component::types::ComponentItem::ComponentFunc(_)
+                );
+                if is_func && !host_functions().contains(func) {
+                    return Err(PluginError::Invalid(format!(
+                        "imports `{name}#{func}`, which this router does not provide (built against another version of the contract?)"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One fault of a plugin: when, in which call, why.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Fault {
+    /// Unix ms.
+    pub at: i64,
+    /// The call's history id (empty outside a call: settings, timers).
+    pub call_id: String,
+    /// What went wrong, as the runtime saw it.
+    pub reason: String,
+}
+
+/// Faults kept per (tenant, plugin).
+pub const RECENT_FAULTS: usize = 50;
+
 /// What the runtime needs to know about calls in progress.
 pub trait Presence: Send + Sync + std::fmt::Debug {
     /// Whether the extension (or one of its devices, or a hotdesk device
@@ -203,6 +267,9 @@ pub struct PluginHost {
     plugins: RwLock<HashMap<PluginKey, Arc<Loaded>>>,
     chains: RwLock<HashMap<i64, Arc<Vec<ChainEntry>>>>,
     faults: Mutex<HashMap<(i64, String), VecDeque<Instant>>>,
+    /// The last faults of each (tenant, plugin) with their reasons, for the
+    /// tenant's administrators (this node's; newest last).
+    recent_faults: Mutex<HashMap<(i64, String), VecDeque<Fault>>>,
     /// Instances that finished a call cleanly, kept for the next call of
     /// the same tenant and plugin version (see [`PluginHost::decide`]).
     idle: Mutex<HashMap<IdleKey, Vec<Idle>>>,
@@ -325,6 +392,7 @@ impl PluginHost {
             plugins: RwLock::new(HashMap::new()),
             chains: RwLock::new(HashMap::new()),
             faults: Mutex::new(HashMap::new()),
+            recent_faults: Mutex::new(HashMap::new()),
             idle: Mutex::new(HashMap::new()),
             idle_count: std::sync::atomic::AtomicUsize::new(0),
             timers_fired: std::sync::atomic::AtomicU64::new(0),
@@ -417,6 +485,7 @@ impl PluginHost {
     ) -> Result<Loaded, PluginError> {
         let component = Component::new(&self.engine, wasm)
             .map_err(|e| PluginError::Invalid(format!("not a valid component: {e:#}")))?;
+        check_imports(&self.engine, &component)?;
         let mut linker: Linker<CallState> = Linker::new(&self.engine);
         bindings::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
             .map_err(|e| PluginError::Engine(e.to_string()))?;
@@ -431,8 +500,14 @@ impl PluginHost {
             ))
         })?;
         let pre = bindings::PluginPre::new(pre).map_err(|e| {
+            let exports: Vec<String> = component
+                .component_type()
+                .exports(&self.engine)
+                .map(|(n, _)| format!("`{n}`"))
+                .collect();
             PluginError::Invalid(format!(
-                "does not export switchboard:plugin/handler@0.2.0: {e:#}"
+                "does not export switchboard:plugin/handler@0.2.0 (it exports {}; build it against this router's wit/): {e:#}",
+                if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") }
             ))
         })?;
         let mut loaded = Loaded {
@@ -601,6 +676,22 @@ impl PluginHost {
     fn fault(&self, tenant_id: i64, plugin: &Loaded, call_id: &str, why: &str) {
         plugin.faults.fetch_add(1, Ordering::Relaxed);
         crate::metrics::count_plugin_fault();
+        {
+            let mut recent = self.recent_faults.lock();
+            // Bounded in keys as well as per key.
+            if recent.len() >= 10_000 && !recent.contains_key(&(tenant_id, plugin.name.clone())) {
+                recent.clear();
+            }
+            let q = recent.entry((tenant_id, plugin.name.clone())).or_default();
+            if q.len() >= RECENT_FAULTS {
+                q.pop_front();
+            }
+            q.push_back(Fault {
+                at: crate::store::now_ms(),
+                call_id: call_id.chars().take(64).collect(),
+                reason: why.chars().take(500).collect(),
+            });
+        }
         tracing::warn!(tenant = tenant_id, plugin = %plugin.name, call = call_id, reason = why, "plugin fault: skipped");
         let switch_off = {
             let mut faults = self.faults.lock();
@@ -726,9 +817,37 @@ impl PluginHost {
         }
         let version = latest.map(|(v, _)| v + 1).unwrap_or(1);
         let (job_name, job_wasm) = (name.to_owned(), wasm.to_vec());
+        // The new version must accept what the tenant stored for the old
+        // one, or it would start with settings it cannot read.
+        let stored = owner
+            .map(|t| self.state.settings_of(t, name))
+            .unwrap_or_default();
+        let tenant = owner.and_then(|t| self.directory.snapshot().by_id(t).cloned());
         let loaded = self
             .admin_job(owner, move |host| {
-                host.compile(&job_name, version, owner, &job_wasm)
+                let loaded = host.compile(&job_name, version, owner, &job_wasm)?;
+                if let Some(tenant) = tenant {
+                    for (scope, json) in &stored {
+                        let res = host.with_instance(&loaded, Some(tenant.clone()), "", ADMIN_DEADLINE, |p, store| {
+                            p.switchboard_plugin_handler()
+                                .call_validate_settings(store, scope, json)
+                        });
+                        match res {
+                            Ok((Ok(()), _)) => {}
+                            Ok((Err(why), _)) => {
+                                return Err(PluginError::Settings(format!(
+                                    "the new version rejects the stored settings of scope `{scope}`: {why}"
+                                )))
+                            }
+                            Err(e) => {
+                                return Err(PluginError::Settings(format!(
+                                    "the new version failed while validating the stored settings of scope `{scope}`: {e}"
+                                )))
+                            }
+                        }
+                    }
+                }
+                Ok(loaded)
             })
             .await?;
         sqlx::query(
@@ -777,6 +896,12 @@ impl PluginHost {
         )
         .fetch_all(self.db.pool())
         .await?;
+        // Plugins deleted on another node are forgotten here too.
+        let mut stored: std::collections::HashSet<PluginKey> = std::collections::HashSet::new();
+        for row in &newest {
+            stored.insert((row.try_get("name")?, row.try_get("owner_tenant_id")?));
+        }
+        self.plugins.write().retain(|k, _| stored.contains(k));
         for row in newest {
             let id: i64 = row.try_get("id")?;
             let name: String = row.try_get("name")?;
@@ -907,6 +1032,110 @@ impl PluginHost {
         self.db.notify_in(&mut tx, &Change::Plugins).await?;
         tx.commit().await?;
         self.reload_chains().await
+    }
+
+    /// The tenant's recent faults of plugin `name`, oldest first.
+    pub fn recent_faults(&self, tenant_id: i64, name: &str) -> Vec<Fault> {
+        self.recent_faults
+            .lock()
+            .get(&(tenant_id, name.to_owned()))
+            .map(|q| q.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Adds `name` to the tenant's chain or changes its entry, leaving
+    /// every other entry as it is: `enabled` (default: as it was, or on
+    /// for a new entry), `position` (0 first; default: where it was, or
+    /// last for a new entry).
+    pub async fn put_chain_entry(
+        &self,
+        tenant_id: i64,
+        name: &str,
+        enabled: Option<bool>,
+        position: Option<usize>,
+    ) -> Result<(), PluginError> {
+        let mut entries: Vec<(String, bool)> = self
+            .chain(tenant_id)
+            .into_iter()
+            .map(|e| (e.plugin.name.clone(), e.enabled))
+            .collect();
+        let at = entries.iter().position(|(n, _)| n == name);
+        let on = enabled.unwrap_or(at.map(|i| entries[i].1).unwrap_or(true));
+        let was = at.unwrap_or(entries.len());
+        if let Some(i) = at {
+            entries.remove(i);
+        }
+        let to = position.unwrap_or(was).min(entries.len());
+        entries.insert(to, (name.to_owned(), on));
+        self.set_chain(tenant_id, &entries).await
+    }
+
+    /// Takes `name` out of the tenant's chain (its settings and store stay).
+    pub async fn remove_chain_entry(&self, tenant_id: i64, name: &str) -> Result<(), PluginError> {
+        let entries: Vec<(String, bool)> = self
+            .chain(tenant_id)
+            .into_iter()
+            .map(|e| (e.plugin.name.clone(), e.enabled))
+            .collect();
+        if !entries.iter().any(|(n, _)| n == name) {
+            return Err(PluginError::Unknown(name.to_owned()));
+        }
+        let rest: Vec<(String, bool)> = entries.into_iter().filter(|(n, _)| n != name).collect();
+        self.set_chain(tenant_id, &rest).await
+    }
+
+    /// Deletes every version of a plugin the tenant uploaded, with its
+    /// settings, store and timers. Refused for built-ins and while the
+    /// plugin is in the tenant's chain.
+    pub async fn delete_plugin(&self, tenant_id: i64, name: &str) -> Result<(), PluginError> {
+        if !self
+            .plugins
+            .read()
+            .contains_key(&(name.to_owned(), Some(tenant_id)))
+        {
+            if self.plugins.read().contains_key(&(name.to_owned(), None)) {
+                return Err(PluginError::Conflict(format!(
+                    "`{name}` is built in; take it out of the chain instead"
+                )));
+            }
+            return Err(PluginError::Unknown(name.to_owned()));
+        }
+        let mut tx = self.db.pool().begin().await?;
+        let chained: Option<i64> = sqlx::query_scalar(
+            "SELECT position FROM tenant_plugins WHERE tenant_id = $1 AND plugin_name = $2",
+        )
+        .bind(tenant_id)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if chained.is_some() {
+            return Err(PluginError::Conflict(format!(
+                "`{name}` is in the chain; take it out of the chain first"
+            )));
+        }
+        for sql in [
+            "DELETE FROM plugins WHERE owner_tenant_id = $1 AND name = $2",
+            "DELETE FROM plugin_settings WHERE tenant_id = $1 AND plugin_name = $2",
+            "DELETE FROM plugin_kv WHERE tenant_id = $1 AND plugin_name = $2",
+            "DELETE FROM plugin_timers WHERE tenant_id = $1 AND plugin_name = $2",
+        ] {
+            sqlx::query(sql)
+                .bind(tenant_id)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        self.db.notify_in(&mut tx, &Change::Plugins).await?;
+        tx.commit().await?;
+        self.plugins
+            .write()
+            .remove(&(name.to_owned(), Some(tenant_id)));
+        self.recent_faults
+            .lock()
+            .remove(&(tenant_id, name.to_owned()));
+        self.state.reload_settings().await?;
+        self.state.forget_kv(tenant_id, name);
+        Ok(())
     }
 
     /// Validates settings with the plugin itself, then stores them. A plugin

@@ -483,6 +483,52 @@ impl PluginState {
         Ok(())
     }
 
+    /// Every stored setting of a plugin for a tenant: `(scope, json)`.
+    pub fn settings_of(&self, tenant: i64, plugin: &str) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = self
+            .settings
+            .iter()
+            .filter(|e| e.key().0 == tenant && e.key().1 == plugin)
+            .map(|e| (e.key().2.clone(), e.value().clone()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Every key and value of a plugin's store for a tenant, by key.
+    pub fn kv_all(&self, tenant: i64, plugin: &str) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = self
+            .kv
+            .get(&(tenant, plugin.to_owned()))
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// Empties a plugin's store for a tenant (in memory at once; the
+    /// database follows in order with the plugin's own writes).
+    pub fn kv_clear(&self, tenant: i64, plugin: &str) -> usize {
+        let keys: Vec<String> = self
+            .kv
+            .remove(&(tenant, plugin.to_owned()))
+            .map(|(_, m)| m.into_keys().collect())
+            .unwrap_or_default();
+        for k in &keys {
+            self.local_writes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = self
+                .writes
+                .send(Write::KvDelete(tenant, plugin.to_owned(), k.clone()));
+        }
+        keys.len()
+    }
+
+    /// Forgets a deleted plugin's store in memory (its rows are gone).
+    pub(super) fn forget_kv(&self, tenant: i64, plugin: &str) {
+        self.kv.remove(&(tenant, plugin.to_owned()));
+    }
+
     /// Reads a key of a plugin's store.
     pub fn kv_get(&self, tenant: i64, plugin: &str, key: &str) -> Option<String> {
         self.kv

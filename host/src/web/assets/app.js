@@ -393,16 +393,27 @@ async function groupsPage(main) {
 async function pluginsPage(main) {
   const view = await api("GET", `${T()}/plugins`);
   const info = (n) => view.available.find((p) => p.name === n) || { points: [], calls: 0, faults: 0 };
-  const chain = view.chain.map((c) => ({ name: c.name, enabled: c.enabled }));
-  const save = async (next) => {
-    await guarded(async () => {
-      await api("PUT", `${T()}/plugin-chain`, { chain: next });
-      toast("Chain saved");
-      route();
-    });
-  };
-  const move = (i, d) => { const next = chain.slice(); const [x] = next.splice(i, 1); next.splice(i + d, 0, x); return next; };
+  // One entry at a time: what another administrator changed meanwhile in
+  // other entries stays.
+  const entry = (name, body) => guarded(async () => {
+    await api("PUT", `${T()}/plugin-chain/${encodeURIComponent(name)}`, body);
+    toast("Chain saved");
+    route();
+  });
+  const detail = h("div", { "aria-live": "polite" });
+  const showFaults = (name) => guarded(async () => {
+    const f = await api("GET", `${T()}/plugins/${encodeURIComponent(name)}/faults`);
+    detail.replaceChildren(h("section", { class: "card" }, h("h2", {}, `Recent faults of ${name}`),
+      table(["When", "Call", "Reason"], f.items.slice().reverse().map((x) => h("tr", {}, h("td", {}, fmtTime(x.at)), h("td", {}, x.call_id), h("td", {}, x.reason))), "No faults on this node.")));
+  });
+  const showStore = (name) => guarded(async () => {
+    const kv = await api("GET", `${T()}/plugins/${encodeURIComponent(name)}/kv`);
+    detail.replaceChildren(h("section", { class: "card" }, h("h2", {}, `Stored data of ${name}`),
+      table(["Key", "Value"], kv.items.map((x) => h("tr", {}, h("td", {}, x.key), h("td", {}, x.value))), "Nothing stored."),
+      kv.total ? h("button", { type: "button", class: "danger", onclick: () => confirmAnd(`Clear everything ${name} stored?`, () => guarded(async () => { await api("DELETE", `${T()}/plugins/${encodeURIComponent(name)}/kv`); toast("Cleared"); showStore(name); })) }, "Clear") : null));
+  });
   let dragFrom = null;
+  const last = view.chain.length - 1;
   const rows = view.chain.map((c, i) => {
     const p = info(c.name);
     const tr = h("tr", { draggable: "true", "data-plugin": c.name },
@@ -410,28 +421,33 @@ async function pluginsPage(main) {
       h("td", {}, h("strong", {}, c.name), p.builtin ? h("span", { class: "hint" }, " built in") : null),
       h("td", {}, String(c.version)),
       h("td", {}, p.points.join(", ")),
-      h("td", {}, String(p.calls)), h("td", {}, String(p.faults)),
+      h("td", {}, String(p.calls)),
+      h("td", {}, p.faults ? h("button", { type: "button", class: "secondary", "aria-label": `Faults of ${c.name}`, onclick: () => showFaults(c.name) }, String(p.faults)) : "0"),
       h("td", {}, badge(c.enabled, "enabled", "disabled"), c.disabled_reason ? h("div", { class: "error" }, c.disabled_reason) : null),
       h("td", {}, h("div", { class: "actions" },
-        h("button", { type: "button", class: "secondary", "aria-label": `Move ${c.name} up`, disabled: i === 0, onclick: () => save(move(i, -1)) }, "↑"),
-        h("button", { type: "button", class: "secondary", "aria-label": `Move ${c.name} down`, disabled: i === chain.length - 1, onclick: () => save(move(i, 1)) }, "↓"),
-        h("button", { type: "button", class: c.enabled ? "danger" : "secondary", "data-toggle": c.name, onclick: () => save(chain.map((x) => (x.name === c.name ? { ...x, enabled: !x.enabled } : x))) }, c.enabled ? `Disable ${c.name}` : `Enable ${c.name}`),
-        h("button", { type: "button", class: "secondary", onclick: () => save(chain.filter((x) => x.name !== c.name)) }, "Remove"))));
+        h("button", { type: "button", class: "secondary", "aria-label": `Move ${c.name} up`, disabled: i === 0, onclick: () => entry(c.name, { position: i - 1 }) }, "↑"),
+        h("button", { type: "button", class: "secondary", "aria-label": `Move ${c.name} down`, disabled: i === last, onclick: () => entry(c.name, { position: i + 1 }) }, "↓"),
+        h("button", { type: "button", class: c.enabled ? "danger" : "secondary", "data-toggle": c.name, onclick: () => entry(c.name, { enabled: !c.enabled }) }, c.enabled ? `Disable ${c.name}` : `Enable ${c.name}`),
+        h("button", { type: "button", class: "secondary", onclick: () => showStore(c.name) }, "Data"),
+        h("button", { type: "button", class: "secondary", onclick: () => guarded(async () => { await api("DELETE", `${T()}/plugin-chain/${encodeURIComponent(c.name)}`); toast(`Took ${c.name} out`); route(); }) }, "Remove"))));
     // Reordering by drag, for those with a mouse; the arrows do the same.
     tr.addEventListener("dragstart", () => { dragFrom = i; tr.classList.add("dragging"); });
     tr.addEventListener("dragend", () => tr.classList.remove("dragging"));
     tr.addEventListener("dragover", (ev) => ev.preventDefault());
-    tr.addEventListener("drop", (ev) => { ev.preventDefault(); if (dragFrom !== null && dragFrom !== i) save(move(dragFrom, i - dragFrom)); dragFrom = null; });
+    tr.addEventListener("drop", (ev) => { ev.preventDefault(); if (dragFrom !== null && dragFrom !== i) entry(view.chain[dragFrom].name, { position: i }); dragFrom = null; });
     return tr;
   });
-  const unchained = view.available.filter((p) => !chain.some((c) => c.name === p.name));
+  const unchained = view.available.filter((p) => !view.chain.some((c) => c.name === p.name));
   put(main, h("h1", {}, "Plugins"),
     h("p", {}, "Plugins are asked in this order at every decision point they serve. Drag a row or use the arrows to reorder."),
     table(["#", "Plugin", "Version", "Points", "Calls", "Faults", "State", ""], rows, "The chain is empty."),
+    detail,
     unchained.length ? h("section", { class: "card" }, h("h2", {}, "Not in the chain"),
       table(["Plugin", "Version", "Points", ""], unchained.map((p) => h("tr", {},
-        h("td", {}, p.name), h("td", {}, String(p.version)), h("td", {}, p.points.join(", ")),
-        h("td", {}, h("button", { type: "button", class: "secondary", onclick: () => save([...chain, { name: p.name, enabled: true }]) }, `Add ${p.name}`)))))) : null,
+        h("td", {}, p.name, p.builtin ? h("span", { class: "hint" }, " built in") : null), h("td", {}, String(p.version)), h("td", {}, p.points.join(", ")),
+        h("td", {}, h("div", { class: "actions" },
+          h("button", { type: "button", class: "secondary", onclick: () => entry(p.name, {}) }, `Add ${p.name}`),
+          p.builtin ? null : h("button", { type: "button", class: "danger", onclick: () => confirmAnd(`Delete ${p.name}, its settings and its data?`, () => guarded(async () => { await api("DELETE", `${T()}/plugins/${encodeURIComponent(p.name)}`); toast(`Deleted ${p.name}`); route(); })) }, `Delete ${p.name}`))))))) : null,
     form("Upload a plugin or a new version", [
       field("name", "Plugin name", "text", { hint: "lower-case letters, digits and dashes" }),
       field("wasm", "Component (.wasm)", "file"),

@@ -1,0 +1,234 @@
+//! The plugin API that does not surprise (issue 16): chain entries edited
+//! one at a time, uploads checked before they are stored, deletion, fault
+//! reasons and the key-value store readable by the tenant's administrators,
+//! and every refusal in the `{error, field}` shape.
+
+use std::time::Duration;
+
+use serde_json::json;
+use switchboard_e2e::{Proto, TestRouter};
+
+const T: Duration = Duration::from_secs(4);
+
+fn names(view: &serde_json::Value) -> Vec<(String, bool)> {
+    view["chain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap().to_owned(), e["enabled"] == true))
+        .collect()
+}
+
+async fn put_entry(
+    r: &TestRouter,
+    name: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    r.api(
+        "PUT",
+        &format!("/tenants/1/plugin-chain/{name}"),
+        Some(body.to_string().into_bytes()),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn adding_one_plugin_to_the_chain_keeps_the_others() {
+    let r = TestRouter::start().await;
+    r.chain(&["hotdesk", "divert"]).await;
+    let (status, view) = put_entry(&r, "example-blocklist", json!({})).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(
+        names(&view),
+        vec![
+            ("hotdesk".into(), true),
+            ("divert".into(), true),
+            ("example-blocklist".into(), true)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn one_entry_is_moved_and_switched_off_and_the_rest_stay() {
+    let r = TestRouter::start().await;
+    r.chain(&["hotdesk", "schedule", "divert"]).await;
+    let (status, view) = put_entry(&r, "divert", json!({"position": 0, "enabled": false})).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(
+        names(&view),
+        vec![
+            ("divert".into(), false),
+            ("hotdesk".into(), true),
+            ("schedule".into(), true)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn one_entry_is_taken_out_and_the_rest_stay() {
+    let r = TestRouter::start().await;
+    r.chain(&["hotdesk", "schedule", "divert"]).await;
+    let (status, view) = r
+        .api("DELETE", "/tenants/1/plugin-chain/schedule", None)
+        .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(
+        names(&view),
+        vec![("hotdesk".into(), true), ("divert".into(), true)]
+    );
+    let (status, body) = r
+        .api("DELETE", "/tenants/1/plugin-chain/schedule", None)
+        .await;
+    assert_eq!(status, 404, "{body}");
+}
+
+#[tokio::test]
+async fn a_chain_entry_for_an_unknown_plugin_is_404() {
+    let r = TestRouter::start().await;
+    let (status, body) = put_entry(&r, "no-such-plugin", json!({})).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("no-such-plugin"));
+}
+
+#[tokio::test]
+async fn an_uploaded_plugin_is_deleted_only_once_out_of_the_chain() {
+    let r = TestRouter::start().await;
+    assert_eq!(r.upload_guest("mine", "test-reroute").await.0, 201);
+    r.chain(&["mine"]).await;
+    let (status, body) = r.api("DELETE", "/tenants/1/plugins/mine", None).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("chain"), "{body}");
+    r.chain(&[]).await;
+    let (status, body) = r.api("DELETE", "/tenants/1/plugins/mine", None).await;
+    assert_eq!(status, 204, "{body}");
+    let (_, view) = r.api("GET", "/tenants/1/plugins", None).await;
+    assert!(
+        !view["available"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "mine"),
+        "{view}"
+    );
+    // A new upload under the name starts again at version 1.
+    let (status, p) = r.upload_guest("mine", "test-reroute").await;
+    assert_eq!(status, 201);
+    assert_eq!(p["version"], 1);
+}
+
+#[tokio::test]
+async fn a_built_in_plugin_cannot_be_deleted() {
+    let r = TestRouter::start().await;
+    let (status, body) = r.api("DELETE", "/tenants/1/plugins/divert", None).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["field"], "name");
+}
+
+#[tokio::test]
+async fn an_upload_importing_what_the_router_lacks_is_refused_naming_it() {
+    let r = TestRouter::start().await;
+    let (status, body) = r.upload_guest("foreign", "test-foreign-import").await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["field"], "wasm");
+    assert!(
+        body["error"].as_str().unwrap().contains("acme:probe/extra"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_plugin_name_is_reported_on_the_name() {
+    let r = TestRouter::start().await;
+    let (status, body) = r.upload_guest("Bad_Name", "test-reroute").await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["field"], "name");
+}
+
+#[tokio::test]
+async fn a_new_version_that_rejects_the_stored_settings_is_refused() {
+    let r = TestRouter::start().await;
+    assert_eq!(r.upload_guest("guard", "example-blocklist").await.0, 201);
+    let (status, body) = r
+        .settings("guard", "tenant", json!({"blocked": ["441234567890"]}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // The divert guest reads a tenant scope differently and refuses it.
+    let (status, body) = r.upload_guest("guard", "divert").await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("stored settings"),
+        "{body}"
+    );
+    let (_, view) = r.api("GET", "/tenants/1/plugins", None).await;
+    let guard = view["available"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "guard")
+        .unwrap()
+        .clone();
+    assert_eq!(guard["version"], 1, "the old version stays");
+}
+
+#[tokio::test]
+async fn a_plugins_faults_are_readable_with_their_reasons() {
+    let r = TestRouter::start().await;
+    r.upload_guest("bad", "test-trap").await;
+    r.chain(&["bad"]).await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut bob = r.phone("2002", Proto::Udp).await;
+    alice.call("2002").await;
+    assert!(bob.expect_invite(T).await.is_some());
+    let (status, faults) = r.api("GET", "/tenants/1/plugins/bad/faults", None).await;
+    assert_eq!(status, 200, "{faults}");
+    let first = &faults["items"][0];
+    assert!(first["at"].as_i64().unwrap() > 0, "{faults}");
+    assert!(!first["call_id"].as_str().unwrap().is_empty(), "{faults}");
+    assert!(!first["reason"].as_str().unwrap().is_empty(), "{faults}");
+}
+
+#[tokio::test]
+async fn a_plugins_store_is_readable_and_clearable() {
+    let r = TestRouter::start().await;
+    r.upload_guest("recorder", "test-failure").await;
+    r.chain(&["recorder"]).await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    // 2003 is not registered: the failure point records why.
+    let call = alice.call("2003").await;
+    let resp = alice.final_response(T).await.unwrap();
+    alice.ack_failure(&call, &resp).await;
+    let (status, kv) = r.api("GET", "/tenants/1/plugins/recorder/kv", None).await;
+    assert_eq!(status, 200, "{kv}");
+    assert_eq!(kv["items"][0]["key"], "last", "{kv}");
+    let (status, _) = r
+        .api("DELETE", "/tenants/1/plugins/recorder/kv", None)
+        .await;
+    assert_eq!(status, 204);
+    let (_, kv) = r.api("GET", "/tenants/1/plugins/recorder/kv", None).await;
+    assert_eq!(kv["total"], 0, "{kv}");
+}
+
+#[tokio::test]
+async fn a_method_the_path_lacks_gets_405_in_json_naming_the_allowed_ones() {
+    let r = TestRouter::start().await;
+    let (status, body) = r.api("PATCH", "/tenants/1/plugin-chain", None).await;
+    assert_eq!(status, 405, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("PUT"), "{body}");
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_gets_413_in_json_naming_the_limit() {
+    let r = TestRouter::start().await;
+    let big = vec![0u8; (5 << 20) + 1];
+    let (status, body) = r.api("POST", "/tenants/1/plugins/big", Some(big)).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("bytes"), "{body}");
+}
+
+#[tokio::test]
+async fn an_unknown_api_path_gets_404_in_json() {
+    let r = TestRouter::start().await;
+    let (status, body) = r.api("GET", "/no/such/thing", None).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["error"].is_string(), "{body}");
+}
