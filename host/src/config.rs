@@ -79,6 +79,10 @@ pub struct PluginsConfig {
     pub fault_limit: usize,
     /// See `fault_limit`.
     pub fault_window_secs: u64,
+    /// Plugin instances that may exist at once on this node.
+    pub pool_slots: u32,
+    /// Core instances (and memories, tables) one plugin may create.
+    pub max_core_instances: u32,
 }
 
 impl Default for PluginsConfig {
@@ -86,10 +90,13 @@ impl Default for PluginsConfig {
         PluginsConfig {
             deadline_ms: 10,
             memory_mib: 16,
-            max_upload_kib: 4096,
+            // componentize-js and componentize-py components are 12-19 MB.
+            max_upload_kib: 32 * 1024,
             cache_dir: "switchboard-cache".into(),
             fault_limit: 5,
             fault_window_secs: 60,
+            pool_slots: 64,
+            max_core_instances: 32,
         }
     }
 }
@@ -109,6 +116,8 @@ impl PluginsConfig {
             fault_limit: self.fault_limit.max(1),
             fault_window: Duration::from_secs(self.fault_window_secs.max(1)),
             timer_takeover: Duration::from_secs(2),
+            pool_slots: self.pool_slots.max(1),
+            max_core_instances: self.max_core_instances.max(1),
         }
     }
 }

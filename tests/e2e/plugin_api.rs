@@ -218,8 +218,8 @@ async fn a_method_the_path_lacks_gets_405_in_json_naming_the_allowed_ones() {
 
 #[tokio::test]
 async fn a_body_over_the_limit_gets_413_in_json_naming_the_limit() {
-    let r = TestRouter::start().await;
-    let big = vec![0u8; (5 << 20) + 1];
+    let r = TestRouter::start_with(|c| c.plugins.max_upload_kib = 1024).await;
+    let big = vec![0u8; (2 << 20) + 1];
     let (status, body) = r.api("POST", "/tenants/1/plugins/big", Some(big)).await;
     assert_eq!(status, 413, "{body}");
     assert!(body["error"].as_str().unwrap().contains("bytes"), "{body}");
@@ -231,4 +231,49 @@ async fn an_unknown_api_path_gets_404_in_json() {
     let (status, body) = r.api("GET", "/no/such/thing", None).await;
     assert_eq!(status, 404, "{body}");
     assert!(body["error"].is_string(), "{body}");
+}
+
+/// The reason recorded for the first fault of `guest` on a call.
+async fn first_fault_of(guest: &str) -> String {
+    let r = TestRouter::start().await;
+    r.upload_guest("bad", guest).await;
+    r.chain(&["bad"]).await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut bob = r.phone("2002", Proto::Udp).await;
+    alice.call("2002").await;
+    assert!(bob.expect_invite(T).await.is_some());
+    let (_, faults) = r.api("GET", "/tenants/1/plugins/bad/faults", None).await;
+    faults["items"][0]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_plugin_past_its_deadline_is_told_so_in_plain_words() {
+    let reason = first_fault_of("test-loop").await;
+    // The tests run plugins with a 200 ms deadline.
+    assert_eq!(reason, "deadline of 200 ms exceeded");
+}
+
+#[tokio::test]
+async fn a_plugin_over_its_memory_cap_is_told_so_in_plain_words() {
+    let reason = first_fault_of("test-memory-hog").await;
+    assert!(
+        reason.starts_with("memory cap of 16 MiB exceeded"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn a_plugin_that_traps_is_told_what_the_trap_means() {
+    let reason = first_fault_of("test-trap").await;
+    assert!(reason.contains("unreachable"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_plugin_using_wasi_output_is_told_which_call_it_cannot_make() {
+    let reason = first_fault_of("test-println").await;
+    assert!(reason.contains("called `wasi:"), "{reason}");
+    assert!(reason.contains("plugins cannot use"), "{reason}");
 }

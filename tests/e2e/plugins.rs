@@ -392,7 +392,7 @@ async fn a_component_of_another_world_is_refused_naming_ours() {
 
 #[tokio::test]
 async fn an_upload_over_the_size_limit_gets_413() {
-    let r = TestRouter::start().await;
+    let r = TestRouter::start_with(|c| c.plugins.max_upload_kib = 4096).await;
     let big = vec![0u8; (4 << 20) + 1];
     let (status, body) = r.api("POST", "/tenants/1/plugins/big", Some(big)).await;
     assert_eq!(status, 413, "{body}");

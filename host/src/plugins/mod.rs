@@ -81,6 +81,12 @@ pub struct PluginConfig {
     /// A timer this late is fired by whichever node sees it first: the
     /// node that set it has died (or is stuck).
     pub timer_takeover: Duration,
+    /// Plugin instances that may exist at once on this node (the pooling
+    /// allocator's slots; idle instances kept for reuse take up to half).
+    pub pool_slots: u32,
+    /// Core instances (and memories, tables) one plugin may create: a
+    /// component from componentize-py is made of many modules.
+    pub max_core_instances: u32,
 }
 
 impl Default for PluginConfig {
@@ -93,6 +99,8 @@ impl Default for PluginConfig {
             fault_limit: 5,
             timer_takeover: Duration::from_secs(2),
             fault_window: Duration::from_secs(60),
+            pool_slots: 64,
+            max_core_instances: 32,
         }
     }
 }
@@ -292,7 +300,8 @@ struct Idle {
 }
 
 /// Idle instances kept in all (each holds a pool slot).
-const MAX_IDLE: usize = POOL_SLOTS as usize / 2;
+/// Idle instances kept at most, as a share of the pool.
+const MAX_IDLE_SHARE: usize = 2;
 /// Idle instances kept per tenant and plugin.
 const MAX_IDLE_PER_KEY: usize = 4;
 
@@ -318,9 +327,6 @@ const ADMIN_DEADLINE: Duration = Duration::from_millis(200);
 /// How long an admin request waits for its tenant's previous plugin job.
 const ADMIN_QUEUE_WAIT: Duration = Duration::from_secs(2);
 
-/// Instances that can exist at once (see [`engine`]).
-const POOL_SLOTS: u32 = 64;
-
 fn engine(config: &PluginConfig) -> Result<Engine, PluginError> {
     let mut c = wasmtime::Config::new();
     c.wasm_component_model(true);
@@ -329,11 +335,17 @@ fn engine(config: &PluginConfig) -> Result<Engine, PluginError> {
     // few dozen instances exist at once; a small pool keeps the address
     // space and mapping count modest.
     let mut pool = wasmtime::PoolingAllocationConfig::default();
-    pool.total_component_instances(POOL_SLOTS)
-        .total_core_instances(POOL_SLOTS * 2)
-        .total_memories(POOL_SLOTS)
-        .total_tables(POOL_SLOTS * 2)
-        .total_stacks(POOL_SLOTS)
+    let slots = config.pool_slots.max(1);
+    let per = config.max_core_instances.max(1);
+    // Most plugins are one core module; a few big ones (Python) are many.
+    pool.total_component_instances(slots)
+        .total_core_instances(slots * 2 + per)
+        .total_memories(slots + per)
+        .total_tables(slots * 2 + per)
+        .total_stacks(slots)
+        .max_core_instances_per_component(per)
+        .max_memories_per_component(per)
+        .max_tables_per_component(per)
         .max_memory_size(config.memory_limit);
     c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     // Explicit bounds checks instead of 4 GiB reservations per memory: a
@@ -544,9 +556,9 @@ impl PluginHost {
             annotations: Vec::new(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.config.memory_limit)
-                .instances(4)
-                .tables(8)
-                .memories(2)
+                .instances(self.config.max_core_instances.max(1) as usize)
+                .tables(self.config.max_core_instances.max(1) as usize)
+                .memories(self.config.max_core_instances.max(1) as usize)
                 .trap_on_grow_failure(true)
                 .build(),
             _gauge: crate::metrics::PluginInstanceGauge::hold(),
@@ -554,6 +566,43 @@ impl PluginHost {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         store
+    }
+
+    /// What went wrong in a plugin, in words a plugin's author can act on
+    /// (wasmtime's own text says `wasm trap: interrupt` for a deadline).
+    fn plain_reason(&self, e: &wasmtime::Error, deadline: Duration) -> String {
+        let full = format!("{e:#}");
+        if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
+            match trap {
+                wasmtime::Trap::Interrupt => {
+                    return format!("deadline of {} ms exceeded", deadline.as_millis())
+                }
+                wasmtime::Trap::UnreachableCodeReached => {
+                    return format!("trapped: unreachable code (a panic or abort in the plugin; WASI output is not available, so its message is lost) ({full})")
+                }
+                wasmtime::Trap::StackOverflow => return "stack overflow".to_owned(),
+                _ => {}
+            }
+        }
+        if full.contains("forcing trap when growing memory")
+            || full.contains("memory minimum size")
+            || full.contains("exceeds memory limits")
+        {
+            return format!(
+                "memory cap of {} MiB exceeded ({full})",
+                self.config.memory_limit >> 20
+            );
+        }
+        if let Some(import) = full
+            .split("unknown import: `")
+            .nth(1)
+            .and_then(|rest| rest.split('`').next())
+        {
+            return format!(
+                "called `{import}`, which plugins cannot use: no files, sockets, environment, printing or randomness outside the host interface (wit/world.wit)"
+            );
+        }
+        full
     }
 
     /// Runs `f` under the sandbox limits on an instance of `plugin`: a fresh
@@ -600,15 +649,17 @@ impl PluginHost {
                 let instance = plugin
                     .pre
                     .instantiate(&mut store)
-                    .map_err(|e| format!("instantiate: {e:#}"))?;
+                    .map_err(|e| format!("instantiate: {}", self.plain_reason(&e, deadline)))?;
                 (store, instance)
             }
         };
         store.set_epoch_deadline(ticks);
-        let r = f(&instance, &mut store).map_err(|e| format!("{e:#}"))?;
+        let r = f(&instance, &mut store).map_err(|e| self.plain_reason(&e, deadline))?;
         let notes = std::mem::take(&mut store.data_mut().annotations);
         if let Some(k) = key {
-            if self.idle_count.load(Ordering::Relaxed) < MAX_IDLE {
+            if self.idle_count.load(Ordering::Relaxed)
+                < self.config.pool_slots as usize / MAX_IDLE_SHARE
+            {
                 let mut idle = self.idle.lock();
                 let list = idle.entry(k).or_default();
                 if list.len() < MAX_IDLE_PER_KEY {
