@@ -17,6 +17,7 @@
 mod bindings;
 mod imports;
 pub mod state;
+pub mod wasi;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -192,6 +193,9 @@ pub struct Fault {
     pub reason: String,
 }
 
+/// Lines of plugin output logged per second per tenant and plugin.
+pub const OUTPUT_LINES_PER_SECOND: usize = 100;
+
 /// Faults kept per (tenant, plugin).
 pub const RECENT_FAULTS: usize = 50;
 
@@ -260,8 +264,16 @@ pub(crate) struct CallState {
     shared: Arc<PluginState>,
     annotations: Vec<String>,
     limits: StoreLimits,
+    /// The call's WASI: captured output, resources.
+    wasi: wasi::Wasi,
     /// Counts this store (and its instance) in `/metrics` while it lives.
     _gauge: crate::metrics::PluginInstanceGauge,
+}
+
+impl wasi::HasWasi for CallState {
+    fn wasi(&mut self) -> &mut wasi::Wasi {
+        &mut self.wasi
+    }
 }
 
 /// The runtime.
@@ -278,6 +290,8 @@ pub struct PluginHost {
     /// The last faults of each (tenant, plugin) with their reasons, for the
     /// tenant's administrators (this node's; newest last).
     recent_faults: Mutex<HashMap<(i64, String), VecDeque<Fault>>>,
+    /// Output lines logged this second per (tenant, plugin).
+    output_budget: Mutex<HashMap<(i64, String), (u64, usize)>>,
     /// Instances that finished a call cleanly, kept for the next call of
     /// the same tenant and plugin version (see [`PluginHost::decide`]).
     idle: Mutex<HashMap<IdleKey, Vec<Idle>>>,
@@ -405,6 +419,7 @@ impl PluginHost {
             chains: RwLock::new(HashMap::new()),
             faults: Mutex::new(HashMap::new()),
             recent_faults: Mutex::new(HashMap::new()),
+            output_budget: Mutex::new(HashMap::new()),
             idle: Mutex::new(HashMap::new()),
             idle_count: std::sync::atomic::AtomicUsize::new(0),
             timers_fired: std::sync::atomic::AtomicU64::new(0),
@@ -501,10 +516,11 @@ impl PluginHost {
         let mut linker: Linker<CallState> = Linker::new(&self.engine);
         bindings::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
             .map_err(|e| PluginError::Engine(e.to_string()))?;
-        // WASI imports of std guests resolve to traps: no files, sockets,
-        // clocks or randomness except through `host`.
-        linker
-            .define_unknown_imports_as_traps(&component)
+        // The benign part of WASI (printing, clocks, randomness, exit);
+        // files and sockets stay traps that name the call.
+        wasi::World::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
+            .map_err(|e| PluginError::Engine(e.to_string()))?;
+        wasi::stub_the_rest(&self.engine, &mut linker, &component)
             .map_err(|e| PluginError::Invalid(format!("imports: {e:#}")))?;
         let pre = linker.instantiate_pre(&component).map_err(|e| {
             PluginError::Invalid(format!(
@@ -554,6 +570,7 @@ impl PluginHost {
             call_id: call_id.to_owned(),
             shared: self.state.clone(),
             annotations: Vec::new(),
+            wasi: wasi::Wasi::default(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.config.memory_limit)
                 .instances(self.config.max_core_instances.max(1) as usize)
@@ -578,7 +595,9 @@ impl PluginHost {
                     return format!("deadline of {} ms exceeded", deadline.as_millis())
                 }
                 wasmtime::Trap::UnreachableCodeReached => {
-                    return format!("trapped: unreachable code (a panic or abort in the plugin; WASI output is not available, so its message is lost) ({full})")
+                    return format!(
+                        "trapped: unreachable code (a panic or abort in the plugin) ({full})"
+                    )
                 }
                 wasmtime::Trap::StackOverflow => return "stack overflow".to_owned(),
                 _ => {}
@@ -599,10 +618,67 @@ impl PluginHost {
             .and_then(|rest| rest.split('`').next())
         {
             return format!(
-                "called `{import}`, which plugins cannot use: no files, sockets, environment, printing or randomness outside the host interface (wit/world.wit)"
+                "called `{import}`, which plugins cannot use: no files or sockets (wit/world.wit)"
             );
         }
         full
+    }
+
+    /// Writes what a call printed to the log (tagged with tenant, plugin
+    /// and call; at most [`OUTPUT_LINES_PER_SECOND`] lines a second per
+    /// tenant and plugin), and turns a fault's reason into the panic's
+    /// message when the plugin printed one.
+    fn emit_output(
+        &self,
+        store: &mut Store<CallState>,
+        plugin: &Loaded,
+        tenant_id: i64,
+        call_id: &str,
+        fault: Option<String>,
+    ) -> Option<String> {
+        let (out, err, dropped) = store.data_mut().wasi.take_output();
+        let fault = match (fault, wasi::panic_message(&err)) {
+            (Some(_), Some(message)) => Some(format!("panicked: {message}")),
+            (f, _) => f,
+        };
+        if out.is_empty() && err.is_empty() {
+            return fault;
+        }
+        let second = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let lines: Vec<(&str, &str)> = out
+            .lines()
+            .map(|l| ("stdout", l))
+            .chain(err.lines().map(|l| ("stderr", l)))
+            .filter(|(_, l)| !l.trim().is_empty())
+            .collect();
+        let allowed = {
+            let mut budget = self.output_budget.lock();
+            if budget.len() > 10_000 {
+                budget.retain(|_, (s, _)| *s == second);
+            }
+            let (at, used) = budget
+                .entry((tenant_id, plugin.name.clone()))
+                .or_insert((second, 0));
+            if *at != second {
+                *at = second;
+                *used = 0;
+            }
+            let room = OUTPUT_LINES_PER_SECOND.saturating_sub(*used);
+            let take = room.min(lines.len());
+            *used += take;
+            take
+        };
+        for (stream, line) in &lines[..allowed] {
+            tracing::info!(tenant = tenant_id, plugin = %plugin.name, call = call_id, stream, "plugin: {line}");
+        }
+        if allowed < lines.len() || dropped > 0 {
+            tracing::warn!(tenant = tenant_id, plugin = %plugin.name, call = call_id,
+                lines = lines.len() - allowed, bytes = dropped, "plugin output dropped (over the limit)");
+        }
+        fault
     }
 
     /// Runs `f` under the sandbox limits on an instance of `plugin`: a fresh
@@ -631,6 +707,7 @@ impl PluginHost {
             i
         });
         let ticks = deadline.as_millis().max(1) as u64 + 1;
+        let tenant_id = tenant.tenant.id;
         let (mut store, instance) = match reused {
             Some(Idle {
                 mut store,
@@ -646,15 +723,33 @@ impl PluginHost {
             None => {
                 let mut store = self.new_store(plugin, tenant, call_id);
                 store.set_epoch_deadline(ticks);
-                let instance = plugin
-                    .pre
-                    .instantiate(&mut store)
-                    .map_err(|e| format!("instantiate: {}", self.plain_reason(&e, deadline)))?;
+                store.data_mut().wasi.wall_ms = self.state.now_ms();
+                let instance = match plugin.pre.instantiate(&mut store) {
+                    Ok(i) => i,
+                    Err(e) => {
+                        let why = self.plain_reason(&e, deadline);
+                        let why =
+                            self.emit_output(&mut store, plugin, tenant_id, call_id, Some(why));
+                        return Err(format!("instantiate: {}", why.unwrap_or_default()));
+                    }
+                };
                 (store, instance)
             }
         };
         store.set_epoch_deadline(ticks);
-        let r = f(&instance, &mut store).map_err(|e| self.plain_reason(&e, deadline))?;
+        store.data_mut().wasi.wall_ms = self.state.now_ms();
+        let r = match f(&instance, &mut store) {
+            Ok(r) => {
+                self.emit_output(&mut store, plugin, tenant_id, call_id, None);
+                r
+            }
+            Err(e) => {
+                let why = self.plain_reason(&e, deadline);
+                return Err(self
+                    .emit_output(&mut store, plugin, tenant_id, call_id, Some(why))
+                    .unwrap_or_default());
+            }
+        };
         let notes = std::mem::take(&mut store.data_mut().annotations);
         if let Some(k) = key {
             if self.idle_count.load(Ordering::Relaxed)
