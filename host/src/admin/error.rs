@@ -159,6 +159,11 @@ pub(super) async fn json_errors(
         return resp;
     }
     let allow = resp.headers().get(header::ALLOW).cloned();
+    // axum's own text says why (a body it could not read, say).
+    let text = axum::body::to_bytes(resp.into_body(), 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
     let (message, field) = match status {
         StatusCode::METHOD_NOT_ALLOWED => (
             format!(
@@ -175,6 +180,7 @@ pub(super) async fn json_errors(
             Some("body"),
         ),
         StatusCode::NOT_FOUND => ("no such path in the API".to_owned(), None),
+        _ if !text.is_empty() => (text, None),
         other => (
             format!(
                 "the request was refused: {}",

@@ -194,6 +194,9 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
     }
 }
 
+/// Largest JSON body the API reads (plugin uploads have their own limit).
+pub const API_BODY_LIMIT: usize = 1 << 20;
+
 /// The whole HTTP app.
 pub fn app(state: AdminState) -> Router {
     let (api, registry) = routes();
@@ -201,13 +204,14 @@ pub fn app(state: AdminState) -> Router {
         registry: Arc::new(registry),
         ..state
     };
-    let body_limit = state.router.plugins().config().max_upload + (64 << 10);
+    let body_limit = API_BODY_LIMIT;
     let api = api
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             api::authorize,
         ))
-        // Plugin uploads are bigger than axum's 2 MiB default.
+        // JSON bodies are small; plugin uploads read their own, larger
+        // limit (see `plugins::upload`).
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .fallback(|| async {
             ApiError::new(

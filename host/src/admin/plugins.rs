@@ -224,8 +224,18 @@ async fn list(
 async fn upload(
     State(s): State<AdminState>,
     Path((tid, name)): Path<(i64, String)>,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Result<(StatusCode, Json<PluginInfo>), ApiError> {
+    // Only this route takes bodies this big; it reads up to the limit and
+    // no further (the rest of the API stops at `API_BODY_LIMIT`).
+    let limit = s.router.plugins().config().max_upload;
+    let body = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the component is over the upload limit of {limit} bytes"),
+            Some("wasm"),
+        )
+    })?;
     tenant_of(&s, tid)?;
     let host = s.router.plugins();
     if name.is_empty()

@@ -29,7 +29,7 @@ use parking_lot::{Mutex, RwLock};
 use sha2::Digest as _;
 use sqlx::Row;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Engine, ResourceLimiter, Store};
 
 use crate::directory::{Directory, TenantDirectory};
 use crate::pipeline::{Decision, Input, Point, Verdict};
@@ -263,11 +263,73 @@ pub(crate) struct CallState {
     call_id: String,
     shared: Arc<PluginState>,
     annotations: Vec<String>,
-    limits: StoreLimits,
+    limits: Limits,
     /// The call's WASI: captured output, resources.
     wasi: wasi::Wasi,
     /// Counts this store (and its instance) in `/metrics` while it lives.
     _gauge: crate::metrics::PluginInstanceGauge,
+}
+
+/// A plugin instance's limits: the memory cap counts every memory of the
+/// instance together (a component of many modules has several), so one
+/// instance never holds more than `memory_cap` however it is built.
+#[derive(Debug)]
+struct Limits {
+    memory_cap: usize,
+    memory_used: usize,
+    instances: usize,
+}
+
+/// Memories one instance may have (componentize-py's components have a
+/// few); each counts against the one cap.
+const MAX_MEMORIES: usize = 8;
+/// Tables one instance may have, and their largest size.
+const MAX_TABLES: usize = 64;
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let after = self
+            .memory_used
+            .saturating_sub(current)
+            .saturating_add(desired);
+        if after > self.memory_cap {
+            return Err(wasmtime::Error::msg(format!(
+                "forcing trap when growing memory to {after} bytes in all"
+            )));
+        }
+        self.memory_used = after;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > MAX_TABLE_ELEMENTS {
+            return Err(wasmtime::Error::msg("forcing trap when growing a table"));
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        self.instances
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
 }
 
 impl wasi::HasWasi for CallState {
@@ -306,7 +368,10 @@ pub struct PluginHost {
 }
 
 /// Tenant, plugin name and version.
-type IdleKey = (i64, String, i64);
+/// (tenant, plugin name, sha256 of the component): the code itself, so an
+/// instance of a refused or deleted upload is never taken for another one
+/// that got the same version number.
+type IdleKey = (i64, String, String);
 
 struct Idle {
     store: Store<CallState>,
@@ -354,12 +419,12 @@ fn engine(config: &PluginConfig) -> Result<Engine, PluginError> {
     // Most plugins are one core module; a few big ones (Python) are many.
     pool.total_component_instances(slots)
         .total_core_instances(slots * 2 + per)
-        .total_memories(slots + per)
-        .total_tables(slots * 2 + per)
+        .total_memories(slots * 2 + MAX_MEMORIES as u32)
+        .total_tables(slots * 2 + MAX_TABLES as u32)
         .total_stacks(slots)
         .max_core_instances_per_component(per)
-        .max_memories_per_component(per)
-        .max_tables_per_component(per)
+        .max_memories_per_component(MAX_MEMORIES as u32)
+        .max_tables_per_component(MAX_TABLES as u32)
         .max_memory_size(config.memory_limit);
     c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     // Explicit bounds checks instead of 4 GiB reservations per memory: a
@@ -571,13 +636,11 @@ impl PluginHost {
             shared: self.state.clone(),
             annotations: Vec::new(),
             wasi: wasi::Wasi::default(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.config.memory_limit)
-                .instances(self.config.max_core_instances.max(1) as usize)
-                .tables(self.config.max_core_instances.max(1) as usize)
-                .memories(self.config.max_core_instances.max(1) as usize)
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: Limits {
+                memory_cap: self.config.memory_limit,
+                memory_used: 0,
+                instances: self.config.max_core_instances.max(1) as usize,
+            },
             _gauge: crate::metrics::PluginInstanceGauge::hold(),
         };
         let mut store = Store::new(&self.engine, state);
@@ -636,9 +699,14 @@ impl PluginHost {
         call_id: &str,
         fault: Option<String>,
     ) -> Option<String> {
+        let panicked = store.data().wasi.panic_message();
         let (out, err, dropped) = store.data_mut().wasi.take_output();
-        let fault = match (fault, wasi::panic_message(&err)) {
-            (Some(_), Some(message)) => Some(format!("panicked: {message}")),
+        // A panic ends in an `unreachable` trap; only then is the message
+        // on stderr the reason (not for a deadline hit after a print).
+        let fault = match (fault, panicked) {
+            (Some(f), Some(message)) if f.starts_with("trapped: unreachable") => {
+                Some(format!("panicked: {message}"))
+            }
             (f, _) => f,
         };
         if out.is_empty() && err.is_empty() {
@@ -696,7 +764,7 @@ impl PluginHost {
     ) -> Result<(R, Vec<String>), String> {
         let key = tenant
             .as_ref()
-            .map(|t| (t.tenant.id, plugin.name.clone(), plugin.version));
+            .map(|t| (t.tenant.id, plugin.name.clone(), plugin.sha256.clone()));
         let tenant = tenant.unwrap_or_else(|| Arc::new(TenantDirectory::empty()));
         let reused = key.as_ref().and_then(|k| {
             let mut idle = self.idle.lock();
@@ -820,6 +888,14 @@ impl PluginHost {
     }
 
     fn fault(&self, tenant_id: i64, plugin: &Loaded, call_id: &str, why: &str) {
+        // A full instance pool is this node's shortage, not the plugin's
+        // doing: it must not count towards switching the plugin off.
+        if why.contains("maximum concurrent") {
+            tracing::warn!(tenant = tenant_id, plugin = %plugin.name, call = call_id, reason = why,
+                "plugin skipped: the instance pool is full");
+            crate::metrics::count_plugin_fault();
+            return;
+        }
         plugin.faults.fetch_add(1, Ordering::Relaxed);
         crate::metrics::count_plugin_fault();
         {
@@ -1047,7 +1123,30 @@ impl PluginHost {
         for row in &newest {
             stored.insert((row.try_get("name")?, row.try_get("owner_tenant_id")?));
         }
-        self.plugins.write().retain(|k, _| stored.contains(k));
+        let missing: Vec<PluginKey> = self
+            .plugins
+            .read()
+            .keys()
+            .filter(|k| !stored.contains(*k))
+            .cloned()
+            .collect();
+        for key in missing {
+            // An upload of this node may have committed after the query
+            // above: forget only what is really gone.
+            let still: Option<i64> = sqlx::query_scalar(
+                "SELECT version FROM plugins WHERE name = $1 AND owner_tenant_id IS NOT DISTINCT FROM $2 LIMIT 1",
+            )
+            .bind(&key.0)
+            .bind(key.1)
+            .fetch_optional(self.db.pool())
+            .await?;
+            if still.is_none() {
+                self.plugins.write().remove(&key);
+                if let Some(t) = key.1 {
+                    self.forget_idle(|k| k.0 == t && k.1 == key.0);
+                }
+            }
+        }
         for row in newest {
             let id: i64 = row.try_get("id")?;
             let name: String = row.try_get("name")?;
@@ -1160,6 +1259,7 @@ impl PluginHost {
             }
         }
         let mut tx = self.db.pool().begin().await?;
+        self.lock_chain(&mut tx, tenant_id).await?;
         sqlx::query("DELETE FROM tenant_plugins WHERE tenant_id = $1")
             .bind(tenant_id)
             .execute(&mut *tx)
@@ -1180,6 +1280,21 @@ impl PluginHost {
         self.reload_chains().await
     }
 
+    /// Drops idle instances whose key matches.
+    fn forget_idle(&self, gone: impl Fn(&IdleKey) -> bool) {
+        let mut idle = self.idle.lock();
+        let mut dropped = 0;
+        idle.retain(|k, list| {
+            if gone(k) {
+                dropped += list.len();
+                false
+            } else {
+                true
+            }
+        });
+        self.idle_count.fetch_sub(dropped, Ordering::Relaxed);
+    }
+
     /// The tenant's recent faults of plugin `name`, oldest first.
     pub fn recent_faults(&self, tenant_id: i64, name: &str) -> Vec<Fault> {
         self.recent_faults
@@ -1190,9 +1305,11 @@ impl PluginHost {
     }
 
     /// Adds `name` to the tenant's chain or changes its entry, leaving
-    /// every other entry as it is: `enabled` (default: as it was, or on
-    /// for a new entry), `position` (0 first; default: where it was, or
-    /// last for a new entry).
+    /// every other entry as it is (with its reason if faults switched it
+    /// off): `enabled` (default: as it was, or on for a new entry; turning
+    /// it on clears its reason), `position` (0 first; default: where it
+    /// was, or last for a new entry). One transaction, the tenant's chain
+    /// locked, so concurrent edits of other entries are not lost.
     pub async fn put_chain_entry(
         &self,
         tenant_id: i64,
@@ -1200,34 +1317,100 @@ impl PluginHost {
         enabled: Option<bool>,
         position: Option<usize>,
     ) -> Result<(), PluginError> {
-        let mut entries: Vec<(String, bool)> = self
-            .chain(tenant_id)
-            .into_iter()
-            .map(|e| (e.plugin.name.clone(), e.enabled))
-            .collect();
-        let at = entries.iter().position(|(n, _)| n == name);
-        let on = enabled.unwrap_or(at.map(|i| entries[i].1).unwrap_or(true));
-        let was = at.unwrap_or(entries.len());
-        if let Some(i) = at {
-            entries.remove(i);
-        }
-        let to = position.unwrap_or(was).min(entries.len());
-        entries.insert(to, (name.to_owned(), on));
-        self.set_chain(tenant_id, &entries).await
-    }
-
-    /// Takes `name` out of the tenant's chain (its settings and store stay).
-    pub async fn remove_chain_entry(&self, tenant_id: i64, name: &str) -> Result<(), PluginError> {
-        let entries: Vec<(String, bool)> = self
-            .chain(tenant_id)
-            .into_iter()
-            .map(|e| (e.plugin.name.clone(), e.enabled))
-            .collect();
-        if !entries.iter().any(|(n, _)| n == name) {
+        if self.resolve(tenant_id, name).is_none() {
             return Err(PluginError::Unknown(name.to_owned()));
         }
-        let rest: Vec<(String, bool)> = entries.into_iter().filter(|(n, _)| n != name).collect();
-        self.set_chain(tenant_id, &rest).await
+        let mut tx = self.db.pool().begin().await?;
+        self.lock_chain(&mut tx, tenant_id).await?;
+        let mut order: Vec<String> = sqlx::query_scalar(
+            "SELECT plugin_name FROM tenant_plugins WHERE tenant_id = $1 ORDER BY position",
+        )
+        .bind(tenant_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let at = order.iter().position(|n| n == name);
+        match at {
+            None => {
+                sqlx::query(
+                    "INSERT INTO tenant_plugins (tenant_id, plugin_name, position, enabled) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(tenant_id)
+                .bind(name)
+                .bind(order.len() as i64)
+                .bind(i64::from(enabled.unwrap_or(true)))
+                .execute(&mut *tx)
+                .await?;
+            }
+            Some(_) => {
+                if let Some(on) = enabled {
+                    sqlx::query(
+                        "UPDATE tenant_plugins SET enabled = $1, \
+                         disabled_reason = CASE WHEN $2 = 1 THEN NULL ELSE disabled_reason END \
+                         WHERE tenant_id = $3 AND plugin_name = $4",
+                    )
+                    .bind(i64::from(on))
+                    .bind(i64::from(on))
+                    .bind(tenant_id)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        let was = at.unwrap_or(order.len());
+        if let Some(i) = at {
+            order.remove(i);
+        }
+        let to = position.unwrap_or(was).min(order.len());
+        order.insert(to, name.to_owned());
+        for (pos, n) in order.iter().enumerate() {
+            sqlx::query(
+                "UPDATE tenant_plugins SET position = $1 WHERE tenant_id = $2 AND plugin_name = $3",
+            )
+            .bind(pos as i64)
+            .bind(tenant_id)
+            .bind(n)
+            .execute(&mut *tx)
+            .await?;
+        }
+        self.db.notify_in(&mut tx, &Change::Plugins).await?;
+        tx.commit().await?;
+        self.reload_chains().await
+    }
+
+    /// Serialises chain edits of one tenant across nodes (PostgreSQL); on
+    /// SQLite the write transaction already does.
+    async fn lock_chain(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        tenant_id: i64,
+    ) -> Result<(), PluginError> {
+        if self.db.backend() == crate::store::Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(tenant_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Takes `name` out of the tenant's chain (its settings and store stay);
+    /// the other entries keep their order, state and reasons.
+    pub async fn remove_chain_entry(&self, tenant_id: i64, name: &str) -> Result<(), PluginError> {
+        let mut tx = self.db.pool().begin().await?;
+        self.lock_chain(&mut tx, tenant_id).await?;
+        let n = sqlx::query("DELETE FROM tenant_plugins WHERE tenant_id = $1 AND plugin_name = $2")
+            .bind(tenant_id)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(PluginError::Unknown(name.to_owned()));
+        }
+        self.db.notify_in(&mut tx, &Change::Plugins).await?;
+        tx.commit().await?;
+        self.reload_chains().await
     }
 
     /// Deletes every version of a plugin the tenant uploaded, with its
@@ -1246,7 +1429,14 @@ impl PluginHost {
             }
             return Err(PluginError::Unknown(name.to_owned()));
         }
+        // The plugin's queued store writes land before the rows go.
+        if !self.state.flush().await {
+            return Err(PluginError::Engine(
+                "the plugin's pending writes could not be stored".into(),
+            ));
+        }
         let mut tx = self.db.pool().begin().await?;
+        self.lock_chain(&mut tx, tenant_id).await?;
         let chained: Option<i64> = sqlx::query_scalar(
             "SELECT position FROM tenant_plugins WHERE tenant_id = $1 AND plugin_name = $2",
         )
@@ -1279,8 +1469,10 @@ impl PluginHost {
         self.recent_faults
             .lock()
             .remove(&(tenant_id, name.to_owned()));
+        self.forget_idle(|k| k.0 == tenant_id && k.1 == name);
         self.state.reload_settings().await?;
         self.state.forget_kv(tenant_id, name);
+        self.db.notify(&Change::PluginState(tenant_id)).await;
         Ok(())
     }
 

@@ -41,6 +41,10 @@ pub(super) use self::Benign as World;
 
 /// Bytes of stdout and stderr kept per call; the rest is counted, not kept.
 pub const OUTPUT_CAP: usize = 8 << 10;
+/// WASI handles (streams, pollables) one instance may hold at once.
+const MAX_HANDLES: usize = 256;
+/// Bytes of stderr's end kept for a panic's message.
+const TAIL: usize = 1024;
 /// Largest buffer of random bytes one call may ask for.
 const RANDOM_CAP: u64 = 1 << 20;
 
@@ -68,8 +72,13 @@ pub enum Which {
 #[derive(Default)]
 pub struct Wasi {
     table: ResourceTable,
+    /// Handles the guest holds now (at most [`MAX_HANDLES`]).
+    live: usize,
     stdout: Vec<u8>,
     stderr: Vec<u8>,
+    /// The last bytes of stderr, kept apart from the cap: a panic's
+    /// message comes last, after whatever filled the buffers.
+    stderr_tail: Vec<u8>,
     dropped: usize,
     /// The tenant clock, read once per call by the runtime.
     pub(super) wall_ms: i64,
@@ -85,14 +94,26 @@ impl std::fmt::Debug for Wasi {
 }
 
 impl Wasi {
+    /// The message of a panic the call printed last, if it did.
+    pub(super) fn panic_message(&self) -> Option<String> {
+        panic_message(&String::from_utf8_lossy(&self.stderr_tail))
+    }
+
     /// Takes what the call printed: (stdout, stderr, bytes dropped).
     pub(super) fn take_output(&mut self) -> (String, String, usize) {
+        self.stderr_tail.clear();
         let out = String::from_utf8_lossy(&std::mem::take(&mut self.stdout)).into_owned();
         let err = String::from_utf8_lossy(&std::mem::take(&mut self.stderr)).into_owned();
         (out, err, std::mem::take(&mut self.dropped))
     }
 
     fn write(&mut self, which: Which, bytes: &[u8]) {
+        if which == Which::Err {
+            self.stderr_tail
+                .extend_from_slice(&bytes[bytes.len().saturating_sub(TAIL)..]);
+            let extra = self.stderr_tail.len().saturating_sub(TAIL);
+            self.stderr_tail.drain(..extra);
+        }
         let room = OUTPUT_CAP.saturating_sub(self.stdout.len() + self.stderr.len());
         let keep = bytes.len().min(room);
         let buf = match which {
@@ -104,7 +125,25 @@ impl Wasi {
     }
 
     fn pollable(&mut self) -> wasmtime::Result<Resource<Pollable>> {
-        Ok(self.table.push(Pollable)?)
+        self.push(Pollable)
+    }
+
+    /// A new handle for the guest, refused past [`MAX_HANDLES`] (instances
+    /// are reused, so a guest that never drops them would grow forever).
+    fn push<R: Send + 'static>(&mut self, r: R) -> wasmtime::Result<Resource<R>> {
+        if self.live >= MAX_HANDLES {
+            return Err(wasmtime::Error::msg(format!(
+                "holds {MAX_HANDLES} WASI handles (streams, pollables) without dropping them"
+            )));
+        }
+        self.live += 1;
+        Ok(self.table.push(r)?)
+    }
+
+    fn delete<R: 'static>(&mut self, r: Resource<R>) -> wasmtime::Result<()> {
+        self.table.delete(r)?;
+        self.live = self.live.saturating_sub(1);
+        Ok(())
     }
 }
 
@@ -134,9 +173,9 @@ const PROVIDED: [&str; 18] = [
 
 /// Whether an import is served by [`World`].
 fn provided(import: &str) -> bool {
-    import
-        .split_once("@0.2.")
-        .is_some_and(|(base, _)| PROVIDED.contains(&base))
+    import.split_once("@0.2.").is_some_and(|(base, patch)| {
+        PROVIDED.contains(&base) && !patch.is_empty() && patch.bytes().all(|b| b.is_ascii_digit())
+    })
 }
 
 /// Defines every other WASI import of `component` (files, sockets) as a
@@ -161,6 +200,19 @@ pub(super) fn stub_the_rest<T: 'static>(
         let mut instance = linker.instance(name)?;
         for (export, e) in inst.exports(engine) {
             match e.ty {
+                // Runtimes look for preopened directories as they start:
+                // there are none, which is an answer, not a fault.
+                ComponentItem::ComponentFunc(_)
+                    if name.starts_with("wasi:filesystem/preopens@")
+                        && export == "get-directories" =>
+                {
+                    instance.func_new(export, |_, _, _, results| {
+                        if let Some(r) = results.first_mut() {
+                            *r = wasmtime::component::Val::List(Vec::new());
+                        }
+                        Ok(())
+                    })?;
+                }
                 ComponentItem::ComponentFunc(_) => {
                     let full = format!("{name}#{export}");
                     instance.func_new(export, move |_, _, _, _| {
@@ -242,33 +294,33 @@ impl wasi::cli::exit::Host for super::CallState {
 
 impl wasi::cli::stdin::Host for super::CallState {
     fn get_stdin(&mut self) -> wasmtime::Result<Resource<InputStream>> {
-        Ok(self.wasi().table.push(InputStream)?)
+        Ok(self.wasi().push(InputStream)?)
     }
 }
 
 impl wasi::cli::stdout::Host for super::CallState {
     fn get_stdout(&mut self) -> wasmtime::Result<Resource<OutputStream>> {
-        Ok(self.wasi().table.push(OutputStream(Which::Out))?)
+        Ok(self.wasi().push(OutputStream(Which::Out))?)
     }
 }
 
 impl wasi::cli::stderr::Host for super::CallState {
     fn get_stderr(&mut self) -> wasmtime::Result<Resource<OutputStream>> {
-        Ok(self.wasi().table.push(OutputStream(Which::Err))?)
+        Ok(self.wasi().push(OutputStream(Which::Err))?)
     }
 }
 
 impl wasi::cli::terminal_input::Host for super::CallState {}
 impl wasi::cli::terminal_input::HostTerminalInput for super::CallState {
     fn drop(&mut self, rep: Resource<Terminal>) -> wasmtime::Result<()> {
-        self.wasi().table.delete(rep)?;
+        self.wasi().delete(rep)?;
         Ok(())
     }
 }
 impl wasi::cli::terminal_output::Host for super::CallState {}
 impl wasi::cli::terminal_output::HostTerminalOutput for super::CallState {
     fn drop(&mut self, rep: Resource<Terminal>) -> wasmtime::Result<()> {
-        self.wasi().table.delete(rep)?;
+        self.wasi().delete(rep)?;
         Ok(())
     }
 }
@@ -294,7 +346,7 @@ impl wasi::io::error::HostError for super::CallState {
         Ok("no error".to_owned())
     }
     fn drop(&mut self, rep: Resource<IoError>) -> wasmtime::Result<()> {
-        self.wasi().table.delete(rep)?;
+        self.wasi().delete(rep)?;
         Ok(())
     }
 }
@@ -313,7 +365,7 @@ impl wasi::io::poll::HostPollable for super::CallState {
         Ok(())
     }
     fn drop(&mut self, rep: Resource<Pollable>) -> wasmtime::Result<()> {
-        self.wasi().table.delete(rep)?;
+        self.wasi().delete(rep)?;
         Ok(())
     }
 }
@@ -353,7 +405,7 @@ impl wasi::io::streams::HostInputStream for super::CallState {
         self.wasi().pollable()
     }
     fn drop(&mut self, rep: Resource<InputStream>) -> wasmtime::Result<()> {
-        self.wasi().table.delete(rep)?;
+        self.wasi().delete(rep)?;
         Ok(())
     }
 }
@@ -427,7 +479,7 @@ impl wasi::io::streams::HostOutputStream for super::CallState {
         Ok(Err(StreamError::Closed))
     }
     fn drop(&mut self, rep: Resource<OutputStream>) -> wasmtime::Result<()> {
-        self.wasi().table.delete(rep)?;
+        self.wasi().delete(rep)?;
         Ok(())
     }
 }
@@ -512,6 +564,15 @@ mod tests {
     fn a_rust_panic_on_stderr_gives_its_message() {
         let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:12:9:\nno route for 2002\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
         assert_eq!(panic_message(stderr).as_deref(), Some("no route for 2002"));
+    }
+
+    #[test]
+    fn only_plain_0_2_versions_of_our_interfaces_are_served() {
+        assert!(super::provided("wasi:cli/stdout@0.2.0"));
+        assert!(super::provided("wasi:io/streams@0.2.6"));
+        assert!(!super::provided("wasi:io/streams@0.2.0-rc-2023-11-10"));
+        assert!(!super::provided("wasi:filesystem/types@0.2.6"));
+        assert!(!super::provided("wasi:cli/stdout@0.3.0"));
     }
 
     #[test]
