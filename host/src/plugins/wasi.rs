@@ -294,19 +294,19 @@ impl wasi::cli::exit::Host for super::CallState {
 
 impl wasi::cli::stdin::Host for super::CallState {
     fn get_stdin(&mut self) -> wasmtime::Result<Resource<InputStream>> {
-        Ok(self.wasi().push(InputStream)?)
+        self.wasi().push(InputStream)
     }
 }
 
 impl wasi::cli::stdout::Host for super::CallState {
     fn get_stdout(&mut self) -> wasmtime::Result<Resource<OutputStream>> {
-        Ok(self.wasi().push(OutputStream(Which::Out))?)
+        self.wasi().push(OutputStream(Which::Out))
     }
 }
 
 impl wasi::cli::stderr::Host for super::CallState {
     fn get_stderr(&mut self) -> wasmtime::Result<Resource<OutputStream>> {
-        Ok(self.wasi().push(OutputStream(Which::Err))?)
+        self.wasi().push(OutputStream(Which::Err))
     }
 }
 
