@@ -22,8 +22,6 @@ fn main() {
         plugins.join("Cargo.lock").display()
     );
     println!("cargo:rerun-if-changed={}", wit.display());
-    // A new guest crate is a new entry of this folder.
-    println!("cargo:rerun-if-changed={}", plugins.display());
     // `sqlx::migrate!` embeds this folder: a new migration must rebuild.
     println!(
         "cargo:rerun-if-changed={}",

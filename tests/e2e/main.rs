@@ -11,6 +11,7 @@ mod dns;
 mod hotdesk;
 mod hunt_status;
 mod ipv6;
+mod languages;
 mod openapi;
 mod plugin_api;
 mod plugins;

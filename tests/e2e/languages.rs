@@ -1,0 +1,73 @@
+//! Plugins written in other languages than Rust, built from their
+//! registries by `.ci/run` (`plugins/examples/`), uploaded and deciding
+//! real calls. Elsewhere, without the built component, the tests say
+//! plainly that they did not run (under CI that is a failure).
+
+use std::time::Duration;
+
+use serde_json::json;
+use switchboard_e2e::{Proto, TestRouter};
+
+const T: Duration = Duration::from_secs(10);
+
+/// The built component of an example, if it is there.
+fn example(path: &str) -> Option<Vec<u8>> {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins/examples")
+        .join(path);
+    match std::fs::read(&file) {
+        Ok(wasm) => Some(wasm),
+        Err(_) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{} is missing; .ci/run builds it",
+                file.display()
+            );
+            eprintln!(
+                "NOT RUN: {} is not built (npm ci && npm run build in its folder)",
+                file.display()
+            );
+            None
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_javascript_plugin_blocks_a_caller_on_a_real_call() {
+    let Some(wasm) = example("js-blocklist/dist/blocklist.wasm") else {
+        return;
+    };
+    let r = TestRouter::start().await;
+    let (status, body) = r
+        .api("POST", "/tenants/1/plugins/js-blocklist", Some(wasm))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["points"], json!(["incoming"]));
+    // Its own validation, in JavaScript, refuses bad settings by name.
+    let (status, refused) = r
+        .settings("js-blocklist", "tenant", json!({"blocked": "2003"}))
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().contains("blocked"),
+        "{refused}"
+    );
+    let (status, body) = r
+        .settings("js-blocklist", "tenant", json!({"blocked": ["2003"]}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    r.chain(&["js-blocklist"]).await;
+    let mut carol = r.phone("2003", Proto::Udp).await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut bob = r.phone("2002", Proto::Udp).await;
+    carol.call("2002").await;
+    let resp = carol.final_response(T).await.expect("an answer");
+    assert_eq!(resp.status(), Some(603), "{}", resp.first);
+    // Anyone else still gets through.
+    alice.call("2002").await;
+    assert!(bob.expect_invite(T).await.is_some());
+    let (_, faults) = r
+        .api("GET", "/tenants/1/plugins/js-blocklist/faults", None)
+        .await;
+    assert_eq!(faults["total"], 0, "{faults}");
+}
