@@ -32,31 +32,30 @@ fn example(path: &str) -> Option<Vec<u8>> {
     }
 }
 
-#[tokio::test]
-async fn a_javascript_plugin_blocks_a_caller_on_a_real_call() {
-    let Some(wasm) = example("js-blocklist/dist/blocklist.wasm") else {
+/// Uploads the example at `path` as `name`, checks its own validation,
+/// blocks 2003 with it and routes calls through it.
+async fn blocks_a_caller(path: &str, name: &str) {
+    let Some(wasm) = example(path) else {
         return;
     };
     let r = TestRouter::start().await;
     let (status, body) = r
-        .api("POST", "/tenants/1/plugins/js-blocklist", Some(wasm))
+        .api("POST", &format!("/tenants/1/plugins/{name}"), Some(wasm))
         .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["points"], json!(["incoming"]));
-    // Its own validation, in JavaScript, refuses bad settings by name.
-    let (status, refused) = r
-        .settings("js-blocklist", "tenant", json!({"blocked": "2003"}))
-        .await;
+    // Its own validation, in its own language, refuses bad settings.
+    let (status, refused) = r.settings(name, "tenant", json!({"blocked": "2003"})).await;
     assert_eq!(status, 422, "{refused}");
     assert!(
         refused["error"].as_str().unwrap().contains("blocked"),
         "{refused}"
     );
     let (status, body) = r
-        .settings("js-blocklist", "tenant", json!({"blocked": ["2003"]}))
+        .settings(name, "tenant", json!({"blocked": ["2003"]}))
         .await;
     assert_eq!(status, 200, "{body}");
-    r.chain(&["js-blocklist"]).await;
+    r.chain(&[name]).await;
     let mut carol = r.phone("2003", Proto::Udp).await;
     let mut alice = r.phone("2001", Proto::Udp).await;
     let mut bob = r.phone("2002", Proto::Udp).await;
@@ -67,7 +66,17 @@ async fn a_javascript_plugin_blocks_a_caller_on_a_real_call() {
     alice.call("2002").await;
     assert!(bob.expect_invite(T).await.is_some());
     let (_, faults) = r
-        .api("GET", "/tenants/1/plugins/js-blocklist/faults", None)
+        .api("GET", &format!("/tenants/1/plugins/{name}/faults"), None)
         .await;
     assert_eq!(faults["total"], 0, "{faults}");
+}
+
+#[tokio::test]
+async fn a_javascript_plugin_blocks_a_caller_on_a_real_call() {
+    blocks_a_caller("js-blocklist/dist/blocklist.wasm", "js-blocklist").await;
+}
+
+#[tokio::test]
+async fn a_python_plugin_blocks_a_caller_on_a_real_call() {
+    blocks_a_caller("py-blocklist/dist/blocklist.wasm", "py-blocklist").await;
 }
