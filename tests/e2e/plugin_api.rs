@@ -371,3 +371,13 @@ async fn a_json_body_over_a_mebibyte_gets_413_in_json() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn the_first_entry_of_an_empty_chain_can_be_put_first_and_on() {
+    let r = TestRouter::start().await;
+    let (status, view) = put_entry(&r, "hotdesk", json!({"enabled": true, "position": 0})).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(names(&view), vec![("hotdesk".into(), true)]);
+    let (status, view) = put_entry(&r, "hotdesk", json!({"enabled": true, "position": 0})).await;
+    assert_eq!(status, 200, "{view}");
+}

@@ -1378,19 +1378,22 @@ impl PluginHost {
         self.reload_chains().await
     }
 
-    /// Serialises chain edits of one tenant across nodes (PostgreSQL); on
-    /// SQLite the write transaction already does.
+    /// Serialises chain edits of one tenant: an advisory lock on
+    /// PostgreSQL; on SQLite the transaction writes first, so it holds the
+    /// write lock before it reads (a transaction that reads first and then
+    /// writes after another connection committed fails with SQLITE_BUSY
+    /// instead of waiting).
     async fn lock_chain(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         tenant_id: i64,
     ) -> Result<(), PluginError> {
-        if self.db.backend() == crate::store::Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(tenant_id)
-                .execute(&mut **tx)
-                .await?;
-        }
+        let sql = if self.db.backend() == crate::store::Backend::Postgres {
+            "SELECT pg_advisory_xact_lock($1)"
+        } else {
+            "UPDATE tenants SET name = name WHERE id = $1"
+        };
+        sqlx::query(sql).bind(tenant_id).execute(&mut **tx).await?;
         Ok(())
     }
 
