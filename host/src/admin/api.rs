@@ -319,21 +319,16 @@ pub(super) async fn authorize(
             }
         },
     };
-    if from_cookie && !matches!(*req.method(), Method::GET | Method::HEAD) {
-        let sent = req
-            .headers()
-            .get(auth::CSRF_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let expected = auth::csrf_for(&token);
-        if !crate::credentials::constant_time_eq(sent.as_bytes(), expected.as_bytes()) {
-            return ApiError::new(
-                StatusCode::FORBIDDEN,
-                "a write with the session cookie needs the session's X-CSRF-Token header",
-                Some("X-CSRF-Token"),
-            )
-            .into_response();
-        }
+    if from_cookie
+        && !matches!(*req.method(), Method::GET | Method::HEAD)
+        && !auth::csrf_ok(req.headers(), &token)
+    {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "a write with the session cookie needs the session's X-CSRF-Token header",
+            Some("X-CSRF-Token"),
+        )
+        .into_response();
     }
     // Guessing tokens is limited per source like guessing passwords.
     let source = req
@@ -352,17 +347,10 @@ pub(super) async fn authorize(
     // A cookie carries only a login session; anything else in it is as
     // wrong as a wrong token.
     let principal = match auth::authenticate(&s, &token).await {
-        Ok(Some(Principal::Employee(e))) if from_cookie && !e.session => {
-            crate::metrics::count_auth_failure();
-            s.logins.fail(&source);
-            return ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "the session cookie is not a login session",
-                None,
-            )
-            .into_response();
-        }
-        Ok(Some(Principal::Operator)) if from_cookie => {
+        Ok(Some(
+            Principal::Operator
+            | Principal::Employee(auth::EmployeePrincipal { session: false, .. }),
+        )) if from_cookie => {
             crate::metrics::count_auth_failure();
             s.logins.fail(&source);
             return ApiError::new(

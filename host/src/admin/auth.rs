@@ -189,6 +189,15 @@ pub fn csrf_for(token: &str) -> String {
     hash(&format!("switchboard-csrf:{token}"))
 }
 
+/// Whether a request carries the anti-forgery value of session `token`.
+pub fn csrf_ok(headers: &axum::http::HeaderMap, token: &str) -> bool {
+    let sent = headers
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    crate::credentials::constant_time_eq(sent.as_bytes(), csrf_for(token).as_bytes())
+}
+
 /// The session token in a request's `Cookie` headers, if there is exactly
 /// one: a second `sb_session` (planted by a sibling site for a narrower
 /// path, say) makes the request unauthenticated rather than letting the

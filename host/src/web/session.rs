@@ -172,14 +172,7 @@ pub(super) async fn log_out(
     finish(
         async {
             let (token, p) = principal_of(&s, peer, &headers).await?;
-            let sent = headers
-                .get(auth::CSRF_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            if !crate::credentials::constant_time_eq(
-                sent.as_bytes(),
-                auth::csrf_for(&token).as_bytes(),
-            ) {
+            if !auth::csrf_ok(&headers, &token) {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
                     "logging out needs the session's X-CSRF-Token header",
