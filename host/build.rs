@@ -36,6 +36,9 @@ fn main() {
         .unwrap_or_else(|| root.join("target").join("wasm-plugins"));
 
     let members = guest_names(&plugins);
+    for watched in ["sdk/src", "sdk/Cargo.toml"] {
+        println!("cargo:rerun-if-changed={}", plugins.join(watched).display());
+    }
     for m in &members {
         println!(
             "cargo:rerun-if-changed={}",
@@ -96,12 +99,13 @@ fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
 }
 
-/// Member crates of the guest workspace: every directory with a Cargo.toml.
+/// Guest crates of the guest workspace: every directory with a Cargo.toml
+/// but the SDK, which is a library the guests build on.
 fn guest_names(plugins: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(plugins)
         .expect("read plugins/")
         .filter_map(Result::ok)
-        .filter(|e| e.path().join("Cargo.toml").exists())
+        .filter(|e| e.path().join("Cargo.toml").exists() && e.file_name() != "sdk")
         .filter_map(|e| e.file_name().into_string().ok())
         .collect();
     names.sort();

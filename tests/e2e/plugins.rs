@@ -267,7 +267,7 @@ async fn an_upload_that_is_not_a_component_is_refused_naming_why() {
 }
 
 #[tokio::test]
-async fn settings_the_plugin_rejects_get_422_with_its_message() {
+async fn settings_the_plugin_rejects_get_422_naming_the_setting() {
     let r = TestRouter::start().await;
     let (status, body) = r
         .settings(
@@ -277,10 +277,13 @@ async fn settings_the_plugin_rejects_get_422_with_its_message() {
         )
         .await;
     assert_eq!(status, 422);
-    // The plugin's message names no setting as `path: reason`.
-    assert_eq!(body["field"], "settings");
+    // The SDK writes serde's error as `path: reason`, reported on that field.
+    assert_eq!(body["field"], "blocked", "{body}");
     assert!(
-        body["error"].as_str().unwrap().contains("blocked"),
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid type: string \"everyone\", expected a sequence"),
         "{body}"
     );
 }

@@ -31,12 +31,9 @@
 //! `{"delegates": ["2003", "2004"], "mode": "ring_all", "total_ring_s": 30,
 //! "per_user_ring_s": 15}`. An empty list turns delegation off.
 
-wit_bindgen::generate!({ path: "../../wit", world: "plugin" });
-
-use exports::switchboard::plugin::handler::Guest;
 use serde_json::{json, Value};
-use switchboard::plugin::host::{self, Level};
-use switchboard::plugin::types::*;
+use switchboard_plugin::host;
+use switchboard_plugin::*;
 
 /// Seed 003: "The total limit for Delegate numbers are 5 numbers."
 const MAX_DELEGATES: usize = 5;
@@ -94,7 +91,7 @@ fn set_bosses_of(ext: &str, bosses: &[String]) {
     if bosses.is_empty() {
         host::kv_delete(&key);
     } else if let Err(e) = host::kv_set(&key, &json!(bosses).to_string()) {
-        host::log(Level::Error, &format!("delegate index of {ext}: {e}"));
+        error!("delegate index of {ext}: {e}");
     }
 }
 
@@ -157,20 +154,7 @@ fn incoming(call: &CallInfo, boss: &str) -> Decision {
 }
 
 fn single(destination: Destination, reason: &str) -> Route {
-    Route {
-        targets: vec![Target {
-            destination,
-            delay_ms: 0,
-            ring_ms: 0,
-        }],
-        mode: RingMode::Parallel,
-        total_ring_ms: 0,
-        caller_id: None,
-        caller_name: None,
-        on_failure: OnFailure::AskAgain,
-        reason: Some(reason.into()),
-        diversion: None,
-    }
+    Route::to(destination).because(reason)
 }
 
 fn is_international(n: &str) -> bool {
@@ -178,10 +162,7 @@ fn is_international(n: &str) -> bool {
 }
 
 fn reject(status: u16, reason: &str) -> Decision {
-    Decision::Reject(Rejection {
-        status,
-        reason: reason.into(),
-    })
+    Decision::reject(status, reason)
 }
 
 /// `*47<number>` or `*47*<boss>*<number>`: a call as the boss.
@@ -249,7 +230,7 @@ fn answered(secretary: &str, call: Option<&CallInfo>) {
     let boss = call.dialed.as_str();
     if config_of(boss).is_some_and(|c| c.delegates.iter().any(|d| d == secretary)) {
         if let Err(e) = host::kv_set(&format!("answered:{secretary}"), boss) {
-            host::log(Level::Warn, &format!("answered call of {secretary}: {e}"));
+            warn!("answered call of {secretary}: {e}");
         }
     }
 }
@@ -354,7 +335,7 @@ fn validate(scope: &str, json: &str) -> Result<(), String> {
     Ok(())
 }
 
-impl Guest for Delegation {
+impl Plugin for Delegation {
     fn points() -> Vec<DecisionPoint> {
         vec![
             DecisionPoint::Originate,
@@ -391,4 +372,4 @@ impl Guest for Delegation {
     }
 }
 
-export!(Delegation);
+export_plugin!(Delegation);

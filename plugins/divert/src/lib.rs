@@ -31,12 +31,9 @@
 //! followed at most 5 hops, and the host refuses a sixth diversion. The call
 //! then ends at the last target with its failure.
 
-wit_bindgen::generate!({ path: "../../wit", world: "plugin" });
-
-use exports::switchboard::plugin::handler::Guest;
 use serde_json::Value;
-use switchboard::plugin::host;
-use switchboard::plugin::types::*;
+use switchboard_plugin::host;
+use switchboard_plugin::*;
 
 /// Seed 001: "rings for more than the default time (300 seconds)".
 const NO_ANSWER_DEFAULT_S: u64 = 300;
@@ -146,10 +143,7 @@ fn target_of(ext: &str, trigger: Trigger) -> Option<DivertTo> {
     if let DivertTo::Number(n) = &t {
         let mobile = host::find_employee(ext).and_then(|e| e.mobile);
         if !number_allowed(mobile.as_deref(), n) {
-            host::log(
-                host::Level::Warn,
-                &format!("divert of {ext} to {n} not taken: the tenant no longer allows it"),
-            );
+            warn!("divert of {ext} to {n} not taken: the tenant no longer allows it");
             return None;
         }
     }
@@ -198,7 +192,11 @@ fn validate_tenant(v: &Value) -> Result<(), String> {
     }
     for p in list {
         let p = p.as_str().unwrap_or_default();
-        if p.is_empty() || p.len() > 15 || !p.bytes().all(|b| b.is_ascii_digit()) || p.starts_with('0') {
+        if p.is_empty()
+            || p.len() > 15
+            || !p.bytes().all(|b| b.is_ascii_digit())
+            || p.starts_with('0')
+        {
             return Err(format!(
                 "number_prefixes: `{p}` must be 1 to 15 digits of an international number, like 44"
             ));
@@ -216,23 +214,10 @@ fn destination(t: &DivertTo, diverting: &str) -> Destination {
 }
 
 fn route(t: &DivertTo, from: &str, trigger: Trigger) -> Decision {
-    Decision::Route(Route {
-        targets: vec![Target {
-            destination: destination(t, from),
-            delay_ms: 0,
-            ring_ms: 0,
-        }],
-        mode: RingMode::Parallel,
-        total_ring_ms: 0,
-        caller_id: None,
-        caller_name: None,
-        on_failure: OnFailure::AskAgain,
-        reason: Some(trigger.history().into()),
-        diversion: Some(Diversion {
-            from: from.to_owned(),
-            reason: trigger.reason(),
-        }),
-    })
+    Route::to(destination(t, from))
+        .because(trigger.history())
+        .diverted_from(from, trigger.reason())
+        .into()
 }
 
 /// Extensions this call has been to (or was for): diverting there again
@@ -279,20 +264,11 @@ fn incoming(call: &CallInfo, callee: &str) -> Decision {
             .as_u64()
             .unwrap_or(NO_ANSWER_DEFAULT_S);
         let ring_ms = (ring_s * 1000).min(u64::from(u32::MAX)) as u32;
-        return Decision::Route(Route {
-            targets: vec![Target {
-                destination: Destination::Extension(callee.to_owned()),
-                delay_ms: 0,
-                ring_ms,
-            }],
-            mode: RingMode::Parallel,
-            total_ring_ms: ring_ms,
-            caller_id: None,
-            caller_name: None,
-            on_failure: OnFailure::AskAgain,
-            reason: None,
-            diversion: None,
-        });
+        return Route::ringing(vec![
+            Target::now(Destination::Extension(callee.to_owned())).ringing_for(ring_ms)
+        ])
+        .for_at_most(ring_ms)
+        .into();
     }
     Decision::Continue
 }
@@ -312,10 +288,7 @@ fn failure(call: &CallInfo, f: &FailureInfo) -> Decision {
     };
     if let DivertTo::Extension(x) = &t {
         if x == who || visited(call).contains(x) {
-            host::log(
-                host::Level::Info,
-                &format!("divert of {who} to {x} not taken: the call was there already"),
-            );
+            info!("divert of {who} to {x} not taken: the call was there already");
             return Decision::Continue;
         }
     }
@@ -388,7 +361,7 @@ fn validate(scope: &str, json: &str) -> Result<(), String> {
 
 struct Divert;
 
-impl Guest for Divert {
+impl Plugin for Divert {
     fn points() -> Vec<DecisionPoint> {
         vec![DecisionPoint::Incoming, DecisionPoint::Failure]
     }
@@ -409,4 +382,4 @@ impl Guest for Divert {
     }
 }
 
-export!(Divert);
+export_plugin!(Divert);

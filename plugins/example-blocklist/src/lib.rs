@@ -7,32 +7,39 @@
 //!
 //! Build: `cargo build --release --target wasm32-wasip2 -p example-blocklist`
 //! in `plugins/`, then upload `target/wasm32-wasip2/release/example_blocklist.wasm`.
+//! `plugins/templates/rust` is the same plugin as a project of its own.
 
-wit_bindgen::generate!({ path: "../../wit", world: "plugin" });
+use serde::Deserialize;
+use switchboard_plugin::settings::{self, Scope};
+use switchboard_plugin::{export_plugin, host, Decision, DecisionPoint, Plugin, PointInput};
 
-use exports::switchboard::plugin::handler::Guest;
-use switchboard::plugin::host;
-use switchboard::plugin::types::{Decision, DecisionPoint, PointInput, Rejection};
+/// The tenant's settings.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    /// Callers to decline: extensions or international numbers.
+    blocked: Vec<Number>,
+}
+
+/// A string of digits.
+#[derive(Deserialize, PartialEq)]
+#[serde(try_from = "String")]
+struct Number(String);
+
+impl TryFrom<String> for Number {
+    type Error = String;
+    fn try_from(s: String) -> Result<Number, String> {
+        if !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Number(s))
+        } else {
+            Err(format!("`{s}` is not a string of digits"))
+        }
+    }
+}
 
 struct Blocklist;
 
-fn blocked_list(json: &str) -> Result<Vec<String>, String> {
-    let v: serde_json::Value = serde_json::from_str(json).map_err(|e| format!("not JSON: {e}"))?;
-    let list = v
-        .get("blocked")
-        .and_then(|b| b.as_array())
-        .ok_or("`blocked` must be a list of numbers")?;
-    list.iter()
-        .map(|x| {
-            x.as_str()
-                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                .map(str::to_owned)
-                .ok_or_else(|| format!("`blocked` entry {x} is not a string of digits"))
-        })
-        .collect()
-}
-
-impl Guest for Blocklist {
+impl Plugin for Blocklist {
     fn points() -> Vec<DecisionPoint> {
         vec![DecisionPoint::Incoming]
     }
@@ -41,25 +48,22 @@ impl Guest for Blocklist {
         let Some(call) = input.call else {
             return Decision::Continue;
         };
-        let blocked = host::setting("tenant")
-            .and_then(|s| blocked_list(&s).ok())
+        let blocked = settings::tenant::<Settings>()
+            .map(|s| s.blocked)
             .unwrap_or_default();
-        if blocked.iter().any(|b| *b == call.caller.id) {
+        if blocked.iter().any(|b| b.0 == call.caller.id) {
             host::annotate("blocked caller");
-            return Decision::Reject(Rejection {
-                status: 603,
-                reason: "Decline".into(),
-            });
+            return Decision::reject(603, "Decline");
         }
         Decision::Continue
     }
 
     fn validate_settings(scope: String, json: String) -> Result<(), String> {
-        if scope != "tenant" {
-            return Err(format!("only the `tenant` scope is used, not `{scope}`"));
+        match Scope::parse(&scope)? {
+            Scope::Tenant => settings::parse::<Settings>(&json).map(|_| ()),
+            Scope::Employee(_) => Err(format!("only the `tenant` scope is used, not `{scope}`")),
         }
-        blocked_list(&json).map(|_| ())
     }
 }
 
-export!(Blocklist);
+export_plugin!(Blocklist);

@@ -32,12 +32,9 @@
 //!
 //! The PIN is never logged: log lines name the extension and device only.
 
-wit_bindgen::generate!({ path: "../../wit", world: "plugin" });
-
-use exports::switchboard::plugin::handler::Guest;
 use serde_json::{json, Value};
-use switchboard::plugin::host::{self, Level};
-use switchboard::plugin::types::*;
+use switchboard_plugin::host;
+use switchboard_plugin::*;
 
 /// Default `remote_logout_s`: 24 hours (seed 004).
 const REMOTE_LOGOUT_DEFAULT_S: u64 = 24 * 3600;
@@ -50,10 +47,7 @@ const IDLE_MAX_S: u64 = 99_999;
 struct Hotdesk;
 
 fn feature(success: bool, message: &str) -> Decision {
-    Decision::Feature(FeatureResult {
-        success,
-        message: message.chars().take(64).collect(),
-    })
+    Decision::feature(success, message.chars().take(64).collect::<String>())
 }
 
 fn login_key(ext: &str) -> String {
@@ -69,7 +63,7 @@ fn load_login(ext: &str) -> Option<Value> {
 
 fn save_login(ext: &str, v: &Value) {
     if let Err(e) = host::kv_set(&login_key(ext), &v.to_string()) {
-        host::log(Level::Error, &format!("login of {ext} not saved: {e}"));
+        error!("login of {ext} not saved: {e}");
     }
 }
 
@@ -139,10 +133,7 @@ fn login(call: &CallInfo, rest: &str) -> Decision {
         return feature(false, "Dial *88*extension*PIN");
     };
     if let Err(e) = host::verify_pin(ext, pin) {
-        host::log(
-            Level::Info,
-            &format!("hotdesk login of {ext} at {device} refused: {e}"),
-        );
+        info!("hotdesk login of {ext} at {device} refused: {e}");
         return match e.as_str() {
             "unknown extension" => feature(false, "Unknown extension"),
             "locked" => feature(false, "Too many wrong PINs, try later"),
@@ -152,7 +143,7 @@ fn login(call: &CallInfo, rest: &str) -> Decision {
     }
     match host::bind_device(&device, Some(ext), "*88") {
         Ok(()) => {
-            host::log(Level::Info, &format!("{ext} logged in at {device}"));
+            info!("{ext} logged in at {device}");
             let name = host::find_employee(ext).map(|e| e.name).unwrap_or_default();
             feature(true, &format!("Logged in as {ext} {name}"))
         }
@@ -220,12 +211,9 @@ fn on_unregistered(account: &str) {
     let id = host::set_timer(remote_logout_s() * 1000, &format!("remote {ext} {gen}"));
     login["remote_timer"] = json!(id);
     save_login(&ext, &login);
-    host::log(
-        Level::Info,
-        &format!(
-            "home of {ext} unreachable; logout in {} s",
-            remote_logout_s()
-        ),
+    info!(
+        "home of {ext} unreachable; logout in {} s",
+        remote_logout_s()
     );
 }
 
@@ -275,7 +263,7 @@ fn on_timer(payload: &str) {
                 save_login(ext, &login);
             } else if now.saturating_sub(last) + 20 >= period_ms {
                 if let Err(e) = host::bind_device(&device, None, "idle timeout") {
-                    host::log(Level::Warn, &format!("idle logout of {ext}: {e}"));
+                    warn!("idle logout of {ext}: {e}");
                 }
             } else {
                 arm_idle(ext, &mut login, last + period_ms - now);
@@ -287,7 +275,7 @@ fn on_timer(payload: &str) {
             if host::presence_of(ext).home_registered {
                 save_login(ext, &login);
             } else if let Err(e) = host::bind_device(&device, None, "home unreachable") {
-                host::log(Level::Warn, &format!("remote logout of {ext}: {e}"));
+                warn!("remote logout of {ext}: {e}");
             }
         }
         _ => {}
@@ -320,7 +308,7 @@ fn only_fields(v: &Value, allowed: &[&str]) -> Result<(), String> {
     }
 }
 
-impl Guest for Hotdesk {
+impl Plugin for Hotdesk {
     fn points() -> Vec<DecisionPoint> {
         vec![DecisionPoint::Originate, DecisionPoint::Event]
     }
@@ -378,4 +366,4 @@ impl Guest for Hotdesk {
     }
 }
 
-export!(Hotdesk);
+export_plugin!(Hotdesk);

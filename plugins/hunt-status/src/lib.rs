@@ -25,12 +25,9 @@
 //! Settings, scope `employee:<ext>`:
 //! `{"status_on_no_answer": "busy_wrap_up"}`.
 
-wit_bindgen::generate!({ path: "../../wit", world: "plugin" });
-
-use exports::switchboard::plugin::handler::Guest;
 use serde_json::Value;
-use switchboard::plugin::host::{self, Level, Status};
-use switchboard::plugin::types::*;
+use switchboard_plugin::host::{self, Status};
+use switchboard_plugin::*;
 
 /// What a missed group call changes.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -111,7 +108,7 @@ fn missed(member: &str, group_ext: &str, call: Option<&CallInfo>) {
                 }
                 let json = serde_json::to_string(&groups).unwrap_or_default();
                 if let Err(e) = host::kv_set(&wrapped_key(member), &json) {
-                    host::log(Level::Error, &format!("wrap-up of {member} not saved: {e}"));
+                    error!("wrap-up of {member} not saved: {e}");
                 }
             }
             r
@@ -124,8 +121,8 @@ fn missed(member: &str, group_ext: &str, call: Option<&CallInfo>) {
         }
     };
     match result {
-        Ok(()) => host::log(Level::Info, &format!("{member} {cause}; status changed")),
-        Err(e) => host::log(Level::Warn, &format!("{member} {cause}; no change: {e}")),
+        Ok(()) => info!("{member} {cause}; status changed"),
+        Err(e) => warn!("{member} {cause}; no change: {e}"),
     }
 }
 
@@ -138,7 +135,7 @@ fn back(caller: &str) -> Decision {
     }
     for g in wrapped_groups(caller) {
         if let Err(e) = host::set_membership(&g, caller, true, "*90") {
-            host::log(Level::Warn, &format!("re-enabling {caller} in {g}: {e}"));
+            warn!("re-enabling {caller} in {g}: {e}");
         }
     }
     host::kv_delete(&wrapped_key(caller));
@@ -146,13 +143,10 @@ fn back(caller: &str) -> Decision {
 }
 
 fn feature(success: bool, message: &str) -> Decision {
-    Decision::Feature(FeatureResult {
-        success,
-        message: message.chars().take(64).collect(),
-    })
+    Decision::feature(success, message.chars().take(64).collect::<String>())
 }
 
-impl Guest for HuntStatus {
+impl Plugin for HuntStatus {
     fn points() -> Vec<DecisionPoint> {
         vec![DecisionPoint::Originate, DecisionPoint::Event]
     }
@@ -203,4 +197,4 @@ impl Guest for HuntStatus {
     }
 }
 
-export!(HuntStatus);
+export_plugin!(HuntStatus);

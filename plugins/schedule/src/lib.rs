@@ -33,12 +33,9 @@
 //! forward-always divert, and an employee whose reception is `mobile` or
 //! `all` rings as this plugin says (diverts still apply when that fails).
 
-wit_bindgen::generate!({ path: "../../wit", world: "plugin" });
-
-use exports::switchboard::plugin::handler::Guest;
 use serde_json::Value;
-use switchboard::plugin::host;
-use switchboard::plugin::types::*;
+use switchboard_plugin::host;
+use switchboard_plugin::*;
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 const KINDS: [&str; 3] = ["vacation", "sick_leave", "other"];
@@ -157,21 +154,12 @@ fn route(
 }
 
 fn target(destination: Destination) -> Target {
-    Target {
-        destination,
-        delay_ms: 0,
-        ring_ms: 0,
-    }
+    Target::now(destination)
 }
 
 fn redirect(ext: &str, r: &Redirect, why: DiversionReason, history: String) -> Decision {
     let destination = match r {
-        Redirect::Drop => {
-            return Decision::Reject(Rejection {
-                status: 480,
-                reason: "Temporarily Unavailable".into(),
-            })
-        }
+        Redirect::Drop => return Decision::reject(480, "Temporarily Unavailable"),
         Redirect::Voicemail => Destination::Voicemail(ext.to_owned()),
         Redirect::Employee(x) => Destination::Extension(x.clone()),
         Redirect::Department => match host::find_employee(ext).and_then(|e| e.department) {
@@ -406,7 +394,7 @@ fn validate(scope: &str, json: &str) -> Result<(), String> {
 
 struct Schedule;
 
-impl Guest for Schedule {
+impl Plugin for Schedule {
     fn points() -> Vec<DecisionPoint> {
         vec![
             DecisionPoint::Incoming,
@@ -439,4 +427,4 @@ impl Guest for Schedule {
     }
 }
 
-export!(Schedule);
+export_plugin!(Schedule);
