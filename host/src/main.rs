@@ -23,6 +23,68 @@ struct Args {
     /// and exit without starting.
     #[arg(long)]
     check_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Tools besides running the router.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Work on a plugin without a router.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+/// `switchboard plugin ...`.
+#[derive(Debug, clap::Subcommand)]
+enum PluginCommand {
+    /// Runs a plugin component against a script of decisions (see
+    /// plugins/README.md): prints each decision and whether it matched the
+    /// step's `expect`; exits 1 when one did not.
+    Test {
+        /// The component (.wasm), built for wasm32-wasip2.
+        wasm: PathBuf,
+        /// The script (JSON).
+        #[arg(long, short)]
+        script: PathBuf,
+        /// Print the reports as JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs `switchboard plugin test`; the exit code says whether every step
+/// matched.
+async fn plugin_test(wasm: &PathBuf, script: &PathBuf, json: bool) -> anyhow::Result<bool> {
+    use switchboard::plugins::harness::Harness;
+    let bytes = std::fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?;
+    let text =
+        std::fs::read_to_string(script).with_context(|| format!("reading {}", script.display()))?;
+    let script = Harness::parse(&text).with_context(|| script.display().to_string())?;
+    let harness = Harness::new(&bytes, &script, None).await?;
+    let reports = harness.run(&script)?;
+    for r in &reports {
+        if json {
+            println!("{}", serde_json::to_string(r)?);
+            continue;
+        }
+        let verdict = if r.passed() { "ok  " } else { "FAIL" };
+        println!("{verdict} {}: {}", r.name, r.decision);
+        if let Some(f) = &r.fault {
+            println!("     fault: {f}");
+        }
+        for a in &r.annotations {
+            println!("     note: {a}");
+        }
+        if let Some(m) = &r.mismatch {
+            println!("     {m}");
+        }
+    }
+    let failed = reports.iter().filter(|r| !r.passed()).count();
+    if !json {
+        println!("{} steps, {failed} failed", reports.len());
+    }
+    Ok(failed == 0)
 }
 
 /// How log lines are written.
@@ -37,6 +99,27 @@ enum LogFormat {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Command::Plugin(PluginCommand::Test { wasm, script, json })) = &args.command {
+        // Only warnings: the plugin's own log lines are what an author reads.
+        tracing_subscriber::fmt()
+            .with_env_filter(
+                EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "warn,switchboard::plugins=info".into()),
+            )
+            .with_writer(std::io::stderr)
+            .init();
+        // 0: every step matched; 1: one did not; 2: the script or the
+        // plugin could not be run at all.
+        let code = match plugin_test(wasm, script, *json).await {
+            Ok(true) => 0,
+            Ok(false) => 1,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                2
+            }
+        };
+        std::process::exit(code);
+    }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "switchboard=info".into());
     match args.log_format {
         LogFormat::Json => tracing_subscriber::fmt()

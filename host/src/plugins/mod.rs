@@ -15,6 +15,7 @@
 //!   with the reason stored.
 
 mod bindings;
+pub mod harness;
 mod imports;
 pub mod state;
 pub mod wasi;

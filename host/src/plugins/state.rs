@@ -861,6 +861,13 @@ impl PluginState {
             .fetch_add(by.as_millis() as i64, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Sets the tenant clock to `at_ms` (the plugin test harness starts a
+    /// script at its own time).
+    pub fn set_clock(&self, at_ms: i64) {
+        self.clock_offset_ms
+            .store(at_ms - now_ms(), std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The directory.
     pub fn directory(&self) -> &Arc<Directory> {
         &self.directory
