@@ -71,6 +71,10 @@ pub struct PluginsConfig {
     pub deadline_ms: u64,
     /// Largest linear memory of a plugin (MiB).
     pub memory_mib: usize,
+    /// The most memory the operator may give one tenant's plugin instances
+    /// (MiB; `PUT /tenants/{id}/plugin-limits`): the instance pool reserves
+    /// address space for it.
+    pub memory_ceiling_mib: usize,
     /// Largest upload (KiB).
     pub max_upload_kib: usize,
     /// Where compiled plugins are cached (empty string: no cache).
@@ -90,6 +94,7 @@ impl Default for PluginsConfig {
         PluginsConfig {
             deadline_ms: 10,
             memory_mib: 16,
+            memory_ceiling_mib: 64,
             // componentize-js and componentize-py components are 12-19 MB.
             max_upload_kib: 32 * 1024,
             cache_dir: "switchboard-cache".into(),
@@ -107,6 +112,7 @@ impl PluginsConfig {
         crate::plugins::PluginConfig {
             deadline: Duration::from_millis(self.deadline_ms.max(1)),
             memory_limit: self.memory_mib.max(1) << 20,
+            memory_ceiling: self.memory_ceiling_mib.max(self.memory_mib).max(1) << 20,
             max_upload: self.max_upload_kib.max(1) << 10,
             // wasmtime wants an absolute cache path.
             cache_dir: (!self.cache_dir.is_empty()).then(|| {

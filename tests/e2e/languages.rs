@@ -80,3 +80,30 @@ async fn a_javascript_plugin_blocks_a_caller_on_a_real_call() {
 async fn a_python_plugin_blocks_a_caller_on_a_real_call() {
     blocks_a_caller("py-blocklist/dist/blocklist.wasm", "py-blocklist").await;
 }
+
+/// Runs the Rust blocklist's own test script against the example at
+/// `path`: the same behaviour, whatever the language.
+async fn passes_the_blocklist_script(path: &str) {
+    use switchboard::plugins::harness::Harness;
+    let Some(wasm) = example(path) else {
+        return;
+    };
+    let script = Harness::parse(include_str!(
+        "../../plugins/example-blocklist/tests/blocklist.json"
+    ))
+    .unwrap();
+    let harness = Harness::new(&wasm, &script, None).await.unwrap();
+    for step in harness.run(&script).unwrap() {
+        assert!(step.passed(), "{}: {:?}", step.name, step.mismatch);
+    }
+}
+
+#[tokio::test]
+async fn the_javascript_blocklist_passes_the_rust_blocklists_script() {
+    passes_the_blocklist_script("js-blocklist/dist/blocklist.wasm").await;
+}
+
+#[tokio::test]
+async fn the_python_blocklist_passes_the_rust_blocklists_script() {
+    passes_the_blocklist_script("py-blocklist/dist/blocklist.wasm").await;
+}

@@ -236,6 +236,11 @@ async fn an_unknown_api_path_gets_404_in_json() {
 /// The reason recorded for the first fault of `guest` on a call.
 async fn first_fault_of(guest: &str) -> String {
     let r = TestRouter::start().await;
+    first_fault_on(&r, guest).await
+}
+
+/// The same, on a router already set up.
+async fn first_fault_on(r: &TestRouter, guest: &str) -> String {
     r.upload_guest("bad", guest).await;
     r.chain(&["bad"]).await;
     let mut alice = r.phone("2001", Proto::Udp).await;
@@ -380,4 +385,102 @@ async fn the_first_entry_of_an_empty_chain_can_be_put_first_and_on() {
     assert_eq!(names(&view), vec![("hotdesk".into(), true)]);
     let (status, view) = put_entry(&r, "hotdesk", json!({"enabled": true, "position": 0})).await;
     assert_eq!(status, 200, "{view}");
+}
+
+/// Sets tenant 1's plugin limits as `token`.
+async fn put_limits(
+    r: &TestRouter,
+    token: &str,
+    limits: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    r.api_as(
+        token,
+        "PUT",
+        "/tenants/1/plugin-limits",
+        Some(limits.to_string().into_bytes()),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_operator_gives_one_tenant_a_shorter_deadline() {
+    let r = TestRouter::start().await;
+    let (status, body) = put_limits(&r, "test-admin-token", json!({"deadline_ms": 3})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["deadline_ms"], 3, "{body}");
+    assert_eq!(body["overrides"]["deadline_ms"], 3, "{body}");
+    assert_eq!(
+        first_fault_on(&r, "test-loop").await,
+        "deadline of 3 ms exceeded"
+    );
+}
+
+#[tokio::test]
+async fn the_operator_gives_one_tenant_a_smaller_memory_cap() {
+    let r = TestRouter::start().await;
+    let (status, body) = put_limits(&r, "test-admin-token", json!({"memory_mib": 2})).await;
+    assert_eq!(status, 200, "{body}");
+    let reason = first_fault_on(&r, "test-memory-hog").await;
+    assert!(
+        reason.starts_with("memory cap of 2 MiB exceeded"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn the_operator_gives_one_tenant_a_smaller_upload_limit() {
+    let r = TestRouter::start().await;
+    let (status, body) = put_limits(&r, "test-admin-token", json!({"upload_kib": 1})).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = r.upload_guest("blocky", "example-blocklist").await;
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("1024 bytes"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_tenant_administrator_reads_the_limits_but_cannot_change_them() {
+    let r = TestRouter::start().await;
+    r.patch_employee("2001", json!({"role": "administrator"})).await;
+    let alice = r.login("2001").await;
+    let (status, body) = r
+        .api_as(&alice, "GET", "/tenants/1/plugin-limits", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // The tests' routers run plugins with a 200 ms deadline and 16 MiB.
+    assert_eq!(body["deadline_ms"], 200, "{body}");
+    assert_eq!(body["memory_mib"], 16, "{body}");
+    assert_eq!(
+        body["overrides"],
+        json!({"deadline_ms": null, "memory_mib": null, "upload_kib": null})
+    );
+    let (status, body) = put_limits(&r, &alice, json!({"deadline_ms": 100})).await;
+    assert_eq!(status, 403, "{body}");
+}
+
+#[tokio::test]
+async fn a_limit_out_of_range_is_refused_naming_it() {
+    let r = TestRouter::start().await;
+    let (status, body) = put_limits(&r, "test-admin-token", json!({"memory_mib": 65})).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["field"], "memory_mib", "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("1-64 MiB"),
+        "{body}"
+    );
+    let (status, body) = put_limits(&r, "test-admin-token", json!({"deadline_ms": 0})).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["field"], "deadline_ms", "{body}");
+}
+
+#[tokio::test]
+async fn an_absent_limit_goes_back_to_the_default() {
+    let r = TestRouter::start().await;
+    put_limits(&r, "test-admin-token", json!({"deadline_ms": 3})).await;
+    let (status, body) = put_limits(&r, "test-admin-token", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["deadline_ms"], 200, "{body}");
+    assert_eq!(body["overrides"]["deadline_ms"], json!(null), "{body}");
 }

@@ -15,7 +15,7 @@ use crate::directory::provision::{
     self, DevicePatch, EmployeePatch, HuntGroupPatch, MemberSpec, NewDevice, NewEmployee,
     NewHuntGroup, NewTenant, TenantPatch,
 };
-use crate::directory::{Device, Employee, HuntGroup, Tenant};
+use crate::directory::{Device, Employee, HuntGroup, PluginLimits, Tenant};
 
 pub(super) fn routes() -> Api {
     use Access::*;
@@ -52,6 +52,25 @@ pub(super) fn routes() -> Api {
                 ),
             ],
             get(get_tenant).patch(patch_tenant).delete(delete_tenant),
+        )
+        .route(
+            "/tenants/{tid}/plugin-limits",
+            vec![
+                op(
+                    Method::GET,
+                    Admin,
+                    "Read the tenant's plugin limits: in force, and the operator's overrides",
+                )
+                .ok(schema::<EffectivePluginLimits>),
+                op(
+                    Method::PUT,
+                    Operator,
+                    "Set the tenant's plugin limits (deadline, memory, upload); an absent one is the router's default",
+                )
+                .body(schema::<PluginLimits>)
+                .ok(schema::<EffectivePluginLimits>),
+            ],
+            get(get_plugin_limits).put(put_plugin_limits),
         )
         .route(
             "/tenants/{tid}/employees",
@@ -199,6 +218,54 @@ async fn patch_tenant(
     provision::update_tenant(&s.store, tid, &body).await?;
     reload(&s).await?;
     Ok(Json(json!(tenant_of(&s, tid)?.tenant)))
+}
+
+/// The plugin limits a tenant's plugins run under, and which of them the
+/// operator set for this tenant.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct EffectivePluginLimits {
+    /// Longest one decision may run (ms).
+    pub deadline_ms: u64,
+    /// Memory cap of one plugin instance (MiB).
+    pub memory_mib: u64,
+    /// Largest component the tenant may upload (KiB).
+    pub upload_kib: u64,
+    /// The operator's overrides for this tenant (absent: the default).
+    pub overrides: PluginLimits,
+}
+
+fn effective_limits(
+    s: &AdminState,
+    t: &crate::directory::TenantDirectory,
+) -> EffectivePluginLimits {
+    let l = s.router.plugins().limits_for(t);
+    EffectivePluginLimits {
+        deadline_ms: l.deadline.as_millis() as u64,
+        memory_mib: (l.memory >> 20) as u64,
+        upload_kib: (l.upload >> 10) as u64,
+        overrides: t.tenant.plugin_limits,
+    }
+}
+
+async fn get_plugin_limits(
+    State(s): State<AdminState>,
+    Path(tid): Path<i64>,
+) -> Result<Json<EffectivePluginLimits>, ApiError> {
+    let t = tenant_of(&s, tid)?;
+    Ok(Json(effective_limits(&s, &t)))
+}
+
+async fn put_plugin_limits(
+    State(s): State<AdminState>,
+    Path(tid): Path<i64>,
+    Json(body): Json<PluginLimits>,
+) -> Result<Json<EffectivePluginLimits>, ApiError> {
+    tenant_of(&s, tid)?;
+    let ceiling = (s.router.plugins().config().memory_ceiling >> 20) as u32;
+    provision::set_plugin_limits(&s.store, tid, &body, ceiling).await?;
+    reload(&s).await?;
+    let t = tenant_of(&s, tid)?;
+    Ok(Json(effective_limits(&s, &t)))
 }
 
 async fn delete_tenant(

@@ -226,9 +226,11 @@ async fn upload(
     Path((tid, name)): Path<(i64, String)>,
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<PluginInfo>), ApiError> {
-    // Only this route takes bodies this big; it reads up to the limit and
-    // no further (the rest of the API stops at `API_BODY_LIMIT`).
-    let limit = s.router.plugins().config().max_upload;
+    // Only this route takes bodies this big; it reads up to the tenant's
+    // limit and no further (the rest of the API stops at `API_BODY_LIMIT`).
+    let t = tenant_of(&s, tid)?;
+    let host = s.router.plugins();
+    let limit = host.limits_for(&t).upload;
     let body = axum::body::to_bytes(body, limit).await.map_err(|_| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -236,8 +238,6 @@ async fn upload(
             Some("wasm"),
         )
     })?;
-    tenant_of(&s, tid)?;
-    let host = s.router.plugins();
     if name.is_empty()
         || name.len() > 64
         || !name
@@ -255,17 +255,6 @@ async fn upload(
             StatusCode::CONFLICT,
             format!("`{name}` is a built-in plugin's name"),
             Some("name"),
-        ));
-    }
-    if body.len() > host.config().max_upload {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "{} bytes is over the {} byte limit",
-                body.len(),
-                host.config().max_upload
-            ),
-            Some("wasm"),
         ));
     }
     let loaded = host

@@ -14,7 +14,7 @@ use sqlx::Row;
 
 pub use model::{
     ha1_pair, is_international_number, Device, Employee, Extension, HistoryScope, HuntGroup,
-    Member, NoAnswerAppliesTo, RingStrategy, Role, Tenant, EMERGENCY_NUMBERS,
+    Member, NoAnswerAppliesTo, PluginLimits, RingStrategy, Role, Tenant, EMERGENCY_NUMBERS,
 };
 
 use crate::store::Store;
@@ -74,6 +74,7 @@ impl TenantDirectory {
                 digest_algorithms: Vec::new(),
                 head_history_scope: HistoryScope::Department,
                 user_history_scope: HistoryScope::Department,
+                plugin_limits: PluginLimits::default(),
             },
             employees: HashMap::new(),
             devices: HashMap::new(),
@@ -272,13 +273,18 @@ fn parse_ext(s: &str) -> Option<Extension> {
     }
 }
 
+/// A stored limit; one out of range (written by hand) counts as none.
+fn limit(v: Option<i64>) -> Option<u32> {
+    v.and_then(|v| u32::try_from(v).ok()).filter(|v| *v > 0)
+}
+
 async fn load_snapshot(store: &Store) -> Result<Snapshot, sqlx::Error> {
     let pool = store.pool();
     let mut dirs: HashMap<i64, TenantDirectory> = HashMap::new();
     for row in sqlx::query(
         "SELECT id, domain, name, time_zone, trunk_uri, voicemail_uri, hotdesk_first, \
          hotdesk_last, busy_on_active_call, head_history_scope, user_history_scope, \
-         digest_algorithms FROM tenants",
+         digest_algorithms, plugin_deadline_ms, plugin_memory_mib, plugin_upload_kib FROM tenants",
     )
     .fetch_all(pool)
     .await?
@@ -300,6 +306,11 @@ async fn load_snapshot(store: &Store) -> Result<Snapshot, sqlx::Error> {
             user_history_scope: HistoryScope::parse(
                 &row.try_get::<String, _>("user_history_scope")?,
             ),
+            plugin_limits: PluginLimits {
+                deadline_ms: limit(row.try_get("plugin_deadline_ms")?),
+                memory_mib: limit(row.try_get("plugin_memory_mib")?),
+                upload_kib: limit(row.try_get("plugin_upload_kib")?),
+            },
         };
         dirs.insert(
             tenant.id,

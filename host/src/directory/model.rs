@@ -92,6 +92,29 @@ pub struct Tenant {
     pub head_history_scope: HistoryScope,
     /// Whose call history users see (seed 002; never internal calls).
     pub user_history_scope: HistoryScope,
+    /// The operator's overrides of the plugin limits for this tenant.
+    pub plugin_limits: PluginLimits,
+}
+
+/// Plugin limits the platform operator set for one tenant; an absent one
+/// is the operator's `[plugins]` default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PluginLimits {
+    /// Longest one decision may run (ms), 1-100: a decision holds one of
+    /// the router's threads while it runs.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 100)]
+    pub deadline_ms: Option<u32>,
+    /// Memory cap of one plugin instance (MiB), 1 up to the operator's
+    /// `[plugins] memory_ceiling_mib`.
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    pub memory_mib: Option<u32>,
+    /// Largest component the tenant may upload (KiB), 1-262144.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 262144)]
+    pub upload_kib: Option<u32>,
 }
 
 /// `{"start": first, "end": last}`, as serde writes a `RangeInclusive`.

@@ -897,6 +897,62 @@ async fn delete_row(
     Ok(())
 }
 
+/// The most a tenant's plugin deadline may be set to (ms): a decision holds
+/// one of the router's threads while it runs.
+pub const MAX_PLUGIN_DEADLINE_MS: u32 = 100;
+/// The largest upload limit a tenant may be given (KiB).
+pub const MAX_PLUGIN_UPLOAD_KIB: u32 = 256 * 1024;
+
+/// Sets the operator's plugin limits for a tenant (absent: the `[plugins]`
+/// default). `memory_ceiling_mib` is the most the router's instance pool
+/// can give one instance.
+pub async fn set_plugin_limits(
+    store: &Store,
+    tenant_id: i64,
+    limits: &crate::directory::PluginLimits,
+    memory_ceiling_mib: u32,
+) -> Result<(), ProvisionError> {
+    if let Some(d) = limits.deadline_ms {
+        if !(1..=MAX_PLUGIN_DEADLINE_MS).contains(&d) {
+            return Err(invalid(
+                "deadline_ms",
+                format!("must be 1-{MAX_PLUGIN_DEADLINE_MS} ms"),
+            ));
+        }
+    }
+    if let Some(m) = limits.memory_mib {
+        if !(1..=memory_ceiling_mib).contains(&m) {
+            return Err(invalid(
+                "memory_mib",
+                format!(
+                    "must be 1-{memory_ceiling_mib} MiB (the router's [plugins] memory_ceiling_mib)"
+                ),
+            ));
+        }
+    }
+    if let Some(u) = limits.upload_kib {
+        if !(1..=MAX_PLUGIN_UPLOAD_KIB).contains(&u) {
+            return Err(invalid(
+                "upload_kib",
+                format!("must be 1-{MAX_PLUGIN_UPLOAD_KIB} KiB"),
+            ));
+        }
+    }
+    let r = sqlx::query(
+        "UPDATE tenants SET plugin_deadline_ms = $1, plugin_memory_mib = $2, plugin_upload_kib = $3 WHERE id = $4",
+    )
+    .bind(limits.deadline_ms.map(i64::from))
+    .bind(limits.memory_mib.map(i64::from))
+    .bind(limits.upload_kib.map(i64::from))
+    .bind(tenant_id)
+    .execute(store.pool())
+    .await?;
+    if r.rows_affected() == 0 {
+        return Err(ProvisionError::NotFound(format!("tenant {tenant_id}")));
+    }
+    Ok(())
+}
+
 /// Deletes a tenant and everything in it.
 pub async fn delete_tenant(store: &Store, id: i64) -> Result<(), ProvisionError> {
     delete_row(store, "tenants", id, id).await

@@ -70,8 +70,12 @@ pub const DEFAULT_CHAIN: &[&str] = &["hotdesk", "hunt-status", "delegation", "sc
 pub struct PluginConfig {
     /// Longest a plugin may run per call.
     pub deadline: Duration,
-    /// Largest linear memory a plugin may have (bytes).
+    /// Largest linear memory a plugin may have (bytes), unless the
+    /// operator set another for its tenant.
     pub memory_limit: usize,
+    /// The most memory any tenant's instance may be given (bytes): the
+    /// instance pool is sized for it.
+    pub memory_ceiling: usize,
     /// Largest component a tenant may upload (bytes).
     pub max_upload: usize,
     /// Where compiled code is cached; `None` disables the cache.
@@ -96,7 +100,8 @@ impl Default for PluginConfig {
         PluginConfig {
             deadline: Duration::from_millis(10),
             memory_limit: 16 << 20,
-            max_upload: 4 << 20,
+            memory_ceiling: 64 << 20,
+            max_upload: 32 << 20,
             cache_dir: None,
             fault_limit: 5,
             timer_takeover: Duration::from_secs(2),
@@ -105,6 +110,17 @@ impl Default for PluginConfig {
             max_core_instances: 32,
         }
     }
+}
+
+/// The limits one tenant's plugins run under (see [`PluginHost::limits_for`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantLimits {
+    /// Longest one decision may run.
+    pub deadline: Duration,
+    /// Memory cap of one instance (bytes).
+    pub memory: usize,
+    /// Largest upload (bytes).
+    pub upload: usize,
 }
 
 /// Why a plugin could not be loaded, stored or configured.
@@ -231,6 +247,9 @@ pub struct Loaded {
     pub faults: AtomicU64,
     /// How long its decisions take.
     pub latency: crate::metrics::Histogram,
+    /// The most memory one of its instances has held (bytes, all of the
+    /// instance's memories together): what a plugin costs per instance.
+    pub memory_peak: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Loaded {
@@ -426,11 +445,11 @@ fn engine(config: &PluginConfig) -> Result<Engine, PluginError> {
         .max_core_instances_per_component(per)
         .max_memories_per_component(MAX_MEMORIES as u32)
         .max_tables_per_component(MAX_TABLES as u32)
-        .max_memory_size(config.memory_limit);
+        .max_memory_size(config.memory_ceiling.max(config.memory_limit));
     c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     // Explicit bounds checks instead of 4 GiB reservations per memory: a
     // thousand concurrent instances must fit in the address space.
-    c.memory_reservation(config.memory_limit as u64);
+    c.memory_reservation(config.memory_ceiling.max(config.memory_limit) as u64);
     c.memory_guard_size(64 << 10);
     if let Some(dir) = &config.cache_dir {
         let mut cc = wasmtime::CacheConfig::new();
@@ -508,24 +527,33 @@ impl PluginHost {
         self.stop.store(true, Ordering::Relaxed);
     }
 
-    /// Prometheus histograms of every loaded plugin version's call latency.
+    /// Prometheus histograms of every loaded plugin version's call latency,
+    /// and the most memory one of its instances has held.
     pub fn render_latency(&self, out: &mut String) {
         let mut all: Vec<Arc<Loaded>> = self.plugins.read().values().cloned().collect();
         all.sort_by(|a, b| (&a.name, a.owner, a.version).cmp(&(&b.name, b.owner, b.version)));
-        out.push_str("# TYPE switchboard_plugin_call_duration_seconds histogram\n");
-        for p in all {
+        let labels = |p: &Loaded| {
             let owner = p
                 .owner
                 .map(|t| t.to_string())
                 .unwrap_or_else(|| "builtin".into());
-            p.latency.render(
-                out,
-                "switchboard_plugin_call_duration_seconds",
-                &format!(
-                    "plugin=\"{}\",version=\"{}\",owner=\"{owner}\"",
-                    p.name, p.version
-                ),
-            );
+            format!(
+                "plugin=\"{}\",version=\"{}\",owner=\"{owner}\"",
+                p.name, p.version
+            )
+        };
+        out.push_str("# TYPE switchboard_plugin_call_duration_seconds histogram\n");
+        for p in &all {
+            p.latency
+                .render(out, "switchboard_plugin_call_duration_seconds", &labels(p));
+        }
+        out.push_str("# TYPE switchboard_plugin_instance_memory_peak_bytes gauge\n");
+        for p in &all {
+            out.push_str(&format!(
+                "switchboard_plugin_instance_memory_peak_bytes{{{}}} {}\n",
+                labels(p),
+                p.memory_peak.load(Ordering::Relaxed)
+            ));
         }
     }
 
@@ -537,6 +565,25 @@ impl PluginHost {
     /// Sandbox settings.
     pub fn config(&self) -> &PluginConfig {
         &self.config
+    }
+
+    /// The limits a tenant's plugins run under: the operator's overrides
+    /// for the tenant, else the `[plugins]` defaults (memory never above
+    /// the pool's ceiling).
+    pub fn limits_for(&self, tenant: &TenantDirectory) -> TenantLimits {
+        let o = tenant.tenant.plugin_limits;
+        TenantLimits {
+            deadline: o.deadline_ms.map_or(self.config.deadline, |ms| {
+                Duration::from_millis(u64::from(ms))
+            }),
+            memory: o
+                .memory_mib
+                .map_or(self.config.memory_limit, |m| (m as usize) << 20)
+                .min(self.config.memory_ceiling.max(self.config.memory_limit)),
+            upload: o
+                .upload_kib
+                .map_or(self.config.max_upload, |k| (k as usize) << 10),
+        }
     }
 
     /// Runs admin-side plugin work for `owner` off the async runtime (on
@@ -614,6 +661,7 @@ impl PluginHost {
             calls: AtomicU64::new(0),
             faults: AtomicU64::new(0),
             latency: crate::metrics::Histogram::default(),
+            memory_peak: std::sync::atomic::AtomicUsize::new(0),
         };
         let (points, _) = self
             .with_instance(&loaded, None, "", ADMIN_DEADLINE, |p, store| {
@@ -630,6 +678,7 @@ impl PluginHost {
         tenant: Arc<TenantDirectory>,
         call_id: &str,
     ) -> Store<CallState> {
+        let memory_cap = self.limits_for(&tenant).memory;
         let state = CallState {
             tenant,
             plugin: plugin.name.clone(),
@@ -638,7 +687,7 @@ impl PluginHost {
             annotations: Vec::new(),
             wasi: wasi::Wasi::default(),
             limits: Limits {
-                memory_cap: self.config.memory_limit,
+                memory_cap,
                 memory_used: 0,
                 instances: self.config.max_core_instances.max(1) as usize,
             },
@@ -651,7 +700,7 @@ impl PluginHost {
 
     /// What went wrong in a plugin, in words a plugin's author can act on
     /// (wasmtime's own text says `wasm trap: interrupt` for a deadline).
-    fn plain_reason(&self, e: &wasmtime::Error, deadline: Duration) -> String {
+    fn plain_reason(&self, e: &wasmtime::Error, deadline: Duration, memory_cap: usize) -> String {
         let full = format!("{e:#}");
         if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
             match trap {
@@ -671,10 +720,7 @@ impl PluginHost {
             || full.contains("memory minimum size")
             || full.contains("exceeds memory limits")
         {
-            return format!(
-                "memory cap of {} MiB exceeded ({full})",
-                self.config.memory_limit >> 20
-            );
+            return format!("memory cap of {} MiB exceeded ({full})", memory_cap >> 20);
         }
         if let Some(import) = full
             .split("unknown import: `")
@@ -782,7 +828,9 @@ impl PluginHost {
                 mut store,
                 instance,
             }) => {
+                let memory_cap = self.limits_for(&tenant).memory;
                 let d = store.data_mut();
+                d.limits.memory_cap = memory_cap;
                 d.tenant = tenant;
                 d.call_id.clear();
                 d.call_id.push_str(call_id);
@@ -796,7 +844,7 @@ impl PluginHost {
                 let instance = match plugin.pre.instantiate(&mut store) {
                     Ok(i) => i,
                     Err(e) => {
-                        let why = self.plain_reason(&e, deadline);
+                        let why = self.plain_reason(&e, deadline, store.data().limits.memory_cap);
                         let why =
                             self.emit_output(&mut store, plugin, tenant_id, call_id, Some(why));
                         return Err(format!("instantiate: {}", why.unwrap_or_default()));
@@ -813,12 +861,15 @@ impl PluginHost {
                 r
             }
             Err(e) => {
-                let why = self.plain_reason(&e, deadline);
+                let why = self.plain_reason(&e, deadline, store.data().limits.memory_cap);
                 return Err(self
                     .emit_output(&mut store, plugin, tenant_id, call_id, Some(why))
                     .unwrap_or_default());
             }
         };
+        plugin
+            .memory_peak
+            .fetch_max(store.data().limits.memory_used, Ordering::Relaxed);
         let notes = std::mem::take(&mut store.data_mut().annotations);
         if let Some(k) = key {
             if self.idle_count.load(Ordering::Relaxed)
@@ -844,6 +895,7 @@ impl PluginHost {
             return Verdict::none();
         };
         let mut verdict = Verdict::none();
+        let deadline = self.limits_for(tenant).deadline;
         let wit_input = bindings::input(input);
         let group_members = match input {
             Input::GroupMembers { members, .. } => Some(members.as_slice()),
@@ -861,7 +913,7 @@ impl PluginHost {
                 plugin,
                 Some(tenant.clone()),
                 input.call_id(),
-                self.config.deadline,
+                deadline,
                 |p, store| {
                     p.switchboard_plugin_handler()
                         .call_decide(store, point.into(), &wit_input)
@@ -990,11 +1042,16 @@ impl PluginHost {
         wasm: &[u8],
         owner: Option<i64>,
     ) -> Result<Arc<Loaded>, PluginError> {
-        if wasm.len() > self.config.max_upload {
+        // A tenant's own limit (the admin API read the body up to it);
+        // built-ins are the operator's own code.
+        let limit = match owner.and_then(|t| self.directory.snapshot().by_id(t).cloned()) {
+            Some(t) => self.limits_for(&t).upload,
+            None => usize::MAX,
+        };
+        if wasm.len() > limit {
             return Err(PluginError::Invalid(format!(
-                "{} bytes is over the {} byte limit",
+                "{} bytes is over the {limit} byte limit",
                 wasm.len(),
-                self.config.max_upload
             )));
         }
         if name.is_empty()
@@ -1559,16 +1616,11 @@ impl PluginHost {
             payload: Some(payload),
         };
         let wit_input = bindings::input(&input);
-        let res = self.with_instance(
-            &entry.plugin,
-            Some(tenant),
-            "",
-            self.config.deadline,
-            |p, store| {
-                p.switchboard_plugin_handler()
-                    .call_decide(store, Point::Event.into(), &wit_input)
-            },
-        );
+        let deadline = self.limits_for(&tenant).deadline;
+        let res = self.with_instance(&entry.plugin, Some(tenant), "", deadline, |p, store| {
+            p.switchboard_plugin_handler()
+                .call_decide(store, Point::Event.into(), &wit_input)
+        });
         if let Err(e) = res {
             self.fault(tenant_id, &entry.plugin, "", &e);
         }

@@ -1,0 +1,5 @@
+-- Per-tenant plugin limits set by the platform operator; NULL: the
+-- operator's [plugins] defaults.
+ALTER TABLE tenants ADD COLUMN plugin_deadline_ms INTEGER;
+ALTER TABLE tenants ADD COLUMN plugin_memory_mib INTEGER;
+ALTER TABLE tenants ADD COLUMN plugin_upload_kib INTEGER;
