@@ -107,3 +107,40 @@ async fn the_javascript_blocklist_passes_the_rust_blocklists_script() {
 async fn the_python_blocklist_passes_the_rust_blocklists_script() {
     passes_the_blocklist_script("py-blocklist/dist/blocklist.wasm").await;
 }
+
+/// Asks the example at `path` 50,000 decisions in a row: a garbage-collected
+/// guest's heap grows call after call, and an instance reused until it hits
+/// the memory cap would fault mid-call (the runtime retires it first).
+async fn decides_many_calls_without_a_fault(path: &str) {
+    use switchboard::plugins::harness::Harness;
+    let Some(wasm) = example(path) else {
+        return;
+    };
+    let script = Harness::parse(include_str!(
+        "../../plugins/example-blocklist/tests/blocklist.json"
+    ))
+    .unwrap();
+    // The suite's 200 ms deadline, as TestRouter's: a debug build on two
+    // busy cores instantiates a 12 MB component slower than production.
+    let config = switchboard::plugins::PluginConfig {
+        deadline: Duration::from_millis(200),
+        cache_dir: Some(std::env::temp_dir().join("switchboard-harness-cache")),
+        ..Default::default()
+    };
+    let harness = Harness::new(&wasm, &script, Some(config)).await.unwrap();
+    let blocked = &script.steps[0];
+    for i in 0..50_000 {
+        let step = harness.step(i, blocked).unwrap();
+        assert!(step.passed(), "decision {i}: {:?}", step.mismatch);
+    }
+}
+
+#[tokio::test]
+async fn a_javascript_plugin_decides_fifty_thousand_calls_without_a_fault() {
+    decides_many_calls_without_a_fault("js-blocklist/dist/blocklist.wasm").await;
+}
+
+#[tokio::test]
+async fn a_python_plugin_decides_fifty_thousand_calls_without_a_fault() {
+    decides_many_calls_without_a_fault("py-blocklist/dist/blocklist.wasm").await;
+}

@@ -871,7 +871,13 @@ impl PluginHost {
             .memory_peak
             .fetch_max(store.data().limits.memory_used, Ordering::Relaxed);
         let notes = std::mem::take(&mut store.data_mut().annotations);
-        if let Some(k) = key {
+        // An instance that has grown past seven eighths of its cap is not
+        // kept: garbage-collected guests (JavaScript, Python) grow their
+        // heaps call after call and would hit the cap, as a fault, in the
+        // middle of a later call. A fresh instance starts small again.
+        let limits = &store.data().limits;
+        let worn = limits.memory_used > limits.memory_cap / 8 * 7;
+        if let Some(k) = key.filter(|_| !worn) {
             if self.idle_count.load(Ordering::Relaxed)
                 < self.config.pool_slots as usize / MAX_IDLE_SHARE
             {
