@@ -114,3 +114,18 @@ async fn a_fault_is_expected_by_its_reason() {
     let reports = harness.run(&script).expect("run");
     assert!(reports[0].passed(), "{:?}", reports[0]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_put_in_the_chain_has_an_instance_ready_before_its_first_call() {
+    let script = Harness::parse(r#"{"steps": []}"#).expect("script");
+    let wasm = builtin::get("example-blocklist").expect("built in");
+    let harness = Harness::new(wasm, &script, None).await.expect("harness");
+    // Prepared on a blocking thread; bounded wait, no timing asserted.
+    for _ in 0..500 {
+        if harness.ready_instances() > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("no instance was prepared within 5 s");
+}

@@ -394,6 +394,11 @@ impl Harness {
         self.host.state().kv_all(self.tenant_id, UNDER_TEST)
     }
 
+    /// Instances of the plugin ready for its next decision.
+    pub fn ready_instances(&self) -> usize {
+        self.host.idle_instances(self.tenant_id, UNDER_TEST)
+    }
+
     /// The runtime under test, for what the script format does not cover.
     pub fn host(&self) -> &Arc<PluginHost> {
         &self.host

@@ -360,6 +360,8 @@ impl wasi::HasWasi for CallState {
 
 /// The runtime.
 pub struct PluginHost {
+    /// This host, for the instances it prepares off the call path.
+    me: std::sync::Weak<PluginHost>,
     engine: Engine,
     config: PluginConfig,
     db: Db,
@@ -494,7 +496,8 @@ impl PluginHost {
                 .map_err(|e| PluginError::Engine(e.to_string()))?;
         }
         let state = PluginState::load(db.clone(), directory.clone(), presence).await?;
-        let host = Arc::new(PluginHost {
+        let host = Arc::new_cyclic(|me| PluginHost {
+            me: me.clone(),
             engine,
             config,
             db,
@@ -877,6 +880,18 @@ impl PluginHost {
         // middle of a later call. A fresh instance starts small again.
         let limits = &store.data().limits;
         let worn = limits.memory_used > limits.memory_cap / 8 * 7;
+        if worn {
+            // Its successor is made now, off the call path.
+            let current = self
+                .plugins
+                .read()
+                .get(&(plugin.name.clone(), plugin.owner))
+                .filter(|p| p.sha256 == plugin.sha256)
+                .cloned();
+            if let Some(p) = current {
+                self.prewarm(vec![(p, tenant_id)]);
+            }
+        }
         if let Some(k) = key.filter(|_| !worn) {
             if self.idle_count.load(Ordering::Relaxed)
                 < self.config.pool_slots as usize / MAX_IDLE_SHARE
@@ -1260,8 +1275,79 @@ impl PluginHost {
                 disabled_reason: row.try_get("disabled_reason")?,
             });
         }
+        let ready: Vec<(Arc<Loaded>, i64)> = chains
+            .iter()
+            .flat_map(|(tid, chain)| {
+                chain
+                    .iter()
+                    .filter(|e| e.enabled)
+                    .map(|e| (e.plugin.clone(), *tid))
+            })
+            .collect();
         *self.chains.write() = chains.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+        self.prewarm(ready);
         Ok(())
+    }
+
+    /// Instances of these plugins ready for their tenants before a call
+    /// needs one: created on one blocking thread, off the call path, for
+    /// each (plugin, tenant) that has no idle instance, while the idle
+    /// share of the pool has room. A big component's first call (a new
+    /// upload, a plugin just put in the chain, an instance just retired)
+    /// then does not pay for instantiation inside its deadline.
+    fn prewarm(&self, work: Vec<(Arc<Loaded>, i64)>) {
+        let (Some(me), Ok(rt)) = (self.me.upgrade(), tokio::runtime::Handle::try_current()) else {
+            return;
+        };
+        if work.is_empty() {
+            return;
+        }
+        rt.spawn_blocking(move || {
+            for (plugin, tenant_id) in work {
+                if me.stop.load(Ordering::Relaxed)
+                    || me.idle_count.load(Ordering::Relaxed)
+                        >= me.config.pool_slots as usize / MAX_IDLE_SHARE
+                {
+                    return;
+                }
+                let key = (tenant_id, plugin.name.clone(), plugin.sha256.clone());
+                if me.idle.lock().get(&key).is_some_and(|l| !l.is_empty()) {
+                    continue;
+                }
+                let Some(tenant) = me.directory.snapshot().by_id(tenant_id).cloned() else {
+                    continue;
+                };
+                let mut store = me.new_store(&plugin, tenant, "");
+                store.set_epoch_deadline(ADMIN_DEADLINE.as_millis() as u64 + 1);
+                store.data_mut().wasi.wall_ms = me.state.now_ms();
+                match plugin.pre.instantiate(&mut store) {
+                    Ok(instance) => {
+                        let mut idle = me.idle.lock();
+                        let list = idle.entry(key).or_default();
+                        if list.len() < MAX_IDLE_PER_KEY {
+                            list.push(Idle { store, instance });
+                            me.idle_count.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    // A call would fail the same way and report it as the
+                    // plugin's fault; nothing to report twice.
+                    Err(e) => tracing::debug!(tenant = tenant_id, plugin = %plugin.name,
+                        error = %e, "instance not prepared ahead"),
+                }
+            }
+        });
+    }
+
+    /// Idle instances of a tenant's plugin (the newest version), ready for
+    /// its next call.
+    pub fn idle_instances(&self, tenant_id: i64, name: &str) -> usize {
+        let Some(p) = self.resolve(tenant_id, name) else {
+            return 0;
+        };
+        self.idle
+            .lock()
+            .get(&(tenant_id, p.name.clone(), p.sha256.clone()))
+            .map_or(0, Vec::len)
     }
 
     /// Gives a tenant the product plugins (enabled, in the documented
