@@ -7,10 +7,16 @@ fn check(config: &str) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     let path = dir.path().join("switchboard.toml");
     std::fs::write(&path, config).unwrap_or_else(|e| panic!("write: {e}"));
-    let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+    let (code, text) = run(Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .arg("--config")
         .arg(&path)
-        .arg("--check-config")
+        .arg("--check-config"));
+    (code == Some(0), text)
+}
+
+/// Runs the binary without backtraces; its exit code and all it printed.
+fn run(cmd: &mut Command) -> (Option<i32>, String) {
+    let out = cmd
         .env_remove("RUST_BACKTRACE")
         .env_remove("RUST_LIB_BACKTRACE")
         .output()
@@ -20,7 +26,7 @@ fn check(config: &str) -> (bool, String) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    (out.status.success(), text)
+    (out.status.code(), text)
 }
 
 #[test]
@@ -65,21 +71,11 @@ fn plugin_test(script: &str) -> (Option<i32>, String) {
     std::fs::write(&wasm, bytes).unwrap_or_else(|e| panic!("write: {e}"));
     let path = dir.path().join("script.json");
     std::fs::write(&path, script).unwrap_or_else(|e| panic!("write: {e}"));
-    let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+    run(Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args(["plugin", "test"])
         .arg(&wasm)
         .arg("--script")
-        .arg(&path)
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("RUST_LIB_BACKTRACE")
-        .output()
-        .unwrap_or_else(|e| panic!("run: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), text)
+        .arg(&path))
 }
 
 #[test]

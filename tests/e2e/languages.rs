@@ -81,18 +81,37 @@ async fn a_python_plugin_blocks_a_caller_on_a_real_call() {
     blocks_a_caller("py-blocklist/dist/blocklist.wasm", "py-blocklist").await;
 }
 
-/// Runs the Rust blocklist's own test script against the example at
-/// `path`: the same behaviour, whatever the language.
-async fn passes_the_blocklist_script(path: &str) {
+/// The example at `path` in the plugin test harness with the Rust
+/// blocklist's own script, under the suite's 200 ms deadline (as
+/// TestRouter's: a debug build on two busy cores instantiates a 12 MB
+/// component slower than production); `None` when it is not built.
+async fn blocklist_harness(
+    path: &str,
+) -> Option<(
+    switchboard::plugins::harness::Harness,
+    switchboard::plugins::harness::Script,
+)> {
     use switchboard::plugins::harness::Harness;
-    let Some(wasm) = example(path) else {
-        return;
-    };
+    let wasm = example(path)?;
     let script = Harness::parse(include_str!(
         "../../plugins/example-blocklist/tests/blocklist.json"
     ))
     .unwrap();
-    let harness = Harness::new(&wasm, &script, None).await.unwrap();
+    let config = switchboard::plugins::PluginConfig {
+        deadline: Duration::from_millis(200),
+        cache_dir: Some(std::env::temp_dir().join("switchboard-harness-cache")),
+        ..Default::default()
+    };
+    let harness = Harness::new(&wasm, &script, Some(config)).await.unwrap();
+    Some((harness, script))
+}
+
+/// Runs the Rust blocklist's own test script against the example at
+/// `path`: the same behaviour, whatever the language.
+async fn passes_the_blocklist_script(path: &str) {
+    let Some((harness, script)) = blocklist_harness(path).await else {
+        return;
+    };
     for step in harness.run(&script).unwrap() {
         assert!(step.passed(), "{}: {:?}", step.name, step.mismatch);
     }
@@ -112,22 +131,9 @@ async fn the_python_blocklist_passes_the_rust_blocklists_script() {
 /// guest's heap grows call after call, and an instance reused until it hits
 /// the memory cap would fault mid-call (the runtime retires it first).
 async fn decides_many_calls_without_a_fault(path: &str) {
-    use switchboard::plugins::harness::Harness;
-    let Some(wasm) = example(path) else {
+    let Some((harness, script)) = blocklist_harness(path).await else {
         return;
     };
-    let script = Harness::parse(include_str!(
-        "../../plugins/example-blocklist/tests/blocklist.json"
-    ))
-    .unwrap();
-    // The suite's 200 ms deadline, as TestRouter's: a debug build on two
-    // busy cores instantiates a 12 MB component slower than production.
-    let config = switchboard::plugins::PluginConfig {
-        deadline: Duration::from_millis(200),
-        cache_dir: Some(std::env::temp_dir().join("switchboard-harness-cache")),
-        ..Default::default()
-    };
-    let harness = Harness::new(&wasm, &script, Some(config)).await.unwrap();
     let blocked = &script.steps[0];
     for i in 0..50_000 {
         let step = harness.step(i, blocked).unwrap();

@@ -443,7 +443,8 @@ async fn the_operator_gives_one_tenant_a_smaller_upload_limit() {
 #[tokio::test]
 async fn a_tenant_administrator_reads_the_limits_but_cannot_change_them() {
     let r = TestRouter::start().await;
-    r.patch_employee("2001", json!({"role": "administrator"})).await;
+    r.patch_employee("2001", json!({"role": "administrator"}))
+        .await;
     let alice = r.login("2001").await;
     let (status, body) = r
         .api_as(&alice, "GET", "/tenants/1/plugin-limits", None)
