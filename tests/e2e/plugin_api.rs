@@ -477,6 +477,20 @@ async fn a_limit_out_of_range_is_refused_naming_it() {
 }
 
 #[tokio::test]
+async fn limits_given_as_a_list_are_refused() {
+    let r = TestRouter::start().await;
+    let (status, body) = put_limits(&r, "test-admin-token", json!([null, null])).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("expected an object"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn an_absent_limit_goes_back_to_the_default() {
     let r = TestRouter::start().await;
     put_limits(&r, "test-admin-token", json!({"deadline_ms": 3})).await;

@@ -339,7 +339,7 @@ impl TestRouter {
             req = req.bearer_auth(token);
         }
         if let Some(b) = body {
-            let kind = if b.first() == Some(&b'{') {
+            let kind = if matches!(b.first(), Some(b'{' | b'[')) {
                 "application/json"
             } else {
                 "application/wasm"

@@ -98,8 +98,7 @@ pub struct Tenant {
 
 /// Plugin limits the platform operator set for one tenant; an absent one
 /// is the operator's `[plugins]` default.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PluginLimits {
     /// Longest one decision may run (ms), 1-100: a decision holds one of
     /// the router's threads while it runs.
@@ -115,6 +114,42 @@ pub struct PluginLimits {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 262144)]
     pub upload_kib: Option<u32>,
+}
+
+/// Only a JSON object is a set of limits: serde's derive would also take a
+/// list (`[null, null]`) for the struct's fields in order.
+impl<'de> Deserialize<'de> for PluginLimits {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Fields {
+            #[serde(default)]
+            deadline_ms: Option<u32>,
+            #[serde(default)]
+            memory_mib: Option<u32>,
+            #[serde(default)]
+            upload_kib: Option<u32>,
+        }
+        struct Object;
+        impl<'de> serde::de::Visitor<'de> for Object {
+            type Value = PluginLimits;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of deadline_ms, memory_mib and upload_kib")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<PluginLimits, A::Error> {
+                let f = Fields::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(PluginLimits {
+                    deadline_ms: f.deadline_ms,
+                    memory_mib: f.memory_mib,
+                    upload_kib: f.upload_kib,
+                })
+            }
+        }
+        d.deserialize_map(Object)
+    }
 }
 
 /// `{"start": first, "end": last}`, as serde writes a `RangeInclusive`.
