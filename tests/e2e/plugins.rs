@@ -470,3 +470,21 @@ async fn concurrent_uploads_to_one_plugin_name_never_answer_500() {
         "{statuses:?}"
     );
 }
+
+#[tokio::test]
+async fn a_plugin_built_against_the_frozen_0_2_0_contract_still_decides_calls() {
+    let r = TestRouter::start().await;
+    let (status, body) = r.upload_guest("old", "test-contract-0-2").await;
+    assert_eq!(status, 201, "{body}");
+    r.chain(&["old"]).await;
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let call = alice.call("2002").await;
+    let resp = alice.final_response(T).await.unwrap();
+    assert_eq!(resp.status(), Some(486), "the 0.2.0 plugin's reject");
+    let reason = resp.reason();
+    assert!(
+        reason.starts_with("Old Contract ") && reason != "Old Contract nobody",
+        "its host call (find-employee) was served: {reason}"
+    );
+    alice.ack_failure(&call, &resp).await;
+}

@@ -87,12 +87,13 @@ pub(super) struct PluginInfo {
 }
 
 /// Every decision point, for the schema's list of names.
-const POINTS: [Point; 5] = [
+const POINTS: [Point; 6] = [
     Point::Originate,
     Point::Incoming,
     Point::GroupMembers,
     Point::Failure,
     Point::Event,
+    Point::Collected,
 ];
 
 fn points_schema() -> utoipa::openapi::Array {
@@ -113,6 +114,7 @@ fn point_name(p: Point) -> &'static str {
         Point::GroupMembers => "group-members",
         Point::Failure => "failure",
         Point::Event => "event",
+        Point::Collected => "collected",
     }
 }
 

@@ -19,6 +19,9 @@ pub enum Point {
     Failure,
     /// Something happened.
     Event,
+    /// The caller answered a plugin's [`Collect`]: only that plugin is
+    /// asked.
+    Collected,
 }
 
 /// Why an attempt failed.
@@ -144,6 +147,80 @@ pub enum Input {
         /// Timer payload.
         payload: Option<String>,
     },
+    /// Digits the caller entered in answer to a [`Collect`].
+    Collected {
+        /// The call.
+        call: CallView,
+        /// The asking plugin's context, given back.
+        context: String,
+        /// What was entered (`0`-`9`, `*`, and `#` unless it ended the entry).
+        digits: String,
+        /// How the entry ended.
+        ended_by: EntryEnd,
+    },
+}
+
+/// How an entry of digits ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryEnd {
+    /// `#` was pressed.
+    Terminator,
+    /// The number of digits asked for came.
+    MaxDigits,
+    /// No further digit came in time.
+    Timeout,
+}
+
+/// The router's recordings, by the names plugins use (a tenant may upload
+/// its own under these names).
+pub const RECORDINGS: &[&str] = &[
+    "enter-account",
+    "enter-pin",
+    "logged-in-as",
+    "logged-out",
+    "wrong-pin",
+    "not-hotdesk",
+    "locked",
+    "status-set",
+    "try-again",
+    "goodbye",
+];
+
+/// Something said to the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prompt {
+    /// One of [`RECORDINGS`].
+    Recording(&'static str),
+    /// Digits `0`-`9`, read one by one (at most [`MAX_READ_DIGITS`]).
+    Digits(String),
+    /// Silence (at most [`MAX_PAUSE`]).
+    Pause(Duration),
+}
+
+/// Prompts per question or announcement, at most.
+pub const MAX_PROMPTS: usize = 16;
+/// Digits read out by one prompt, at most.
+pub const MAX_READ_DIGITS: usize = 32;
+/// The longest pause.
+pub const MAX_PAUSE: Duration = Duration::from_secs(5);
+/// Questions per call, at most.
+pub const MAX_QUESTIONS: u32 = 16;
+/// A context given back with the digits, at most (bytes).
+pub const MAX_CONTEXT: usize = 256;
+
+/// A question to the caller: say the prompts, collect digits.
+#[derive(Debug, Clone)]
+pub struct Collect {
+    /// Said first.
+    pub prompts: Vec<Prompt>,
+    /// Digits wanted (1-32).
+    pub max_digits: u8,
+    /// Whether `#` ends the entry.
+    pub hash_ends: bool,
+    /// Wait for each digit (1-60 s).
+    pub timeout: Duration,
+    /// Given back at [`Point::Collected`].
+    pub context: String,
 }
 
 impl Input {
@@ -155,6 +232,7 @@ impl Input {
             Input::GroupMembers { .. } => Point::GroupMembers,
             Input::Failure { .. } => Point::Failure,
             Input::Event { .. } => Point::Event,
+            Input::Collected { .. } => Point::Collected,
         }
     }
 
@@ -164,7 +242,8 @@ impl Input {
             Input::Originate { call }
             | Input::Incoming { call, .. }
             | Input::GroupMembers { call, .. }
-            | Input::Failure { call, .. } => &call.call_id,
+            | Input::Failure { call, .. }
+            | Input::Collected { call, .. } => &call.call_id,
             Input::Event { call, .. } => call.as_ref().map(|c| c.call_id.as_str()).unwrap_or(""),
         }
     }
@@ -307,9 +386,13 @@ pub enum Decision {
         success: bool,
         /// Display text.
         message: String,
+        /// Said before hanging up when the call has audio.
+        announce: Vec<Prompt>,
     },
     /// Members to offer a group call to, in order.
     Members(Vec<String>),
+    /// Answer with audio and ask for digits.
+    Collect(Collect),
 }
 
 /// A decision and what came with it.

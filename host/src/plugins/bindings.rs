@@ -22,6 +22,7 @@ impl From<p::Point> for wit::DecisionPoint {
             p::Point::GroupMembers => wit::DecisionPoint::GroupMembers,
             p::Point::Failure => wit::DecisionPoint::Failure,
             p::Point::Event => wit::DecisionPoint::Event,
+            p::Point::Collected => wit::DecisionPoint::Collected,
         }
     }
 }
@@ -34,11 +35,12 @@ impl From<wit::DecisionPoint> for p::Point {
             wit::DecisionPoint::GroupMembers => p::Point::GroupMembers,
             wit::DecisionPoint::Failure => p::Point::Failure,
             wit::DecisionPoint::Event => p::Point::Event,
+            wit::DecisionPoint::Collected => p::Point::Collected,
         }
     }
 }
 
-fn call(c: &p::CallView) -> wit::CallInfo {
+pub(super) fn call(c: &p::CallView) -> wit::CallInfo {
     wit::CallInfo {
         call_id: c.call_id.clone(),
         caller: wit::Party {
@@ -67,6 +69,7 @@ pub fn input(i: &p::Input) -> wit::PointInput {
         failure: None,
         group: None,
         event: None,
+        collected: None,
     };
     match i {
         p::Input::Originate { call: c } => out.call = Some(call(c)),
@@ -126,8 +129,64 @@ pub fn input(i: &p::Input) -> wit::PointInput {
                 payload: payload.clone(),
             });
         }
+        p::Input::Collected {
+            call: c,
+            context,
+            digits,
+            ended_by,
+        } => {
+            out.call = Some(call(c));
+            out.collected = Some(wit::CollectedDigits {
+                context: context.clone(),
+                digits: digits.clone(),
+                ended_by: match ended_by {
+                    p::EntryEnd::Terminator => wit::EntryEnd::Terminator,
+                    p::EntryEnd::MaxDigits => wit::EntryEnd::MaxDigits,
+                    p::EntryEnd::Timeout => wit::EntryEnd::Timeout,
+                },
+            });
+        }
     }
     out
+}
+
+fn prompts(list: Vec<wit::Prompt>) -> Result<Vec<p::Prompt>, String> {
+    if list.len() > p::MAX_PROMPTS {
+        return Err(format!(
+            "at most {} prompts, not {}",
+            p::MAX_PROMPTS,
+            list.len()
+        ));
+    }
+    list.into_iter()
+        .map(|x| match x {
+            wit::Prompt::Recording(name) => p::RECORDINGS
+                .iter()
+                .find(|r| **r == name)
+                .map(|r| p::Prompt::Recording(r))
+                .ok_or_else(|| format!("prompt `{}`: no such recording", clean_reason(&name))),
+            wit::Prompt::Digits(d) => {
+                if d.is_empty()
+                    || d.len() > p::MAX_READ_DIGITS
+                    || !d.bytes().all(|b| b.is_ascii_digit())
+                {
+                    return Err(format!(
+                        "prompt digits `{}`: 1 to {} digits 0-9",
+                        clean_reason(&d),
+                        p::MAX_READ_DIGITS
+                    ));
+                }
+                Ok(p::Prompt::Digits(d))
+            }
+            wit::Prompt::Pause(ms) => {
+                let d = Duration::from_millis(u64::from(ms));
+                if d > p::MAX_PAUSE {
+                    return Err(format!("pause of {ms} ms is over 5000"));
+                }
+                Ok(p::Prompt::Pause(d))
+            }
+        })
+        .collect()
 }
 
 fn ms(v: u32) -> Option<Duration> {
@@ -157,7 +216,10 @@ pub fn decision(
                 wit::Decision::Route(_) | wit::Decision::Reject(_),
                 Originate | Incoming | Failure
             )
-            | (wit::Decision::Feature(_), Originate)
+            | (
+                wit::Decision::Feature(_) | wit::Decision::Collect(_),
+                Originate | Collected
+            )
             | (wit::Decision::Members(_), GroupMembers)
     );
     if !allowed {
@@ -177,7 +239,32 @@ pub fn decision(
         wit::Decision::Feature(f) => Decision::Feature {
             success: f.success,
             message: clean_reason(&f.message),
+            announce: prompts(f.announce)?,
         },
+        wit::Decision::Collect(c) => {
+            if !(1..=32).contains(&c.max_digits) {
+                return Err(format!("collect max-digits {} is not 1-32", c.max_digits));
+            }
+            let timeout = match c.timeout_ms {
+                0 => Duration::from_secs(10),
+                1000..=60000 => Duration::from_millis(u64::from(c.timeout_ms)),
+                t => return Err(format!("collect timeout-ms {t} is not 1000-60000")),
+            };
+            if c.context.len() > p::MAX_CONTEXT {
+                return Err(format!(
+                    "collect context of {} bytes is over {}",
+                    c.context.len(),
+                    p::MAX_CONTEXT
+                ));
+            }
+            Decision::Collect(p::Collect {
+                prompts: prompts(c.prompts)?,
+                max_digits: c.max_digits,
+                hash_ends: c.hash_ends,
+                timeout,
+                context: c.context,
+            })
+        }
         wit::Decision::Members(m) => {
             let allowed = group_members.unwrap_or(&[]);
             if let Some(x) = m.iter().find(|x| !allowed.contains(x)) {

@@ -143,7 +143,8 @@ pub struct Step {
     /// Seconds to move the tenant clock forward first.
     #[serde(default)]
     pub advance_s: u64,
-    /// `originate`, `incoming`, `group-members`, `failure` or `event`.
+    /// `originate`, `incoming`, `group-members`, `failure`, `event` or
+    /// `collected`.
     pub point: String,
     /// The call (every point but some events).
     #[serde(default)]
@@ -175,6 +176,15 @@ pub struct Step {
     /// `event`: a timer's payload.
     #[serde(default)]
     pub payload: Option<String>,
+    /// `collected`: the context the plugin's `collect` gave.
+    #[serde(default)]
+    pub context: Option<String>,
+    /// `collected`: what the caller entered.
+    #[serde(default)]
+    pub digits: Option<String>,
+    /// `collected`: `terminator` (default), `max-digits` or `timeout`.
+    #[serde(default)]
+    pub ended_by: Option<String>,
     /// What the decision must look like (see the module docs).
     #[serde(default)]
     pub expect: Option<Value>,
@@ -589,9 +599,27 @@ fn input(tenant: &TenantDirectory, number: usize, s: &Step) -> Result<Input, Str
                 payload: s.payload.clone(),
             }
         }
+        "collected" => {
+            let ended_by = match s.ended_by.as_deref().unwrap_or("terminator") {
+                "terminator" => crate::pipeline::EntryEnd::Terminator,
+                "max-digits" => crate::pipeline::EntryEnd::MaxDigits,
+                "timeout" => crate::pipeline::EntryEnd::Timeout,
+                other => {
+                    return Err(format!(
+                        "ended_by: `{other}` is not terminator, max-digits or timeout"
+                    ))
+                }
+            };
+            Input::Collected {
+                call: need_call()?,
+                context: s.context.clone().unwrap_or_default(),
+                digits: s.digits.clone().unwrap_or_default(),
+                ended_by,
+            }
+        }
         other => {
             return Err(format!(
-                "point: `{other}` is not originate, incoming, group-members, failure or event"
+                "point: `{other}` is not originate, incoming, group-members, failure, event or collected"
             ))
         }
     })
@@ -613,6 +641,19 @@ fn enabled_members(tenant: &TenantDirectory, group: &str) -> Option<Vec<String>>
     )
 }
 
+/// Prompts as `expect` spells them: `{"recording": "enter-pin"}`,
+/// `{"digits": "2003"}`, `{"pause": 500}`.
+fn prompts_json(list: &[crate::pipeline::Prompt]) -> Value {
+    use crate::pipeline::Prompt;
+    list.iter()
+        .map(|p| match p {
+            Prompt::Recording(r) => json!({ "recording": r }),
+            Prompt::Digits(d) => json!({ "digits": d }),
+            Prompt::Pause(d) => json!({ "pause": d.as_millis() as u64 }),
+        })
+        .collect()
+}
+
 /// A decision as the reports and `expect` spell it: WIT names, kebab-case.
 pub fn decision_json(d: &Decision) -> Value {
     match d {
@@ -620,9 +661,20 @@ pub fn decision_json(d: &Decision) -> Value {
         Decision::Reject { status, reason } => {
             json!({"reject": {"status": status, "reason": reason}})
         }
-        Decision::Feature { success, message } => {
-            json!({"feature": {"success": success, "message": message}})
+        Decision::Feature {
+            success,
+            message,
+            announce,
+        } => {
+            json!({"feature": {"success": success, "message": message, "announce": prompts_json(announce)}})
         }
+        Decision::Collect(c) => json!({"collect": {
+            "prompts": prompts_json(&c.prompts),
+            "max-digits": c.max_digits,
+            "hash-ends": c.hash_ends,
+            "timeout-ms": c.timeout.as_millis() as u64,
+            "context": c.context,
+        }}),
         Decision::Members(m) => json!({ "members": m }),
         Decision::Route(r) => {
             let targets: Vec<Value> = r

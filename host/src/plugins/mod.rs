@@ -15,6 +15,7 @@
 //!   with the reason stored.
 
 mod bindings;
+mod compat;
 pub mod harness;
 mod imports;
 pub mod state;
@@ -163,9 +164,13 @@ fn host_functions() -> &'static std::collections::HashSet<String> {
     })
 }
 
-/// The contract's interfaces a plugin may import.
-const HOST_INTERFACE: &str = "switchboard:plugin/host@0.2.0";
-const TYPES_INTERFACE: &str = "switchboard:plugin/types@0.2.0";
+/// The contract's interfaces a plugin may import (0.2.0's host has the
+/// same functions).
+const HOST_INTERFACE: &str = "switchboard:plugin/host@0.3.0";
+const TYPES_INTERFACE: &str = "switchboard:plugin/types@0.3.0";
+/// The contract's world and handler.
+const WORLD: &str = "switchboard:plugin/plugin@0.3.0";
+const HANDLER_INTERFACE: &str = "switchboard:plugin/handler@0.3.0";
 
 /// Refuses a component that imports what the host does not provide (it
 /// would fault on every call): an interface other than the contract's and
@@ -174,10 +179,10 @@ const TYPES_INTERFACE: &str = "switchboard:plugin/types@0.2.0";
 fn check_imports(engine: &Engine, component: &Component) -> Result<(), PluginError> {
     let ty = component.component_type();
     for (name, item) in ty.imports(engine) {
-        if name.starts_with("wasi:") || name == TYPES_INTERFACE {
+        if name.starts_with("wasi:") || name == TYPES_INTERFACE || name == compat::TYPES_INTERFACE {
             continue;
         }
-        if name != HOST_INTERFACE {
+        if name != HOST_INTERFACE && name != compat::HOST_INTERFACE {
             return Err(PluginError::Invalid(format!(
                 "imports `{name}`, which this router does not provide (a plugin may import {HOST_INTERFACE} and WASI)"
             )));
@@ -240,7 +245,7 @@ pub struct Loaded {
     pub points: Vec<Point>,
     /// Owning tenant (`None`: built in).
     pub owner: Option<i64>,
-    pre: bindings::PluginPre<CallState>,
+    pre: Pre,
     /// Decisions run.
     pub calls: AtomicU64,
     /// Faults.
@@ -397,7 +402,86 @@ type IdleKey = (i64, String, String);
 
 struct Idle {
     store: Store<CallState>,
-    instance: bindings::Plugin,
+    instance: Guest,
+}
+
+/// A compiled component, by the contract version it was built against.
+enum Pre {
+    V3(bindings::PluginPre<CallState>),
+    V2(compat::PluginPre<CallState>),
+}
+
+impl Pre {
+    fn instantiate(&self, store: &mut Store<CallState>) -> wasmtime::Result<Guest> {
+        Ok(match self {
+            Pre::V3(p) => Guest::V3(p.instantiate(&mut *store)?),
+            Pre::V2(p) => Guest::V2(p.instantiate(&mut *store)?),
+        })
+    }
+}
+
+/// An instance, by contract version; calls are made in 0.3.0's types.
+enum Guest {
+    V3(bindings::Plugin),
+    V2(compat::Plugin),
+}
+
+impl Guest {
+    fn points(&self, store: &mut Store<CallState>) -> wasmtime::Result<Vec<Point>> {
+        Ok(match self {
+            Guest::V3(g) => g
+                .switchboard_plugin_handler()
+                .call_points(store)?
+                .into_iter()
+                .map(Point::from)
+                .collect(),
+            Guest::V2(g) => g
+                .switchboard_plugin_handler()
+                .call_points(store)?
+                .into_iter()
+                .map(|p| Point::from(compat::point_up(p)))
+                .collect(),
+        })
+    }
+
+    fn decide(
+        &self,
+        store: &mut Store<CallState>,
+        point: Point,
+        input: &bindings::wit::PointInput,
+    ) -> wasmtime::Result<bindings::wit::Decision> {
+        match self {
+            Guest::V3(g) => g
+                .switchboard_plugin_handler()
+                .call_decide(store, point.into(), input),
+            Guest::V2(g) => match compat::point(point.into()) {
+                Some(old) => Ok(compat::decision(
+                    g.switchboard_plugin_handler().call_decide(
+                        store,
+                        old,
+                        &compat::input(input),
+                    )?,
+                )),
+                None => Ok(bindings::wit::Decision::Continue),
+            },
+        }
+    }
+
+    fn validate_settings(
+        &self,
+        store: &mut Store<CallState>,
+        scope: &str,
+        json: &str,
+    ) -> wasmtime::Result<Result<(), String>> {
+        match self {
+            Guest::V3(g) => g
+                .switchboard_plugin_handler()
+                .call_validate_settings(store, scope, json),
+            Guest::V2(g) => g
+                .switchboard_plugin_handler()
+                .call_validate_settings(store, scope, json),
+        }
+    }
 }
 
 /// Idle instances kept in all (each holds a pool slot).
@@ -632,28 +716,38 @@ impl PluginHost {
         let mut linker: Linker<CallState> = Linker::new(&self.engine);
         bindings::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
             .map_err(|e| PluginError::Engine(e.to_string()))?;
+        compat::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
+            .map_err(|e| PluginError::Engine(e.to_string()))?;
         // The benign part of WASI (printing, clocks, randomness, exit);
         // files and sockets stay traps that name the call.
         wasi::World::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
             .map_err(|e| PluginError::Engine(e.to_string()))?;
         wasi::stub_the_rest(&self.engine, &mut linker, &component)
             .map_err(|e| PluginError::Invalid(format!("imports: {e:#}")))?;
-        let pre = linker.instantiate_pre(&component).map_err(|e| {
+        let exports: Vec<String> = component
+            .component_type()
+            .exports(&self.engine)
+            .map(|(n, _)| n.to_owned())
+            .collect();
+        // A component built against the frozen 0.2.0 exports its handler.
+        let old = exports.iter().any(|n| n == compat::HANDLER_INTERFACE);
+        let world = if old { compat::WORLD } else { WORLD };
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| PluginError::Invalid(format!("does not fit world {world}: {e:#}")))?;
+        let not_exported = |e: wasmtime::Error| {
+            let list: Vec<String> = exports.iter().map(|n| format!("`{n}`")).collect();
             PluginError::Invalid(format!(
-                "does not fit world switchboard:plugin/plugin@0.2.0: {e:#}"
+                "does not export {HANDLER_INTERFACE} or {} (it exports {}; build it against this router's wit/): {e:#}",
+                compat::HANDLER_INTERFACE,
+                if list.is_empty() { "nothing".to_owned() } else { list.join(", ") }
             ))
-        })?;
-        let pre = bindings::PluginPre::new(pre).map_err(|e| {
-            let exports: Vec<String> = component
-                .component_type()
-                .exports(&self.engine)
-                .map(|(n, _)| format!("`{n}`"))
-                .collect();
-            PluginError::Invalid(format!(
-                "does not export switchboard:plugin/handler@0.2.0 (it exports {}; build it against this router's wit/): {e:#}",
-                if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") }
-            ))
-        })?;
+        };
+        let pre = if old {
+            Pre::V2(compat::PluginPre::new(pre).map_err(not_exported)?)
+        } else {
+            Pre::V3(bindings::PluginPre::new(pre).map_err(not_exported)?)
+        };
         let mut loaded = Loaded {
             name: name.to_owned(),
             version,
@@ -668,10 +762,10 @@ impl PluginHost {
         };
         let (points, _) = self
             .with_instance(&loaded, None, "", ADMIN_DEADLINE, |p, store| {
-                p.switchboard_plugin_handler().call_points(store)
+                p.points(store)
             })
             .map_err(|e| PluginError::Invalid(format!("points() failed: {e}")))?;
-        loaded.points = points.into_iter().map(Point::from).collect();
+        loaded.points = points;
         Ok(loaded)
     }
 
@@ -810,7 +904,7 @@ impl PluginHost {
         tenant: Option<Arc<TenantDirectory>>,
         call_id: &str,
         deadline: Duration,
-        f: impl FnOnce(&bindings::Plugin, &mut Store<CallState>) -> wasmtime::Result<R>,
+        f: impl FnOnce(&Guest, &mut Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<(R, Vec<String>), String> {
         let key = tenant
             .as_ref()
@@ -910,6 +1004,21 @@ impl PluginHost {
     /// Asks the tenant's chain at a point. Never fails: faults count as
     /// `continue`.
     pub fn decide(&self, tenant: &Arc<TenantDirectory>, input: &Input) -> Verdict {
+        self.decide_in(tenant, input, None)
+    }
+
+    /// Asks one plugin of the tenant's chain (the one that asked the
+    /// caller a question, for its answer), if it is still enabled.
+    pub fn decide_by(&self, tenant: &Arc<TenantDirectory>, plugin: &str, input: &Input) -> Verdict {
+        self.decide_in(tenant, input, Some(plugin))
+    }
+
+    fn decide_in(
+        &self,
+        tenant: &Arc<TenantDirectory>,
+        input: &Input,
+        only: Option<&str>,
+    ) -> Verdict {
         let point = input.point();
         let chain = self.chains.read().get(&tenant.tenant.id).cloned();
         let Some(chain) = chain else {
@@ -923,7 +1032,10 @@ impl PluginHost {
             _ => None,
         };
         for entry in chain.iter() {
-            if !entry.enabled || !entry.plugin.points.contains(&point) {
+            if !entry.enabled
+                || !entry.plugin.points.contains(&point)
+                || only.is_some_and(|n| n != entry.plugin.name)
+            {
                 continue;
             }
             let plugin = &entry.plugin;
@@ -935,10 +1047,7 @@ impl PluginHost {
                 Some(tenant.clone()),
                 input.call_id(),
                 deadline,
-                |p, store| {
-                    p.switchboard_plugin_handler()
-                        .call_decide(store, point.into(), &wit_input)
-                },
+                |p, store| p.decide(store, point, &wit_input),
             );
             plugin.latency.observe(started.elapsed());
             let decision = match res {
@@ -1130,8 +1239,7 @@ impl PluginHost {
                 if let Some(tenant) = tenant {
                     for (scope, json) in &stored {
                         let res = host.with_instance(&loaded, Some(tenant.clone()), "", ADMIN_DEADLINE, |p, store| {
-                            p.switchboard_plugin_handler()
-                                .call_validate_settings(store, scope, json)
+                            p.validate_settings(store, scope, json)
                         });
                         match res {
                             Ok((Ok(()), _)) => {}
@@ -1655,10 +1763,7 @@ impl PluginHost {
                     Some(job_tenant),
                     "",
                     ADMIN_DEADLINE,
-                    |p, store| {
-                        p.switchboard_plugin_handler()
-                            .call_validate_settings(store, &job_scope, &job_json)
-                    },
+                    |p, store| p.validate_settings(store, &job_scope, &job_json),
                 );
                 match res {
                     Ok((verdict, _)) => Ok(verdict),
@@ -1710,8 +1815,7 @@ impl PluginHost {
         let wit_input = bindings::input(&input);
         let deadline = self.limits_for(&tenant).deadline;
         let res = self.with_instance(&entry.plugin, Some(tenant), "", deadline, |p, store| {
-            p.switchboard_plugin_handler()
-                .call_decide(store, Point::Event.into(), &wit_input)
+            p.decide(store, Point::Event, &wit_input)
         });
         if let Err(e) = res {
             self.fault(tenant_id, &entry.plugin, "", &e);

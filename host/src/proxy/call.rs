@@ -299,7 +299,10 @@ pub(super) async fn run(
     for input in points {
         let v = router.plugins.decide(&tenant, &input);
         record.annotate(&v.annotations);
-        if let Decision::Feature { success, message } = &v.decision {
+        if let Decision::Feature {
+            success, message, ..
+        } = &v.decision
+        {
             // What the phone is about to be told (logged in, status set,
             // PIN locked) is in the database first: a crash right after
             // the answer must not undo it.
@@ -329,7 +332,7 @@ pub(super) async fn run(
             return finish_early(record, 403, "Logged Off", Outcome::Rejected);
         }
         match v.decision {
-            Decision::Feature { .. } => {}
+            Decision::Feature { .. } | Decision::Collect(_) => {}
             Decision::Reject { status, reason } => {
                 return finish_early(record, status, &reason, Outcome::Rejected);
             }

@@ -1,7 +1,7 @@
 // Example tenant plugin in JavaScript: incoming calls from a caller on the
 // blocked list are declined with 603. Settings (scope `tenant`):
 // {"blocked": ["441234567890", "2003"]}
-import { setting, annotate } from 'switchboard:plugin/host@0.2.0';
+import { setting, annotate } from 'switchboard:plugin/host@0.3.0';
 
 function blockedList(json) {
   const v = JSON.parse(json);

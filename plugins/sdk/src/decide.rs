@@ -2,8 +2,8 @@
 //! only what differs from the router's defaults.
 
 use crate::{
-    Decision, Destination, Diversion, DiversionReason, FeatureResult, OnFailure, Rejection,
-    RingMode, Route, Target,
+    Collect, Decision, Destination, Diversion, DiversionReason, FeatureResult, OnFailure, Prompt,
+    Rejection, RingMode, Route, Target,
 };
 
 impl Target {
@@ -113,6 +113,59 @@ impl Decision {
         Decision::Feature(FeatureResult {
             success,
             message: message.into(),
+            announce: Vec::new(),
         })
+    }
+
+    /// Answers a feature code and says `announce` to the caller before the
+    /// router hangs up (in a voice call, or when the phone offered audio).
+    pub fn feature_saying(
+        success: bool,
+        message: impl Into<String>,
+        announce: Vec<Prompt>,
+    ) -> Decision {
+        Decision::Feature(FeatureResult {
+            success,
+            message: message.into(),
+            announce,
+        })
+    }
+}
+
+impl Collect {
+    /// Says `prompts`, then waits up to 10 s per digit for at most
+    /// `max_digits` digits or `#`; `context` comes back with the answer at
+    /// the `collected` point.
+    pub fn digits(prompts: Vec<Prompt>, max_digits: u8, context: impl Into<String>) -> Collect {
+        Collect {
+            prompts,
+            max_digits,
+            hash_ends: true,
+            timeout_ms: 0,
+            context: context.into(),
+        }
+    }
+
+    /// The same question, waiting `ms` milliseconds per digit (1000-60000).
+    pub fn waiting(mut self, ms: u32) -> Collect {
+        self.timeout_ms = ms;
+        self
+    }
+
+    /// The question as a decision.
+    pub fn ask(self) -> Decision {
+        Decision::Collect(self)
+    }
+}
+
+impl Prompt {
+    /// One of the router's (or the tenant's) recordings by name.
+    pub fn say(name: &str) -> Prompt {
+        Prompt::Recording(name.to_owned())
+    }
+
+    /// Digits read out one by one.
+    pub fn read(digits: &str) -> Prompt {
+        Prompt::Digits(digits.to_owned())
     }
 }

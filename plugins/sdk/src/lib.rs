@@ -1,7 +1,7 @@
 //! The SDK for Switchboard plugins written in Rust.
 //!
 //! It owns the bindings of the plugin contract (`wit/`, package
-//! `switchboard:plugin@0.2.0`), so a plugin needs no `wit-bindgen` of its
+//! `switchboard:plugin@0.3.0`), so a plugin needs no `wit-bindgen` of its
 //! own and cannot pick a version that disagrees with the router:
 //!
 //! ```ignore
@@ -65,7 +65,7 @@ pub use bindings::switchboard::plugin::host;
 pub use bindings::switchboard::plugin::types::*;
 
 /// The version of the contract this SDK binds.
-pub const CONTRACT: &str = "switchboard:plugin@0.2.0";
+pub const CONTRACT: &str = "switchboard:plugin@0.3.0";
 
 /// Exports a type implementing [`Plugin`] as the component's `handler`.
 /// Use it once, at the crate root of a `cdylib` built for `wasm32-wasip2`.

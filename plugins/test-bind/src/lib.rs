@@ -13,6 +13,7 @@ fn feature(success: bool, message: &str) -> Decision {
     Decision::Feature(FeatureResult {
         success,
         message: message.into(),
+        announce: Vec::new(),
     })
 }
 

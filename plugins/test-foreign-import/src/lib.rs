@@ -8,7 +8,7 @@ wit_bindgen::generate!({
             ping: func() -> u32;
         }
         world probe {
-            include switchboard:plugin/plugin@0.2.0;
+            include switchboard:plugin/plugin@0.3.0;
             import extra;
         }
     ",
