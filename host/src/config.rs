@@ -28,6 +28,56 @@ pub struct Config {
     pub plugins: PluginsConfig,
     /// This node's place among the routers sharing the database.
     pub cluster: ClusterConfig,
+    /// The router's own audio for voice feature calls (`*88` by voice).
+    pub media: MediaConfig,
+}
+
+/// Where the router's prompts are sent from and DTMF received.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// UDP ports for RTP, `first-last` (one per voice call).
+    pub rtp_ports: String,
+    /// The address put in SDP (behind NAT: the public one); default the SIP
+    /// listen address, or the first local one when that is a wildcard.
+    pub advertise: Option<IpAddr>,
+    /// Voice calls at once at most; more are answered 503.
+    pub max_sessions: usize,
+    /// A tenant's uploaded prompt, at most (KiB of WAV).
+    pub max_prompt_kib: usize,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            rtp_ports: "20000-20999".to_owned(),
+            advertise: None,
+            max_sessions: 200,
+            max_prompt_kib: 512,
+        }
+    }
+}
+
+impl MediaConfig {
+    /// The RTP port range, first to last inclusive.
+    pub fn port_range(&self) -> Result<(u16, u16), String> {
+        let (a, b) = self
+            .rtp_ports
+            .split_once('-')
+            .ok_or("`first-last`, e.g. \"20000-20999\"")?;
+        let a: u16 = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{a}` is not a port"))?;
+        let b: u16 = b
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{b}` is not a port"))?;
+        if a < 1024 || b < a {
+            return Err("need 1024 <= first <= last".into());
+        }
+        Ok((a, b))
+    }
 }
 
 /// A node of a cluster of routers on one PostgreSQL database. The defaults
@@ -262,6 +312,7 @@ impl Default for Config {
             seed_demo: true,
             plugins: PluginsConfig::default(),
             cluster: ClusterConfig::default(),
+            media: MediaConfig::default(),
         }
     }
 }
@@ -374,6 +425,18 @@ impl Config {
                     reason: "1-64 of A-Z, a-z, 0-9, '-', '_', '.'".into(),
                 });
             }
+        }
+        self.media
+            .port_range()
+            .map_err(|reason| ConfigError::Invalid {
+                field: "media.rtp_ports",
+                reason,
+            })?;
+        if self.media.max_sessions == 0 {
+            return Err(ConfigError::Invalid {
+                field: "media.max_sessions",
+                reason: "must be at least 1".into(),
+            });
         }
         let c = &self.cluster;
         if c.heartbeat_ms == 0 || c.dead_after_ms < 2 * c.heartbeat_ms {

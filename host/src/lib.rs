@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod directory;
 pub mod history;
 pub mod locate;
+pub mod media;
 pub mod metrics;
 pub mod pipeline;
 pub mod plugins;
@@ -234,6 +235,7 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
         plugin_host,
         proxy_settings,
         locate::Locator::new(&config.sip.dns_servers),
+        Arc::new(media::Media::new(&config.media, config.sip.listen.ip())),
     );
     transport.start(Arc::new(RouterHandler(router.clone())));
 

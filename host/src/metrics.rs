@@ -18,6 +18,48 @@ static TCP_REFUSED: AtomicU64 = AtomicU64::new(0);
 static PLUGIN_INSTANCES: AtomicU64 = AtomicU64::new(0);
 static TIMERS_FIRED: AtomicU64 = AtomicU64::new(0);
 static CLUSTER_NODES_ALIVE: AtomicU64 = AtomicU64::new(0);
+static MEDIA_SESSIONS: AtomicU64 = AtomicU64::new(0);
+static RTP_PORTS: AtomicU64 = AtomicU64::new(0);
+static RTP_SENT: AtomicU64 = AtomicU64::new(0);
+static DTMF_DIGITS: AtomicU64 = AtomicU64::new(0);
+static RTP_JITTER: std::sync::LazyLock<Histogram> = std::sync::LazyLock::new(Histogram::default);
+
+/// Something counted in a gauge while this value lives: the count falls
+/// however its owner ends.
+#[derive(Debug)]
+pub struct Held(&'static AtomicU64);
+
+impl Held {
+    /// A voice call's media session.
+    pub fn media_session() -> Held {
+        MEDIA_SESSIONS.fetch_add(1, Relaxed);
+        Held(&MEDIA_SESSIONS)
+    }
+
+    /// An RTP port bound.
+    pub fn rtp_port() -> Held {
+        RTP_PORTS.fetch_add(1, Relaxed);
+        Held(&RTP_PORTS)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+/// An RTP packet of a prompt was sent; `late` is how far its send time
+/// strayed from the 20 ms packet clock.
+pub fn count_rtp_sent(late: std::time::Duration) {
+    RTP_SENT.fetch_add(1, Relaxed);
+    RTP_JITTER.observe(late);
+}
+
+/// A DTMF digit came from a caller (RTP event or SIP INFO).
+pub fn count_dtmf_digit() {
+    DTMF_DIGITS.fetch_add(1, Relaxed);
+}
 
 /// A live plugin instance: counted while this value exists, so the gauge
 /// falls whichever way the instance is dropped.
@@ -217,6 +259,8 @@ pub fn render() -> String {
         ("switchboard_plugin_faults_total", &PLUGIN_FAULTS),
         ("switchboard_plugin_timers_fired_total", &TIMERS_FIRED),
         ("switchboard_tcp_connections_refused_total", &TCP_REFUSED),
+        ("switchboard_rtp_packets_sent_total", &RTP_SENT),
+        ("switchboard_dtmf_digits_total", &DTMF_DIGITS),
     ];
     let mut out = String::new();
     for (name, v) in rows {
@@ -230,6 +274,21 @@ pub fn render() -> String {
         "# TYPE switchboard_plugin_instances gauge\nswitchboard_plugin_instances {}\n",
         PLUGIN_INSTANCES.load(Relaxed)
     ));
+    for (name, v) in [
+        ("switchboard_media_sessions", &MEDIA_SESSIONS),
+        ("switchboard_rtp_ports_in_use", &RTP_PORTS),
+    ] {
+        out.push_str(&format!(
+            "# TYPE {name} gauge\n{name} {}\n",
+            v.load(Relaxed)
+        ));
+    }
+    out.push_str("# TYPE switchboard_rtp_send_jitter_seconds histogram\n");
+    RTP_JITTER.render(
+        &mut out,
+        "switchboard_rtp_send_jitter_seconds",
+        "stream=\"prompts\"",
+    );
     out.push_str(&format!(
         "# TYPE switchboard_cluster_nodes_alive gauge
 switchboard_cluster_nodes_alive {}

@@ -22,3 +22,4 @@ mod schedule;
 mod security;
 mod softphone;
 mod tls;
+mod voice;

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod browser;
+pub mod rtp;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -727,6 +728,9 @@ pub struct Phone {
     cseq: u32,
     reg_call_id: String,
     sha256: bool,
+    /// The SDP offer of this phone's INVITEs (default: PCMU at port 4000,
+    /// where nothing listens).
+    pub offer: Option<String>,
 }
 
 /// State of a call this phone placed.
@@ -815,6 +819,7 @@ impl Phone {
             cseq: 1,
             reg_call_id: format!("reg-{}", rand_hex()),
             sha256: false,
+            offer: None,
         }
     }
 
@@ -1000,7 +1005,9 @@ impl Phone {
 
     /// The text of the INVITE of `call` (as sent).
     pub fn invite_text(&self, call: &Outgoing) -> String {
-        let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+        let sdp = self.offer.as_deref().unwrap_or(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n",
+        );
         let auth = call
             .auth
             .as_ref()
@@ -1173,6 +1180,19 @@ impl Phone {
     /// Sends an in-dialog request (ACK or BYE) after a 2xx, following its
     /// Record-Route and Contact.
     pub async fn in_dialog(&mut self, call: &Outgoing, ok: &Msg, method: &str, cseq: u32) {
+        self.in_dialog_with(call, ok, method, cseq, "", "").await
+    }
+
+    /// An in-dialog request with a body of this type (none when empty).
+    pub async fn in_dialog_with(
+        &mut self,
+        call: &Outgoing,
+        ok: &Msg,
+        method: &str,
+        cseq: u32,
+        content_type: &str,
+        body: &str,
+    ) {
         let target = ok
             .header("Contact")
             .map(|c| {
@@ -1195,12 +1215,18 @@ impl Phone {
         let text = format!(
             "{method} {target} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n{route_hdrs}\
              From: <sip:{u}@{DOMAIN}>;tag={ft}\r\nTo: {to_hdr}\r\nCall-ID: {cid}\r\n\
-             CSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
+             CSeq: {cseq} {method}\r\n{ct}Content-Length: {len}\r\n\r\n{body}",
             via = self.via(&format!("z9hG4bK{}", rand_hex())),
             u = self.user,
             ft = call.from_tag,
             to_hdr = ok.header("To").unwrap_or_default(),
             cid = call.call_id,
+            ct = if content_type.is_empty() {
+                String::new()
+            } else {
+                format!("Content-Type: {content_type}\r\n")
+            },
+            len = body.len(),
         );
         self.send_raw(&text).await;
     }

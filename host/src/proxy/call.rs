@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
 use super::admission::Admitted;
-use super::{route, Router};
+use super::{route, voice, Router};
 use crate::directory::{is_international_number, Entry, RingStrategy, TenantDirectory};
 use crate::history::{CallRecord, Leg, Outcome};
 use crate::pipeline::{
@@ -300,7 +300,9 @@ pub(super) async fn run(
         let v = router.plugins.decide(&tenant, &input);
         record.annotate(&v.annotations);
         if let Decision::Feature {
-            success, message, ..
+            success,
+            message,
+            announce,
         } = &v.decision
         {
             // What the phone is about to be told (logged in, status set,
@@ -313,19 +315,24 @@ pub(super) async fn run(
             if !*success {
                 return reply(403, Some(message));
             }
-            // A phone shows the 200's reason phrase as the call connects;
-            // with no announcement to play, we hang up right after.
-            let tag = sip::random_token();
-            let mut ok = sip::response_to(&req, 200, Some(message), Some(&tag));
-            let (host, port) = router.settings.sent_by(&from);
-            sip::push_header(
-                &mut ok.headers,
-                "Contact",
-                format!("<sip:{host}:{port}{}>", from.proto.uri_param()),
-            );
-            router.respond(&txn, ok);
-            hang_up_feature_call(&router, &req, from, &tag);
+            if !announce.is_empty() {
+                let start = voice::Start::Announce {
+                    message: message.clone(),
+                    prompts: announce.clone(),
+                };
+                return voice::run(router, req, from, txn, tenant, view, start).await;
+            }
+            answer_feature(&router, &req, from, &txn, message);
             return;
+        }
+        // A question to the caller (`*88` alone): the router answers and
+        // the asking plugin leads the conversation.
+        if let Decision::Collect(question) = &v.decision {
+            let start = voice::Start::Ask {
+                plugin: v.decided_by.clone().unwrap_or_default(),
+                question: question.clone(),
+            };
+            return voice::run(router, req, from, txn, tenant, view, start).await;
         }
         // Logged off (seed 004): no calls but feature codes (to log back in).
         if caller_logged_out && input.point() == crate::pipeline::Point::Originate {
@@ -486,8 +493,35 @@ pub(super) async fn run(
     }
 }
 
+/// Answers a feature code that worked with a 200 (a phone shows its
+/// reason phrase as the call connects) and, with nothing to say, hangs up
+/// right after.
+pub(super) fn answer_feature(
+    router: &Arc<Router>,
+    req: &Request,
+    from: Peer,
+    txn: &Arc<ServerTxn>,
+    message: &str,
+) {
+    let tag = sip::random_token();
+    let mut ok = sip::response_to(req, 200, Some(message), Some(&tag));
+    let (host, port) = router.settings.sent_by(&from);
+    sip::push_header(
+        &mut ok.headers,
+        "Contact",
+        format!("<sip:{host}:{port}{}>", from.proto.uri_param()),
+    );
+    router.respond(txn, ok);
+    hang_up_feature_call(router, req, from, &tag);
+}
+
 /// Sends BYE for a feature call we answered (UAS side of the dialog).
-fn hang_up_feature_call(router: &Arc<Router>, invite: &Request, to: Peer, our_tag: &str) {
+pub(super) fn hang_up_feature_call(
+    router: &Arc<Router>,
+    invite: &Request,
+    to: Peer,
+    our_tag: &str,
+) {
     let Some(target) = sip::header(&invite.headers, "Contact")
         .map(|c| params::uri_of(c).to_owned())
         .and_then(|u| rsip::Uri::try_from(u.as_str()).ok())

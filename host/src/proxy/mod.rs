@@ -8,6 +8,7 @@ mod call;
 pub mod dialog;
 mod diversion;
 mod route;
+mod voice;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -162,6 +163,10 @@ pub struct Router {
     pub(crate) plugins: Arc<PluginHost>,
     /// RFC 3263 lookups of trunks and other destinations by name.
     pub(crate) locator: crate::locate::Locator,
+    /// The router's own audio, for voice feature calls.
+    pub(crate) media: Arc<crate::media::Media>,
+    /// Voice calls the router answered itself.
+    pub(crate) voice: voice::VoiceCalls,
 }
 
 /// Presence as plugins see it: registrations and dialogs.
@@ -292,6 +297,7 @@ impl Router {
         plugins: Arc<PluginHost>,
         settings: ProxySettings,
         locator: crate::locate::Locator,
+        media: Arc<crate::media::Media>,
     ) -> Arc<Router> {
         Arc::new(Router {
             transport,
@@ -304,7 +310,14 @@ impl Router {
             rotary: dashmap::DashMap::new(),
             plugins,
             locator,
+            media,
+            voice: voice::VoiceCalls::default(),
         })
+    }
+
+    /// The media endpoint of voice feature calls.
+    pub fn media(&self) -> &Arc<crate::media::Media> {
+        &self.media
     }
 
     /// The tenants' plugins.
@@ -398,6 +411,9 @@ impl Router {
                         return;
                     }
                 }
+                if self.take_voice_request(&req, from) {
+                    return;
+                }
                 // An ACK for a 2xx travels the dialog's route; one outside
                 // any dialog of ours (or for a stateless challenge) ends here.
                 if self.admit_in_dialog(&mut req, from).is_ok() {
@@ -444,6 +460,7 @@ impl Router {
                             me.respond(&txn, resp);
                         });
                     }
+                    _ if in_dialog && self.take_voice_request(&req, from) => {}
                     _ if in_dialog => match self.admit_in_dialog(&mut req, from) {
                         Ok(()) => {
                             let txn = self.new_txn(key, from);

@@ -9,7 +9,13 @@
 //!   Alice`, or `403` with the reason (`Wrong PIN`, `Unknown extension`,
 //!   `Not a hotdesk phone`, `Too many wrong PINs, try later`). The host
 //!   locks an extension for 10 minutes after 5 wrong PINs.
-//! - `*89` logs out whoever is logged in at the phone.
+//! - `*88` alone (seed 000) is the spoken login: the router answers and
+//!   asks for the account number, then the PIN, each ended by `#`; a wrong
+//!   PIN may be tried again twice in the same call; the caller hears
+//!   "You are logged in as 2 0 0 3" (or why not) and the router hangs up.
+//!   The same host checks and lock apply.
+//! - `*89` logs out whoever is logged in at the phone, and says so when
+//!   the phone offered audio.
 //!
 //! While logged in, the host rings the device for the employee and presents
 //! its calls as theirs. Logins made over HTTP reach this plugin as
@@ -125,6 +131,105 @@ fn hotdesk_device(call: &CallInfo) -> Option<String> {
         .map(|d| d.username)
 }
 
+/// PIN tries in one spoken login (the host's lock counts them all).
+const SPOKEN_PIN_TRIES: u32 = 3;
+/// Account numbers asked for in one spoken login.
+const SPOKEN_ACCOUNT_TRIES: u32 = 2;
+/// How long the spoken login waits for each digit.
+const ENTRY_TIMEOUT_MS: u32 = 6000;
+
+fn ask_account(tries: u32, first: Prompt) -> Decision {
+    Collect::digits(
+        vec![first, Prompt::say("enter-account")],
+        16,
+        format!("account:{tries}"),
+    )
+    .waiting(ENTRY_TIMEOUT_MS)
+    .ask()
+}
+
+fn ask_pin(ext: &str, tries: u32, first: Option<Prompt>) -> Decision {
+    let mut prompts: Vec<Prompt> = first.into_iter().collect();
+    prompts.push(Prompt::say("enter-pin"));
+    Collect::digits(prompts, 16, format!("pin:{tries}:{ext}"))
+        .waiting(ENTRY_TIMEOUT_MS)
+        .ask()
+}
+
+fn saying(success: bool, message: &str, prompts: Vec<Prompt>) -> Decision {
+    Decision::feature_saying(success, message.chars().take(64).collect::<String>(), prompts)
+}
+
+/// `*88` alone: the first question.
+fn spoken_login(call: &CallInfo) -> Decision {
+    if hotdesk_device(call).is_none() {
+        return feature(false, "Not a hotdesk phone");
+    }
+    Collect::digits(vec![Prompt::say("enter-account")], 16, "account:1")
+        .waiting(ENTRY_TIMEOUT_MS)
+        .ask()
+}
+
+/// An answer in the spoken login: `context` says which question it was.
+fn spoken_answer(call: &CallInfo, got: &CollectedDigits) -> Decision {
+    let Some(device) = hotdesk_device(call) else {
+        return saying(false, "Not a hotdesk phone", vec![Prompt::say("not-hotdesk")]);
+    };
+    let digits = got.digits.as_str();
+    let bye = |message: &str, why: &str| {
+        saying(false, message, vec![Prompt::say(why), Prompt::say("goodbye")])
+    };
+    if let Some(tries) = got.context.strip_prefix("account:") {
+        let tries: u32 = tries.parse().unwrap_or(SPOKEN_ACCOUNT_TRIES);
+        if digits.is_empty() || host::find_employee(digits).is_none() {
+            return if tries < SPOKEN_ACCOUNT_TRIES {
+                ask_account(tries + 1, Prompt::say("try-again"))
+            } else {
+                bye("Unknown extension", "try-again")
+            };
+        }
+        return ask_pin(digits, 1, None);
+    }
+    let Some((tries, ext)) = got
+        .context
+        .strip_prefix("pin:")
+        .and_then(|r| r.split_once(':'))
+    else {
+        return Decision::Continue;
+    };
+    let tries: u32 = tries.parse().unwrap_or(SPOKEN_PIN_TRIES);
+    if digits.is_empty() {
+        return if tries < SPOKEN_PIN_TRIES {
+            ask_pin(ext, tries + 1, Some(Prompt::say("try-again")))
+        } else {
+            bye("No PIN entered", "try-again")
+        };
+    }
+    if let Err(e) = host::verify_pin(ext, digits) {
+        info!("spoken hotdesk login of {ext} at {device} refused: {e}");
+        return match e.as_str() {
+            "locked" => saying(false, "Too many wrong PINs, try later", vec![Prompt::say("locked")]),
+            "wrong PIN" if tries < SPOKEN_PIN_TRIES => {
+                ask_pin(ext, tries + 1, Some(Prompt::say("wrong-pin")))
+            }
+            "wrong PIN" => bye("Wrong PIN", "wrong-pin"),
+            _ => bye("No login code set", "try-again"),
+        };
+    }
+    match host::bind_device(&device, Some(ext), "*88") {
+        Ok(()) => {
+            info!("{ext} logged in at {device} by voice");
+            let name = host::find_employee(ext).map(|e| e.name).unwrap_or_default();
+            saying(
+                true,
+                &format!("Logged in as {ext} {name}"),
+                vec![Prompt::say("logged-in-as"), Prompt::read(ext)],
+            )
+        }
+        Err(e) => saying(false, &e, vec![Prompt::say("try-again")]),
+    }
+}
+
 fn login(call: &CallInfo, rest: &str) -> Decision {
     let Some(device) = hotdesk_device(call) else {
         return feature(false, "Not a hotdesk phone");
@@ -159,7 +264,11 @@ fn logout(call: &CallInfo) -> Decision {
         return feature(false, "Nobody logged in");
     };
     match host::bind_device(&device, None, "*89") {
-        Ok(()) => feature(true, &format!("Logged out {ext}")),
+        Ok(()) => saying(
+            true,
+            &format!("Logged out {ext}"),
+            vec![Prompt::say("logged-out")],
+        ),
         Err(e) => feature(false, &e),
     }
 }
@@ -310,7 +419,11 @@ fn only_fields(v: &Value, allowed: &[&str]) -> Result<(), String> {
 
 impl Plugin for Hotdesk {
     fn points() -> Vec<DecisionPoint> {
-        vec![DecisionPoint::Originate, DecisionPoint::Event]
+        vec![
+            DecisionPoint::Originate,
+            DecisionPoint::Event,
+            DecisionPoint::Collected,
+        ]
     }
 
     fn decide(point: DecisionPoint, input: PointInput) -> Decision {
@@ -320,6 +433,9 @@ impl Plugin for Hotdesk {
                     return Decision::Continue;
                 };
                 let dialed = call.dialed.trim_end_matches('#');
+                if dialed == "*88" {
+                    return spoken_login(&call);
+                }
                 if let Some(rest) = dialed.strip_prefix("*88") {
                     return login(&call, rest);
                 }
@@ -348,6 +464,10 @@ impl Plugin for Hotdesk {
                 }
                 Decision::Continue
             }
+            DecisionPoint::Collected => match (input.call, input.collected) {
+                (Some(call), Some(got)) => spoken_answer(&call, &got),
+                _ => Decision::Continue,
+            },
             _ => Decision::Continue,
         }
     }

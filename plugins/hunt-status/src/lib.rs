@@ -19,6 +19,7 @@
 //! caller hung up, did not miss the call: the host does not report it.
 //!
 //! `*90` from the member's phone ("I'm back") makes them available again
+//! ("Your status is set", when the phone offered audio)
 //! and re-enables every membership this plugin disabled. The host records
 //! every change with its time and cause.
 //!
@@ -139,7 +140,7 @@ fn back(caller: &str) -> Decision {
         }
     }
     host::kv_delete(&wrapped_key(caller));
-    feature(true, "Available")
+    Decision::feature_saying(true, "Available", vec![Prompt::say("status-set")])
 }
 
 fn feature(success: bool, message: &str) -> Decision {

@@ -1,0 +1,153 @@
+//! The router's recordings (8 kHz mono 16-bit WAV in `prompts/`, made by
+//! `prompts/generate.sh` with espeak-ng and sox) and the check every WAV
+//! must pass, built in or uploaded.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Samples of one recording (8 kHz, 16-bit linear).
+pub type Samples = Arc<[i16]>;
+
+/// The built-in recordings by name; `digit-0` ... `digit-9` read numbers.
+const BUILT_IN: &[(&str, &[u8])] = &[
+    ("enter-account", include_bytes!("prompts/enter-account.wav")),
+    ("enter-pin", include_bytes!("prompts/enter-pin.wav")),
+    ("logged-in-as", include_bytes!("prompts/logged-in-as.wav")),
+    ("logged-out", include_bytes!("prompts/logged-out.wav")),
+    ("wrong-pin", include_bytes!("prompts/wrong-pin.wav")),
+    ("not-hotdesk", include_bytes!("prompts/not-hotdesk.wav")),
+    ("locked", include_bytes!("prompts/locked.wav")),
+    ("status-set", include_bytes!("prompts/status-set.wav")),
+    ("try-again", include_bytes!("prompts/try-again.wav")),
+    ("goodbye", include_bytes!("prompts/goodbye.wav")),
+    ("digit-0", include_bytes!("prompts/digit-0.wav")),
+    ("digit-1", include_bytes!("prompts/digit-1.wav")),
+    ("digit-2", include_bytes!("prompts/digit-2.wav")),
+    ("digit-3", include_bytes!("prompts/digit-3.wav")),
+    ("digit-4", include_bytes!("prompts/digit-4.wav")),
+    ("digit-5", include_bytes!("prompts/digit-5.wav")),
+    ("digit-6", include_bytes!("prompts/digit-6.wav")),
+    ("digit-7", include_bytes!("prompts/digit-7.wav")),
+    ("digit-8", include_bytes!("prompts/digit-8.wav")),
+    ("digit-9", include_bytes!("prompts/digit-9.wav")),
+];
+
+/// The longest recording accepted (seconds).
+pub const MAX_SECONDS: u32 = 30;
+
+/// Reads a WAV that the router can play as it is: RIFF PCM, 8000 Hz, one
+/// channel, 16-bit integers, at most [`MAX_SECONDS`]. The error names what
+/// is wrong.
+pub fn parse_wav(bytes: &[u8]) -> Result<Vec<i16>, String> {
+    let reader = hound::WavReader::new(bytes).map_err(|e| format!("not a WAV file: {e}"))?;
+    let spec = reader.spec();
+    if spec.sample_rate != 8000 {
+        return Err(format!("{} Hz; prompts are 8000 Hz", spec.sample_rate));
+    }
+    if spec.channels != 1 {
+        return Err(format!("{} channels; prompts are mono", spec.channels));
+    }
+    if spec.sample_format != hound::SampleFormat::Int || spec.bits_per_sample != 16 {
+        return Err(format!(
+            "{}-bit {:?} samples; prompts are 16-bit PCM",
+            spec.bits_per_sample, spec.sample_format
+        ));
+    }
+    if reader.duration() > MAX_SECONDS * 8000 {
+        return Err(format!("longer than {MAX_SECONDS} s"));
+    }
+    reader
+        .into_samples::<i16>()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("broken WAV data: {e}"))
+}
+
+/// Every recording the router has, decoded once at start.
+#[derive(Debug)]
+pub struct Library {
+    built_in: HashMap<&'static str, Samples>,
+}
+
+impl Library {
+    /// Decodes the built-in recordings. They are checked by a test, so a
+    /// bad one is a build defect: it is left out (logged), not a panic.
+    pub fn built_in() -> Library {
+        let mut built_in = HashMap::new();
+        for (name, bytes) in BUILT_IN {
+            match parse_wav(bytes) {
+                Ok(s) => {
+                    built_in.insert(*name, Samples::from(s));
+                }
+                Err(e) => tracing::error!(prompt = name, error = %e, "built-in prompt unusable"),
+            }
+        }
+        Library { built_in }
+    }
+
+    /// A built-in recording.
+    pub fn get(&self, name: &str) -> Option<Samples> {
+        self.built_in.get(name).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_built_in_prompt_is_8khz_mono_16_bit_and_short() {
+        for (name, bytes) in BUILT_IN {
+            let s = parse_wav(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(
+                !s.is_empty() && s.len() < 6 * 8000,
+                "{name}: {} samples",
+                s.len()
+            );
+        }
+    }
+
+    #[test]
+    fn every_recording_a_plugin_may_name_is_built_in() {
+        let lib = Library::built_in();
+        for name in crate::pipeline::RECORDINGS {
+            assert!(lib.get(name).is_some(), "{name}");
+        }
+    }
+
+    fn wav(rate: u32, channels: u16, bits: u16) -> Vec<u8> {
+        let mut out = std::io::Cursor::new(Vec::new());
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate: rate,
+            bits_per_sample: bits,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::new(&mut out, spec).unwrap();
+        for _ in 0..800 {
+            if bits == 16 {
+                w.write_sample(0i16).unwrap();
+            } else {
+                w.write_sample(0i8).unwrap();
+            }
+        }
+        w.finalize().unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn a_wav_at_another_rate_is_refused_naming_the_rate() {
+        let e = parse_wav(&wav(16000, 1, 16)).unwrap_err();
+        assert!(e.contains("16000 Hz"), "{e}");
+    }
+
+    #[test]
+    fn a_stereo_or_8_bit_wav_is_refused() {
+        assert!(parse_wav(&wav(8000, 2, 16)).unwrap_err().contains("mono"));
+        assert!(parse_wav(&wav(8000, 1, 8)).unwrap_err().contains("16-bit"));
+    }
+
+    #[test]
+    fn something_else_is_not_a_wav() {
+        assert!(parse_wav(b"RIFFnope").unwrap_err().contains("not a WAV"));
+    }
+}
