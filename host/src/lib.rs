@@ -235,7 +235,11 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
         plugin_host,
         proxy_settings,
         locate::Locator::new(&config.sip.dns_servers),
-        Arc::new(media::Media::new(&config.media, config.sip.listen.ip())),
+        Arc::new(media::Media::new(
+            &config.media,
+            config.sip.listen.ip(),
+            store.clone(),
+        )),
     );
     transport.start(Arc::new(RouterHandler(router.clone())));
 

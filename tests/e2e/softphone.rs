@@ -2,7 +2,9 @@
 //! digest, calls another extension, the callee answers automatically,
 //! audio flows and the caller hangs up when its 2 s tone ends. Over UDP
 //! and over TLS. `.ci/run` installs baresip; elsewhere the tests say
-//! plainly that they did not run.
+//! plainly that they did not run. The last test logs in at a hotdesk
+//! phone by voice: baresip dials `*88` and sends its keys as RFC 4733
+//! events, commanded over its `ctrl_tcp` port.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -150,4 +152,93 @@ async fn baresip_registers_and_calls_over_tls() {
         r.running.tls_addr.expect("TLS is on")
     );
     a_softphone_call(&r, &outbound, true).await;
+}
+
+/// Sends a command to baresip's `ctrl_tcp` (a netstring of JSON).
+async fn baresip_command(port: u16, command: &str, params: &str) {
+    use tokio::io::AsyncWriteExt;
+    let json = serde_json::json!({"command": command, "params": params, "token": "t"}).to_string();
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("baresip's control port");
+    s.write_all(format!("{}:{json},", json.len()).as_bytes())
+        .await
+        .unwrap();
+    // Let it read the command before the connection closes.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
+#[tokio::test]
+async fn baresip_logs_in_at_a_hotdesk_phone_by_voice() {
+    if !switchboard_e2e::tool_available("baresip", "-h", "baresip-core") {
+        return;
+    }
+    let r = TestRouter::start().await;
+    r.add_device("5401").await;
+    r.patch_employee("2003", serde_json::json!({"voicemail_pin": "1234"}))
+        .await;
+    r.chain(&["hotdesk"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let desk_dir = dir.path().join("desk");
+    let outbound = format!("sip:{}", r.sip());
+    profile(&desk_dir, "5401", &outbound, false, None, false);
+    // baresip hangs up when its audio source ends: longer than the call.
+    tone(&desk_dir.join("tone.wav"), 30);
+    let control = free_sip_port();
+    let mut config = std::fs::read_to_string(desk_dir.join("config")).unwrap();
+    config.push_str(&format!(
+        "module_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{control}\n"
+    ));
+    std::fs::write(desk_dir.join("config"), config).unwrap();
+    let location = r.running.router().registrar().location().clone();
+    let log = std::fs::File::create(dir.path().join("baresip.log")).unwrap();
+    let mut desk = Command::new("baresip")
+        .arg("-f")
+        .arg(&desk_dir)
+        .arg("-t")
+        .arg("40")
+        .arg("-v")
+        .stdout(log)
+        .stderr(Stdio::null())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("baresip starts");
+    assert!(
+        wait_until(Duration::from_secs(10), || location
+            .is_registered(1, "5401"))
+        .await,
+        "baresip 5401 registered"
+    );
+    baresip_command(control, "dial", "*88").await;
+    let media = r.running.router().media().clone();
+    assert!(
+        wait_until(Duration::from_secs(10), || media.sessions() == 1).await,
+        "the router answered *88 with audio"
+    );
+    // Keys stop the prompt that is playing (barge-in); baresip sends them
+    // as RFC 4733 events.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    baresip_command(control, "sndcode", "2003#").await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    baresip_command(control, "sndcode", "1234#").await;
+    let mut logged_in = false;
+    for _ in 0..100 {
+        let (_, body) = r.api("GET", "/tenants/1/hotdesk", None).await;
+        if body["items"] == serde_json::json!([{"device": "5401", "extension": "2003"}]) {
+            logged_in = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        wait_until(Duration::from_secs(10), || media.sessions() == 0).await,
+        "the router hung up after saying so"
+    );
+    let _ = desk.kill().await;
+    assert!(
+        logged_in,
+        "2003 is logged in at 5401 by voice; baresip said:\n{}",
+        std::fs::read_to_string(dir.path().join("baresip.log")).unwrap_or_default()
+    );
 }

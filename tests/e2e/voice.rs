@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::json;
-use switchboard_e2e::rtp::{answer_address, Received, RtpPeer};
+use switchboard_e2e::rtp::{answer_address, tone_wav, Received, RtpPeer};
 use switchboard_e2e::{Msg, Outgoing, Phone, Proto, TestRouter};
 
 const T: Duration = Duration::from_secs(4);
@@ -254,4 +254,72 @@ async fn star90_confirms_the_status_by_voice() {
     assert_eq!(v.ok.reason(), "Available");
     assert!(prompt(&rtp).await.len() > 25, "\"Your status is set\"");
     expect_bye(&mut carol, &v).await;
+}
+
+#[tokio::test]
+async fn a_tenants_uploaded_prompt_is_the_one_callers_hear() {
+    let r = hotdesk_router().await;
+    let (status, body) = r
+        .api(
+            "PUT",
+            "/tenants/1/prompts/enter-account",
+            Some(tone_wav(8000, 1000)),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["duration_ms"], 1000);
+    let (_, list) = r.api("GET", "/tenants/1/prompts", None).await;
+    assert_eq!(list["items"][0]["name"], "enter-account", "{list}");
+
+    let mut desk = r.phone("5401", Proto::Udp).await;
+    let rtp = RtpPeer::bind().await;
+    let v = dial(&mut desk, &rtp, "*88").await;
+    let heard = prompt(&rtp).await;
+    // 1 s of the upload is 50 packets; the router's own takes 2.6 s.
+    assert!((45..=55).contains(&heard.len()), "{} packets", heard.len());
+    desk.in_dialog(&v.call, &v.ok, "BYE", 20).await;
+
+    let (status, _) = r
+        .api("DELETE", "/tenants/1/prompts/enter-account", None)
+        .await;
+    assert_eq!(status, 204);
+    let (_, list) = r.api("GET", "/tenants/1/prompts", None).await;
+    assert_eq!(list["items"], json!([]));
+}
+
+#[tokio::test]
+async fn a_prompt_upload_that_is_not_8khz_mono_is_refused_naming_why() {
+    let r = hotdesk_router().await;
+    let (status, body) = r
+        .api(
+            "PUT",
+            "/tenants/1/prompts/enter-pin",
+            Some(tone_wav(16000, 500)),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["field"], "wav");
+    assert!(
+        body["error"].as_str().unwrap().contains("16000 Hz"),
+        "{body}"
+    );
+    let (status, body) = r
+        .api(
+            "PUT",
+            "/tenants/1/prompts/welcome",
+            Some(tone_wav(8000, 500)),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["field"], "name");
+    let (status, body) = r
+        .api(
+            "PUT",
+            "/tenants/1/prompts/enter-pin",
+            Some(b"not audio".to_vec()),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let (_, list) = r.api("GET", "/tenants/1/prompts", None).await;
+    assert_eq!(list["items"], json!([]), "nothing stored");
 }

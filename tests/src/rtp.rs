@@ -147,3 +147,28 @@ pub fn answer_address(sdp: &str) -> SocketAddr {
         .expect("a c= line");
     SocketAddr::new(c.connection_address.parse().unwrap(), m.port)
 }
+
+/// A WAV file of a 440 Hz tone: `rate` Hz, mono, 16-bit, `ms` long.
+pub fn tone_wav(rate: u32, ms: u32) -> Vec<u8> {
+    let samples = rate * ms / 1000;
+    let data_len = samples * 2;
+    let mut wav = Vec::new();
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data_len).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes());
+    wav.extend_from_slice(&rate.to_le_bytes());
+    wav.extend_from_slice(&(rate * 2).to_le_bytes());
+    wav.extend_from_slice(&2u16.to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&data_len.to_le_bytes());
+    for i in 0..samples {
+        let t = f64::from(i) / f64::from(rate);
+        let v = (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16;
+        wav.extend_from_slice(&v.to_le_bytes());
+    }
+    wav
+}

@@ -117,6 +117,8 @@ pub enum Body {
     Json(SchemaFn),
     /// A WebAssembly component (`application/wasm`).
     Wasm,
+    /// A recording (`audio/wav`).
+    Wav,
 }
 
 /// What an operation answers when it succeeds.
@@ -181,6 +183,12 @@ impl Operation {
     /// Takes a WebAssembly component.
     pub(super) fn wasm(mut self) -> Operation {
         self.body = Body::Wasm;
+        self
+    }
+
+    /// Takes a WAV recording as its body.
+    pub(super) fn wav(mut self) -> Operation {
+        self.body = Body::Wav;
         self
     }
 
@@ -519,6 +527,16 @@ pub fn document(registry: &Registry) -> (Value, Components) {
                     "content": {
                         "application/wasm": {"schema":
                             {"type": "string", "contentMediaType": "application/wasm"}},
+                        "application/octet-stream": {"schema":
+                            {"type": "string", "format": "binary"}},
+                    }});
+                }
+                Body::Wav => {
+                    o["requestBody"] = json!({"required": true, "description":
+                    "a WAV file: 8000 Hz, mono, 16-bit PCM",
+                    "content": {
+                        "audio/wav": {"schema":
+                            {"type": "string", "contentMediaType": "audio/wav"}},
                         "application/octet-stream": {"schema":
                             {"type": "string", "format": "binary"}},
                     }});

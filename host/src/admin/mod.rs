@@ -12,6 +12,7 @@ mod features;
 mod history;
 mod plugins;
 mod presence;
+mod prompts;
 
 use std::sync::Arc;
 
@@ -146,6 +147,7 @@ pub fn routes() -> (Router<AdminState>, api::Registry) {
         .merge(history::routes())
         .merge(plugins::routes())
         .merge(presence::routes())
+        .merge(prompts::routes())
         .merge(features::routes())
         .into_parts()
 }
@@ -210,8 +212,8 @@ pub fn app(state: AdminState) -> Router {
             state.clone(),
             api::authorize,
         ))
-        // JSON bodies are small; plugin uploads read their own, larger
-        // limit (see `plugins::upload`).
+        // JSON bodies are small; plugin and prompt uploads read their own,
+        // larger limits (see `plugins::upload`, `prompts::upload`).
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .fallback(|| async {
             ApiError::new(

@@ -85,13 +85,15 @@ pub struct Media {
     listen: IpAddr,
     advertise: Option<IpAddr>,
     max_sessions: usize,
+    max_prompt_kib: usize,
     sessions: Arc<AtomicUsize>,
+    db: crate::store::Store,
 }
 
 impl Media {
     /// The endpoint for this configuration; `listen` is the SIP listen
     /// address (RTP is bound there when it is a specific address).
-    pub fn new(config: &MediaConfig, listen: IpAddr) -> Media {
+    pub fn new(config: &MediaConfig, listen: IpAddr, db: crate::store::Store) -> Media {
         let (first, last) = config.port_range().unwrap_or((20000, 20999));
         let free: VecDeque<u16> = (first..=last).filter(|p| p % 2 == 0).collect();
         Media {
@@ -103,13 +105,51 @@ impl Media {
             listen,
             advertise: config.advertise,
             max_sessions: config.max_sessions,
+            max_prompt_kib: config.max_prompt_kib,
             sessions: Arc::new(AtomicUsize::new(0)),
+            db,
         }
     }
 
     /// Voice calls with audio now.
     pub fn sessions(&self) -> usize {
         self.sessions.load(Ordering::Relaxed)
+    }
+
+    /// Stores a tenant's recording of a prompt (checked: a prompt name, an
+    /// 8 kHz mono 16-bit WAV within `media.max_prompt_kib`).
+    pub async fn upload_prompt(
+        &self,
+        tenant_id: i64,
+        name: &str,
+        wav: &[u8],
+    ) -> Result<prompts::TenantPrompt, prompts::PromptError> {
+        self.library
+            .upload(&self.db, tenant_id, name, wav, self.max_prompt_kib)
+            .await
+    }
+
+    /// Deletes a tenant's recording (the router's own is used again).
+    pub async fn remove_prompt(&self, tenant_id: i64, name: &str) -> Result<bool, sqlx::Error> {
+        self.library.remove(&self.db, tenant_id, name).await
+    }
+
+    /// A tenant's uploaded recordings.
+    pub async fn tenant_prompts(
+        &self,
+        tenant_id: i64,
+    ) -> Result<Vec<prompts::TenantPrompt>, sqlx::Error> {
+        self.library.list(&self.db, tenant_id).await
+    }
+
+    /// The largest upload, bytes.
+    pub fn max_prompt_bytes(&self) -> usize {
+        self.max_prompt_kib * 1024
+    }
+
+    /// The tenant's recordings for a call that starts now.
+    pub async fn recordings_for(&self, tenant_id: i64) -> prompts::Overrides {
+        self.library.overrides(&self.db, tenant_id).await
     }
 
     /// RTP ports of the range bound now.

@@ -62,10 +62,56 @@ pub fn parse_wav(bytes: &[u8]) -> Result<Vec<i16>, String> {
         .map_err(|e| format!("broken WAV data: {e}"))
 }
 
-/// Every recording the router has, decoded once at start.
+/// Whether `name` is a prompt a tenant may replace: a recording plugins
+/// name, or a digit read out (`digit-0` ... `digit-9`).
+pub fn replaceable(name: &str) -> bool {
+    crate::pipeline::RECORDINGS.contains(&name)
+        || name
+            .strip_prefix("digit-")
+            .is_some_and(|d| d.len() == 1 && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Why an upload is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PromptError {
+    /// Not a prompt name.
+    #[error("`{0}` is not a prompt: one of the router's recordings or digit-0 to digit-9")]
+    Name(String),
+    /// Over `media.max_prompt_kib`.
+    #[error("the recording is over the limit of {0} KiB")]
+    TooBig(usize),
+    /// Not a WAV the router plays.
+    #[error("{0}")]
+    Format(String),
+    /// The database failed.
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+}
+
+/// One uploaded prompt, as listed.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct TenantPrompt {
+    /// The prompt it replaces.
+    pub name: String,
+    /// Length in milliseconds.
+    pub duration_ms: u64,
+    /// Size of the WAV in bytes.
+    pub bytes: u64,
+    /// When it was uploaded (unix ms).
+    pub updated_at: i64,
+}
+
+/// A tenant's uploads in use by a call: name -> samples.
+pub type Overrides = HashMap<String, Samples>;
+
+/// Every recording the router has: the built-in ones, decoded once at
+/// start, and tenants' uploads, decoded when first used and kept by upload
+/// time (so every node picks up a new upload at the next call, from the
+/// database they share).
 #[derive(Debug)]
 pub struct Library {
     built_in: HashMap<&'static str, Samples>,
+    uploaded: parking_lot::Mutex<HashMap<(i64, String), (i64, Samples)>>,
 }
 
 impl Library {
@@ -81,7 +127,153 @@ impl Library {
                 Err(e) => tracing::error!(prompt = name, error = %e, "built-in prompt unusable"),
             }
         }
-        Library { built_in }
+        Library {
+            built_in,
+            uploaded: parking_lot::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Checks and stores a tenant's recording of `name` (replacing any).
+    pub async fn upload(
+        &self,
+        db: &crate::store::Store,
+        tenant_id: i64,
+        name: &str,
+        wav: &[u8],
+        max_kib: usize,
+    ) -> Result<TenantPrompt, PromptError> {
+        if !replaceable(name) {
+            return Err(PromptError::Name(name.chars().take(40).collect()));
+        }
+        if wav.len() > max_kib * 1024 {
+            return Err(PromptError::TooBig(max_kib));
+        }
+        let samples = parse_wav(wav).map_err(PromptError::Format)?;
+        let now = crate::store::now_ms();
+        sqlx::query("DELETE FROM tenant_prompts WHERE tenant_id = $1 AND name = $2")
+            .bind(tenant_id)
+            .bind(name)
+            .execute(db.pool())
+            .await?;
+        sqlx::query(
+            "INSERT INTO tenant_prompts (tenant_id, name, wav, updated_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(tenant_id)
+        .bind(name)
+        .bind(wav.to_vec())
+        .bind(now)
+        .execute(db.pool())
+        .await?;
+        let duration_ms = samples.len() as u64 / 8;
+        self.uploaded
+            .lock()
+            .insert((tenant_id, name.to_owned()), (now, Samples::from(samples)));
+        Ok(TenantPrompt {
+            name: name.to_owned(),
+            duration_ms,
+            bytes: wav.len() as u64,
+            updated_at: now,
+        })
+    }
+
+    /// Deletes a tenant's recording; whether there was one.
+    pub async fn remove(
+        &self,
+        db: &crate::store::Store,
+        tenant_id: i64,
+        name: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let r = sqlx::query("DELETE FROM tenant_prompts WHERE tenant_id = $1 AND name = $2")
+            .bind(tenant_id)
+            .bind(name)
+            .execute(db.pool())
+            .await?;
+        self.uploaded.lock().remove(&(tenant_id, name.to_owned()));
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// A tenant's uploads, listed.
+    pub async fn list(
+        &self,
+        db: &crate::store::Store,
+        tenant_id: i64,
+    ) -> Result<Vec<TenantPrompt>, sqlx::Error> {
+        use sqlx::Row;
+        let rows = sqlx::query(
+            "SELECT name, wav, updated_at FROM tenant_prompts WHERE tenant_id = $1 ORDER BY name",
+        )
+        .bind(tenant_id)
+        .fetch_all(db.pool())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let wav: Vec<u8> = r.try_get("wav")?;
+            let samples = hound::WavReader::new(wav.as_slice())
+                .map(|w| w.duration())
+                .unwrap_or(0);
+            out.push(TenantPrompt {
+                name: r.try_get("name")?,
+                duration_ms: u64::from(samples) / 8,
+                bytes: wav.len() as u64,
+                updated_at: r.try_get("updated_at")?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The tenant's uploads for one call: read their upload times, decode
+    /// only what changed since this node last did. On a database error the
+    /// call goes on with the router's own recordings.
+    pub async fn overrides(&self, db: &crate::store::Store, tenant_id: i64) -> Overrides {
+        use sqlx::Row;
+        let rows =
+            match sqlx::query("SELECT name, updated_at FROM tenant_prompts WHERE tenant_id = $1")
+                .bind(tenant_id)
+                .fetch_all(db.pool())
+                .await
+            {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(tenant = tenant_id, error = %e, "reading a tenant's prompts");
+                    return Overrides::new();
+                }
+            };
+        let mut out = Overrides::new();
+        for r in rows {
+            let (Ok(name), Ok(at)) = (
+                r.try_get::<String, _>("name"),
+                r.try_get::<i64, _>("updated_at"),
+            ) else {
+                continue;
+            };
+            let key = (tenant_id, name.clone());
+            let cached = self
+                .uploaded
+                .lock()
+                .get(&key)
+                .filter(|(t, _)| *t == at)
+                .map(|(_, s)| s.clone());
+            let samples = match cached {
+                Some(s) => s,
+                None => {
+                    let wav: Result<Vec<u8>, _> = sqlx::query_scalar(
+                        "SELECT wav FROM tenant_prompts WHERE tenant_id = $1 AND name = $2",
+                    )
+                    .bind(tenant_id)
+                    .bind(&name)
+                    .fetch_one(db.pool())
+                    .await;
+                    let Some(s) = wav.ok().and_then(|w| parse_wav(&w).ok()) else {
+                        continue;
+                    };
+                    let s = Samples::from(s);
+                    self.uploaded.lock().insert(key, (at, s.clone()));
+                    s
+                }
+            };
+            out.insert(name, samples);
+        }
+        out
     }
 
     /// A built-in recording.

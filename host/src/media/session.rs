@@ -48,6 +48,7 @@ pub struct Session {
     digits_in: mpsc::Sender<char>,
     receiver: tokio::task::JoinHandle<()>,
     library: Arc<Library>,
+    overrides: super::prompts::Overrides,
     local_port: u16,
     _lease: PortLease,
     _slot: SessionSlot,
@@ -98,10 +99,23 @@ impl Session {
             digits_in,
             receiver,
             library,
+            overrides: Default::default(),
             local_port,
             _lease: lease,
             _slot: slot,
         }
+    }
+
+    /// Uses the tenant's own recordings where it has them.
+    pub fn use_recordings(&mut self, overrides: super::prompts::Overrides) {
+        self.overrides = overrides;
+    }
+
+    fn recording(&self, name: &str) -> Option<Samples> {
+        self.overrides
+            .get(name)
+            .cloned()
+            .or_else(|| self.library.get(name))
     }
 
     /// The local RTP port.
@@ -200,13 +214,13 @@ impl Session {
         for p in prompts {
             match p {
                 Prompt::Recording(name) => {
-                    if let Some(s) = self.library.get(name) {
+                    if let Some(s) = self.recording(name) {
                         out.push(Piece::Samples(s));
                     }
                 }
                 Prompt::Digits(d) => {
                     for c in d.chars() {
-                        if let Some(s) = self.library.get(&format!("digit-{c}")) {
+                        if let Some(s) = self.recording(&format!("digit-{c}")) {
                             out.push(Piece::Samples(s));
                             out.push(Piece::Silence(DIGIT_GAP));
                         }

@@ -218,6 +218,7 @@ pub(super) async fn run(
         super::call::hang_up_feature_call(&router, &req, from, &our_tag);
         return;
     }
+    session.use_recordings(router.media.recordings_for(tenant.tenant.id).await);
     let talk = converse(&router, &tenant, &view, &mut session, &mut events, start);
     let hung_up_by_caller = matches!(
         tokio::time::timeout(MAX_VOICE_CALL, talk).await,
