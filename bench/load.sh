@@ -11,6 +11,11 @@
 #
 # Usage: bench/load.sh                    full run (rates from peer-baseline.sh)
 #        SMOKE=1 bench/load.sh            short bounded run (CI)
+#        VOICE=1 bench/load.sh            voice feature calls (*90, a spoken
+#                                         confirmation) at VOICE_RATE/s (20)
+#                                         beside calls at CALL_RATE/s (2000)
+#                                         for 20 s: prompt RTP send jitter and
+#                                         voice sessions held, from /metrics
 #        KAMAILIO=1 bench/load.sh         also run the same load against Kamailio
 #        DB=postgres bench/load.sh        the router on PostgreSQL (a throwaway
 #                                         server started by .ci/postgres.sh)
@@ -146,6 +151,36 @@ if [ -n "${SMOKE:-}" ]; then
   failed=$(grep -E 'Failed call' uac.out | awk '{print $NF}' | tail -1)
   echo "# smoke: 200 calls at 50/s: successful=${ok:-?} failed=${failed:-?} (sipp rc=$rc)"
   [ "$rc" = 0 ]
+  exit
+fi
+
+if [ -n "${VOICE:-}" ]; then
+  cd "$WORK"
+  cp "$(dirname "$PEER")"/sipp/*.xml "$HERE"/sipp/voice_uac.xml .
+  seq 1000 1999 | { echo SEQUENTIAL; awk '{print $1";[authentication username="$1" password=pw"$1"];"}'; } > users.csv
+  sipp -sf uas.xml -p 5090 -i 127.0.0.1 -nostdin -trace_stat > uas.out 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 50); do grep -qi ':13E2 ' /proc/net/udp && break; sleep 0.1; done
+  sipp "127.0.0.1:$SIP_PORT" -sf reg_auth.xml -inf users.csv -key uas_host 127.0.0.1 -key uas_port 5090 \
+       -r 500 -m 1000 -recv_timeout 5000 -timeout 60s -nostdin -trace_stat > reg.out 2>&1 || { cat reg.out; exit 1; }
+  rate="${CALL_RATE:-2000}"; vrate="${VOICE_RATE:-20}"
+  sipp "127.0.0.1:$SIP_PORT" -sf uac.xml -inf users.csv -r "$rate" -m $((rate * 20)) -recv_timeout 5000 \
+       -timeout 60s -nostdin -trace_stat > uac.out 2>&1 &
+  UAC=$!; PIDS+=($UAC)
+  sipp "127.0.0.1:$SIP_PORT" -sf voice_uac.xml -inf users.csv -p 5092 -mp 30000 -r "$vrate" -m $((vrate * 20)) \
+       -recv_timeout 15000 -timeout 60s -nostdin -trace_stat > voice.out 2>&1 &
+  VUAC=$!; PIDS+=($VUAC)
+  peak=0
+  while kill -0 "$VUAC" 2>/dev/null; do
+    n=$(curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" | awk '/^switchboard_media_sessions /{print $2}')
+    [ "${n:-0}" -gt "$peak" ] && peak=$n
+    sleep 0.5
+  done
+  wait "$UAC" || true
+  echo "# calls at $rate/s: successful=$(grep -E 'Successful call' uac.out | awk '{print $NF}' | tail -1) failed=$(grep -E 'Failed call' uac.out | awk '{print $NF}' | tail -1)"
+  echo "# voice calls at $vrate/s: successful=$(grep -E 'Successful call' voice.out | awk '{print $NF}' | tail -1) failed=$(grep -E 'Failed call' voice.out | awk '{print $NF}' | tail -1); voice sessions at once, peak: $peak"
+  echo "# prompt RTP send jitter (deviation from the 20 ms clock), cumulative buckets:"
+  curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" | grep '^switchboard_rtp_send_jitter_seconds'
   exit
 fi
 

@@ -339,3 +339,64 @@ async fn a_blind_transfer_to_hash_hash_20_is_relayed_and_reaches_the_boss() {
         .await;
     assert!(bob.expect_invite(T).await.is_some(), "the boss rings");
 }
+
+#[tokio::test]
+async fn hash_hash_20_goes_back_to_the_boss_of_the_call_being_transferred() {
+    let r = setup(ring_all()).await;
+    let (status, body) = r
+        .settings(
+            "delegation",
+            "employee:2007",
+            json!({"delegates": ["2005"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut alice = r.phone("2001", Proto::Udp).await;
+    let mut bob = r.phone("2002", Proto::Udp).await;
+    let mut gina = r.phone("2007", Proto::Udp).await;
+    let mut hank = r.phone("2008", Proto::Udp).await;
+    let mut s1 = r.phone("2005", Proto::Udp).await;
+    // The secretary answers a call for 2002, then one for 2007.
+    alice.call("2002").await;
+    let first = s1.expect_invite(T).await.unwrap();
+    s1.respond(&first, 200, "OK", "s1a").await;
+    assert!(alice
+        .recv_until(T, |m| m.status() == Some(200))
+        .await
+        .is_some());
+    hank.call("2007").await;
+    let second = s1.expect_invite(T).await.unwrap();
+    s1.respond(&second, 200, "OK", "s1b").await;
+    assert!(hank
+        .recv_until(T, |m| m.status() == Some(200))
+        .await
+        .is_some());
+    // Then sends the first caller back with ##20.
+    s1.request_as_callee(
+        &first,
+        "s1a",
+        "REFER",
+        1,
+        &format!("Refer-To: <sip:%23%2320@{DOMAIN}>\r\nReferred-By: <sip:2005@{DOMAIN}>\r\n"),
+    )
+    .await;
+    let refer = alice
+        .recv_until(T, |m| m.method() == Some("REFER"))
+        .await
+        .expect("the REFER reaches the transferee");
+    alice.respond(&refer, 202, "Accepted", "").await;
+    alice
+        .call_with(
+            "%23%2320",
+            &format!("Referred-By: {}\r\n", refer.header("Referred-By").unwrap()),
+        )
+        .await;
+    assert!(
+        bob.expect_invite(T).await.is_some(),
+        "the boss of the transferred call rings"
+    );
+    assert!(
+        gina.expect_invite(SHORT).await.is_none(),
+        "not the boss of the call answered last"
+    );
+}

@@ -76,6 +76,8 @@ pub struct CallView {
     pub device: Option<String>,
     /// The extension in the Referred-By header (a transfer's INVITE).
     pub referred_by: Option<String>,
+    /// The history id of the call the transfer's REFER was relayed in.
+    pub transferred_from: Option<String>,
 }
 
 /// Kind of event.

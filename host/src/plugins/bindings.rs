@@ -58,6 +58,7 @@ pub(super) fn call(c: &p::CallView) -> wit::CallInfo {
         history: c.history.clone(),
         device: c.device.clone(),
         referred_by: c.referred_by.clone(),
+        transferred_from: c.transferred_from.clone(),
     }
 }
 

@@ -217,6 +217,9 @@ pub struct ScriptCall {
     /// A verified transferor.
     #[serde(default)]
     pub referred_by: Option<String>,
+    /// The call the transfer came out of.
+    #[serde(default)]
+    pub transferred_from: Option<String>,
     /// The call's id; default `call-<step>`.
     #[serde(default)]
     pub call_id: Option<String>,
@@ -531,6 +534,7 @@ fn input(tenant: &TenantDirectory, number: usize, s: &Step) -> Result<Input, Str
             history: c.history.clone(),
             device: c.device.clone(),
             referred_by: c.referred_by.clone(),
+            transferred_from: c.transferred_from.clone(),
         }),
         None => None,
     };

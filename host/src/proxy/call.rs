@@ -204,20 +204,21 @@ pub(super) async fn run(
     // The claim counts only when we relayed that REFER in a call of the
     // transferor's, to this transferee and this target: anyone can write
     // the header.
+    let mut transferred_from = None;
     let referred_by = sip::header(&req.headers, "Referred-By")
         .and_then(|v| extension_of(&tenant, v))
         .filter(|referrer| {
             let transferee = caller.id.clone();
-            let taken = router.dialogs.take_transfer(&super::dialog::Transfer {
+            transferred_from = router.dialogs.take_transfer(&super::dialog::Transfer {
                 tenant_id: tenant.tenant.id,
                 referrer: referrer.clone(),
                 target: callee.clone(),
                 transferee,
             });
-            if !taken {
+            if transferred_from.is_none() {
                 tracing::info!(%referrer, %callee, "Referred-By without a REFER we relayed: ignored");
             }
-            taken
+            transferred_from.is_some()
         });
     let caller_logged_out = caller.internal
         && router.plugins.state().status(tenant.tenant.id, &caller.id)
@@ -270,6 +271,7 @@ pub(super) async fn run(
         history: Vec::new(),
         device,
         referred_by: referred_by.clone(),
+        transferred_from,
     };
     let finish_early = |mut record: CallRecord, code: u16, reason: &str, outcome: Outcome| {
         record.outcome = outcome;

@@ -123,7 +123,8 @@ pub struct Dialogs {
     /// when they are known without a new request.
     routed: DashMap<String, Instant>,
     /// Transfers relayed, until when their INVITE may come.
-    transfers: DashMap<Transfer, Instant>,
+    /// Each with its expiry and the history id of the call it was in.
+    transfers: DashMap<Transfer, (Instant, String)>,
     active: DashMap<(i64, String), u32>,
     last_ended: DashMap<(i64, String), Instant>,
     /// Where starts and ends go when other nodes must know (a cluster).
@@ -243,17 +244,17 @@ impl Dialogs {
         if target.len() > MAX_TRANSFER_NAME || transferee.len() > MAX_TRANSFER_NAME {
             return false;
         }
-        let Some((tenant_id, referrer)) = self.by_call_id.get(call_id).and_then(|d| {
+        let Some((tenant_id, referrer, record_id)) = self.by_call_id.get(call_id).and_then(|d| {
             d.peers
                 .iter()
                 .find(|(_, addr)| *addr == sender)
-                .map(|(ext, _)| (d.tenant_id, ext.clone()))
+                .map(|(ext, _)| (d.tenant_id, ext.clone(), d.record_id.clone()))
         }) else {
             return false;
         };
         let now = Instant::now();
         if self.transfers.len() >= MAX_TRANSFERS {
-            self.transfers.retain(|_, until| *until > now);
+            self.transfers.retain(|_, (until, _)| *until > now);
             if self.transfers.len() >= MAX_TRANSFERS {
                 return false;
             }
@@ -265,17 +266,19 @@ impl Dialogs {
                 target: target.to_owned(),
                 transferee: transferee.to_owned(),
             },
-            now + TRANSFER_LIFETIME,
+            (now + TRANSFER_LIFETIME, record_id),
         );
         true
     }
 
-    /// Whether `t` was relayed in the last [`TRANSFER_LIFETIME`]; it is
-    /// used up (one INVITE per REFER).
-    pub fn take_transfer(&self, t: &Transfer) -> bool {
+    /// Whether `t` was relayed in the last [`TRANSFER_LIFETIME`], as the
+    /// history id of the call it was relayed in; it is used up (one INVITE
+    /// per REFER).
+    pub fn take_transfer(&self, t: &Transfer) -> Option<String> {
         self.transfers
             .remove(t)
-            .is_some_and(|(_, until)| until > Instant::now())
+            .filter(|(_, (until, _))| *until > Instant::now())
+            .map(|(_, (_, record_id))| record_id)
     }
 
     /// The tenant of an answered call.

@@ -24,8 +24,10 @@
 //!   number and name, and call history records the call as the boss's.
 //! - transfers a call back to the boss with `##20`: a blind transfer whose
 //!   INVITE (Referred-By the secretary) goes to `##20` reaches the boss of
-//!   the delegated call the secretary answered last, without being
-//!   delegated again. Dialing `##20` directly calls that boss too.
+//!   the delegated call being transferred (the call the REFER was sent in,
+//!   among the secretary's last 8 answered delegated calls; else the one
+//!   answered last), without being delegated again. Dialing `##20`
+//!   directly calls the boss of the call answered last.
 //!
 //! Settings, scope `employee:<boss>`:
 //! `{"delegates": ["2003", "2004"], "mode": "ring_all", "total_ring_s": 30,
@@ -193,10 +195,26 @@ fn on_behalf(secretary: &str, rest: &str) -> Decision {
     Decision::Route(r)
 }
 
-/// `##20`: back to the boss of the delegated call the secretary answered
+/// Answered delegated calls remembered per secretary, for `##20`.
+const ANSWERED_KEPT: usize = 8;
+
+fn answered_calls(secretary: &str) -> Vec<(String, String)> {
+    host::kv_get(&format!("answered-calls:{secretary}"))
+        .and_then(|v| serde_json::from_str(&v).ok())
+        .unwrap_or_default()
+}
+
+/// `##20`: back to the boss of the call being transferred (the one the
+/// REFER came from), else of the delegated call the secretary answered
 /// last (or their only boss).
-fn back_to_boss(secretary: &str) -> Decision {
-    let boss = host::kv_get(&format!("answered:{secretary}")).or_else(|| {
+fn back_to_boss(secretary: &str, transferred_from: Option<&str>) -> Decision {
+    let of_that_call = transferred_from.and_then(|id| {
+        answered_calls(secretary)
+            .into_iter()
+            .find(|(call, _)| call == id)
+            .map(|(_, boss)| boss)
+    });
+    let boss = of_that_call.or_else(|| host::kv_get(&format!("answered:{secretary}"))).or_else(|| {
         let b = bosses_of(secretary);
         (b.len() == 1).then(|| b[0].clone())
     });
@@ -212,7 +230,7 @@ fn back_to_boss(secretary: &str) -> Decision {
 fn originate(call: &CallInfo) -> Decision {
     if call.dialed == BACK_TO_BOSS {
         let secretary = call.referred_by.as_deref().unwrap_or(&call.caller.id);
-        return back_to_boss(secretary);
+        return back_to_boss(secretary, call.transferred_from.as_deref());
     }
     if let Some(rest) = call.dialed.strip_prefix(ON_BEHALF_PREFIX) {
         if call.caller.internal {
@@ -231,6 +249,17 @@ fn answered(secretary: &str, call: Option<&CallInfo>) {
     if config_of(boss).is_some_and(|c| c.delegates.iter().any(|d| d == secretary)) {
         if let Err(e) = host::kv_set(&format!("answered:{secretary}"), boss) {
             warn!("answered call of {secretary}: {e}");
+        }
+        let mut calls = answered_calls(secretary);
+        calls.retain(|(id, _)| *id != call.call_id);
+        calls.push((call.call_id.clone(), boss.to_owned()));
+        let drop = calls.len().saturating_sub(ANSWERED_KEPT);
+        calls.drain(..drop);
+        if let Err(e) = host::kv_set(
+            &format!("answered-calls:{secretary}"),
+            &serde_json::to_string(&calls).unwrap_or_default(),
+        ) {
+            warn!("answered calls of {secretary}: {e}");
         }
     }
 }
