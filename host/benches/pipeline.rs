@@ -143,6 +143,7 @@ fn input() -> Input {
             history: Vec::new(),
             device: None,
             referred_by: None,
+            transferred_from: None,
         },
         callee: "2002".into(),
     }
