@@ -199,6 +199,14 @@ impl Operation {
     }
 }
 
+/// A request body of raw bytes: `media_type`, or any octet stream.
+fn binary_body(media_type: &str, description: &str) -> serde_json::Value {
+    json!({"required": true, "description": description, "content": {
+        media_type: {"schema": {"type": "string", "contentMediaType": media_type}},
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+    }})
+}
+
 /// The documented routes, in registration order.
 #[derive(Debug, Default, Clone)]
 pub struct Registry {
@@ -522,24 +530,14 @@ pub fn document(registry: &Registry) -> (Value, Components) {
                         "content": {"application/json": {"schema": f(&mut components)}}});
                 }
                 Body::Wasm => {
-                    o["requestBody"] = json!({"required": true, "description":
-                    "a WebAssembly component built for the plugin world of wit/",
-                    "content": {
-                        "application/wasm": {"schema":
-                            {"type": "string", "contentMediaType": "application/wasm"}},
-                        "application/octet-stream": {"schema":
-                            {"type": "string", "format": "binary"}},
-                    }});
+                    o["requestBody"] = binary_body(
+                        "application/wasm",
+                        "a WebAssembly component built for the plugin world of wit/",
+                    );
                 }
                 Body::Wav => {
-                    o["requestBody"] = json!({"required": true, "description":
-                    "a WAV file: 8000 Hz, mono, 16-bit PCM",
-                    "content": {
-                        "audio/wav": {"schema":
-                            {"type": "string", "contentMediaType": "audio/wav"}},
-                        "application/octet-stream": {"schema":
-                            {"type": "string", "format": "binary"}},
-                    }});
+                    o["requestBody"] =
+                        binary_body("audio/wav", "a WAV file: 8000 Hz, mono, 16-bit PCM");
                 }
             }
             if op.access == Access::Public {

@@ -150,21 +150,19 @@ impl Library {
         }
         let samples = parse_wav(wav).map_err(PromptError::Format)?;
         let now = crate::store::now_ms();
-        sqlx::query("DELETE FROM tenant_prompts WHERE tenant_id = $1 AND name = $2")
-            .bind(tenant_id)
-            .bind(name)
-            .execute(db.pool())
-            .await?;
+        let duration_ms = samples.len() as u64 / 8;
+        // One statement: the old recording stays until the new one is in.
         sqlx::query(
-            "INSERT INTO tenant_prompts (tenant_id, name, wav, updated_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO tenant_prompts (tenant_id, name, duration_ms, wav, updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (tenant_id, name) DO UPDATE SET duration_ms = excluded.duration_ms, wav = excluded.wav, updated_at = excluded.updated_at",
         )
         .bind(tenant_id)
         .bind(name)
+        .bind(duration_ms as i64)
         .bind(wav.to_vec())
         .bind(now)
         .execute(db.pool())
         .await?;
-        let duration_ms = samples.len() as u64 / 8;
         self.uploaded
             .lock()
             .insert((tenant_id, name.to_owned()), (now, Samples::from(samples)));
@@ -199,26 +197,24 @@ impl Library {
         tenant_id: i64,
     ) -> Result<Vec<TenantPrompt>, sqlx::Error> {
         use sqlx::Row;
+        // The recordings themselves are not read to list them.
         let rows = sqlx::query(
-            "SELECT name, wav, updated_at FROM tenant_prompts WHERE tenant_id = $1 ORDER BY name",
+            "SELECT name, duration_ms, CAST(LENGTH(wav) AS BIGINT) AS bytes, updated_at FROM tenant_prompts \
+             WHERE tenant_id = $1 ORDER BY name",
         )
         .bind(tenant_id)
         .fetch_all(db.pool())
         .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let wav: Vec<u8> = r.try_get("wav")?;
-            let samples = hound::WavReader::new(wav.as_slice())
-                .map(|w| w.duration())
-                .unwrap_or(0);
-            out.push(TenantPrompt {
-                name: r.try_get("name")?,
-                duration_ms: u64::from(samples) / 8,
-                bytes: wav.len() as u64,
-                updated_at: r.try_get("updated_at")?,
-            });
-        }
-        Ok(out)
+        rows.iter()
+            .map(|r| {
+                Ok(TenantPrompt {
+                    name: r.try_get("name")?,
+                    duration_ms: u64::try_from(r.try_get::<i64, _>("duration_ms")?).unwrap_or(0),
+                    bytes: u64::try_from(r.try_get::<i64, _>("bytes")?).unwrap_or(0),
+                    updated_at: r.try_get("updated_at")?,
+                })
+            })
+            .collect()
     }
 
     /// The tenant's uploads for one call: read their upload times, decode
